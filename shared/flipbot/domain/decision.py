@@ -1,0 +1,49 @@
+"""The answer schema every decision maker returns (AI and offline strategy alike)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flipbot.domain.model import MarketSnapshot, Side
+
+
+class PriceRange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    low: Decimal
+    high: Decimal
+
+
+class Decision(BaseModel):
+    """One leg's decision: act (place a limit order near ``base_price``) or wait."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["BUY", "SELL", "WAIT"]
+    base_price: Decimal = Field(description="limit price the maker proposes")
+    price_range: PriceRange | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasoning: str = ""
+    timeout_seconds: int = Field(default=900, ge=0, description="how long the order may rest")
+    suggested_margin: Decimal | None = Field(default=None, description="sell margin over entry")
+
+
+class DecisionRequest(BaseModel):
+    """What a decision maker is told: the leg, the market and the cycle's constraints."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    leg: Side
+    symbol: str
+    snapshot: MarketSnapshot
+    quote_per_cycle: Decimal
+    min_confidence: float
+    min_profit: Decimal
+    target_profit: Decimal
+    fee_rate_round_trip: Decimal
+    entry_price: Decimal | None = None  # SELL leg only
+    floor_price: Decimal | None = None  # SELL leg only: the lowest acceptable price
+    quantity: Decimal | None = None  # SELL leg only: what is held

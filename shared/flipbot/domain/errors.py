@@ -1,0 +1,121 @@
+"""One error taxonomy for the whole bot.
+
+Adapters translate library errors (``BinanceAPIException``, ``ClientError``, OpenAI
+errors) into these types; the state machine's ``Retry`` blocks name only the
+retryable ones, and outcomes are decided by type, never by message text.
+The class name is the error name Step Functions sees, so renaming one is an API change.
+"""
+
+from __future__ import annotations
+
+
+class FlipbotError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+    retryable: bool = False
+
+
+# --- retryable: the same request may succeed later -------------------------------------
+class RetryableError(FlipbotError):
+    retryable = True
+
+
+class ExchangeUnavailable(RetryableError):
+    """5XX, connection refused, or a timeout before the request was sent."""
+
+
+class RateLimited(RetryableError):
+    """HTTP 429 (or -1003/-1015): back off for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IpBanned(RetryableError):
+    """HTTP 418: the IP is banned until ``retry_after``; every caller must stop."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClockSkew(RetryableError):
+    """-1021: timestamp outside recvWindow; resync the clock and retry."""
+
+
+class UnknownOrderOutcome(RetryableError):
+    """A create-order call whose result is unknown (timeout after send, 5XX, -1007).
+
+    Never blind-retry: look the order up by its client order id first.
+    """
+
+    def __init__(self, message: str, client_order_id: str) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id
+
+
+class OrderNotSettled(RetryableError):
+    """The order exists but its final state is not known yet; ask again later."""
+
+
+# --- terminal: retrying the same request cannot help ----------------------------------
+class TerminalError(FlipbotError):
+    retryable = False
+
+
+class OrderRejected(TerminalError):
+    """The exchange refused the order (filters, balance, duplicate id, ...)."""
+
+    def __init__(self, message: str, code: int | None = None, value: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.value = value
+
+
+class FilterViolation(OrderRejected):
+    """-1013: a symbol filter (PRICE_FILTER, LOT_SIZE, NOTIONAL, ...) failed."""
+
+    def __init__(self, filter_type: str, message: str, value: str | None = None) -> None:
+        super().__init__(message, code=-1013, value=value)
+        self.filter_type = filter_type
+
+
+class InsufficientBalance(OrderRejected):
+    """-2010 'Account has insufficient balance for requested action.'"""
+
+
+class DuplicateOrder(OrderRejected):
+    """-2010 'Duplicate order sent.': an order with that client order id exists."""
+
+
+class OrderNotFound(TerminalError):
+    """-2013 / -2011: the exchange does not know the order."""
+
+
+class GuardRejected(TerminalError):
+    """A hard guard refused a decision (confidence, floor, band, notional, ...)."""
+
+    def __init__(self, guard: str, message: str) -> None:
+        super().__init__(f"{guard}: {message}")
+        self.guard = guard
+
+
+class InvalidTransition(TerminalError):
+    """A cycle was asked to move to a state its current state cannot reach."""
+
+
+class ConfigurationError(TerminalError):
+    """Missing or invalid configuration; names the setting and the offending value."""
+
+
+class InvalidEvent(TerminalError):
+    """An incoming event does not match its model; nothing was applied."""
+
+
+class KillSwitchEngaged(TerminalError):
+    """The operator's kill switch is on: no order may be placed."""
+
+
+class AiUnavailable(RetryableError):
+    """The AI endpoint failed (timeout, 5XX, 429, refusal, unparsable answer)."""

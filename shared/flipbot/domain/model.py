@@ -1,0 +1,139 @@
+"""Core value objects shared by every layer. Money is always ``Decimal``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(StrEnum):
+    """Binance spot order statuses (``X`` in an executionReport)."""
+
+    NEW = "NEW"
+    PENDING_NEW = "PENDING_NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+        OrderStatus.EXPIRED_IN_MATCH,
+    }
+)
+
+
+class Origin(StrEnum):
+    """Who placed an order: the bot (SYSTEM) or a person on the exchange (MANUAL)."""
+
+    SYSTEM = "SYSTEM"
+    MANUAL = "MANUAL"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A LIMIT GTC order the bot wants on the book."""
+
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the exchange says about one order."""
+
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: Side
+    price: Decimal
+    orig_qty: Decimal
+    executed_qty: Decimal
+    cumulative_quote_qty: Decimal
+    status: OrderStatus
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One trade (execution) of one order; unique by (order_id, trade_id)."""
+
+    symbol: str
+    order_id: int
+    client_order_id: str
+    trade_id: int
+    side: Side
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    is_maker: bool
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    bid: Decimal
+    bid_qty: Decimal
+    ask: Decimal
+    ask_qty: Decimal
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    asset: str
+    free: Decimal
+    locked: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Everything the consult step knows about the market at one instant."""
+
+    symbol: str
+    time_ms: int
+    last_price: Decimal
+    book: BookTop | None = None
+    ma5: Decimal | None = None
+    ma7: Decimal | None = None
+    ma7_trend: str = "FLAT"  # UP / DOWN / FLAT
+    ma20: Decimal | None = None
+    vwap: Decimal | None = None
+    volatility: Decimal | None = None  # stdev of 1-minute log returns
+    imbalance: Decimal | None = None  # (bid_qty - ask_qty) / (bid_qty + ask_qty), -1..1
+    buy_sell_ratio: Decimal | None = None  # taker-buy volume / taker-sell volume
+    large_trades: int = 0
+    high_24h: Decimal | None = None
+    low_24h: Decimal | None = None
+    volume_24h: Decimal | None = None
+    extra: dict[str, str] = field(default_factory=dict)

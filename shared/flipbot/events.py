@@ -1,0 +1,71 @@
+"""EventBridge detail models: one pydantic model per detail-type (past tense).
+
+Shared by the listener that publishes and the handlers that parse; the JSON files in
+``events/`` feed both ``sam local invoke`` and the contract tests.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SOURCE = "flipbot.listener"
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OrderUpdated(_Detail):
+    """One Binance ``executionReport``, normalised. ``trade_id`` is -1 when nothing traded."""
+
+    symbol: str
+    order_id: int
+    client_order_id: str
+    orig_client_order_id: str = ""  # set on cancels: the id of the order being canceled
+    side: Literal["BUY", "SELL"]
+    order_type: str
+    status: str  # X: NEW, PARTIALLY_FILLED, FILLED, CANCELED, REJECTED, EXPIRED, ...
+    execution_type: str  # x: NEW, TRADE, CANCELED, REJECTED, EXPIRED, ...
+    price: Decimal
+    orig_qty: Decimal
+    executed_qty: Decimal  # z: cumulative filled quantity
+    cumulative_quote_qty: Decimal  # Z
+    last_qty: Decimal  # l
+    last_price: Decimal  # L
+    last_quote_qty: Decimal  # Y
+    commission: Decimal  # n
+    commission_asset: str | None  # N
+    trade_id: int  # t
+    is_maker: bool  # m
+    event_time_ms: int  # E
+    transaction_time_ms: int  # T
+
+
+class OrderFilled(OrderUpdated):
+    """Published alongside ``OrderUpdated`` when an order reaches FILLED."""
+
+
+class PriceTicked(_Detail):
+    symbol: str
+    price: Decimal
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    time_ms: int
+
+
+class StreamGapDetected(_Detail):
+    stream: Literal["user", "market"]
+    reason: str
+    since_ms: int
+    until_ms: int
+
+
+DETAIL_TYPES: dict[str, type[_Detail]] = {
+    "OrderUpdated": OrderUpdated,
+    "OrderFilled": OrderFilled,
+    "PriceTicked": PriceTicked,
+    "StreamGapDetected": StreamGapDetected,
+}

@@ -1,0 +1,344 @@
+"""Every hook the digital twin puts into moto, in one place.
+
+moto (pinned in ``pyproject.toml``) executes Amazon States Language with its vendored
+interpreter, evaluates EventBridge patterns and stores DynamoDB items. Three things it
+cannot do here are patched in by :func:`install`:
+
+* **Lambda**: ``LambdaFunction._invoke_lambda`` would start a container. The hook runs
+  the handler in process (resolved from the template's ``CodeUri`` + ``Handler``).
+* **EventBridge targets**: ``Rule.send_to_targets`` raises for Lambda targets. The hook
+  invokes Lambda targets in process and leaves other targets to moto.
+* **Time**: Wait states, Retry intervals, ``TimeoutSeconds`` and ``HeartbeatSeconds``
+  of callback tasks really sleep in moto. The hooks park the calling thread in a
+  :class:`VirtualScheduler` instead, so a day of market data replays in seconds.
+
+moto runs each execution in its own threads. The scheduler counts live executions and
+parked threads: the replay loop calls :meth:`VirtualScheduler.settle` after every
+stimulus and proceeds only when every live execution is parked (waiting for a task
+token, a Wait state, a retry interval) or finished. Together with handler invocations
+serialised by one lock, this makes a replay deterministic: same inputs, same result.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+MOTO_VERSION = "5.2.5"
+
+
+class TwinStalled(RuntimeError):
+    """An execution neither parked nor finished within the real-time allowance."""
+
+
+@dataclass(eq=False)
+class _Park:
+    deadline_ms: int | None
+    event: threading.Event | None
+    label: str
+    seq: int
+    woken_by: str | None = None  # "event" or "deadline"
+
+
+@dataclass
+class VirtualScheduler:
+    """A virtual clock and the bookkeeping that lets moto's threads run one at a time."""
+
+    now_ms: int
+    settle_timeout_s: float = 60.0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _live: int = 0
+    _parked: list[_Park] = field(default_factory=list)
+    _seq: int = 0
+
+    # -- clock --------------------------------------------------------------------
+    def time_ms(self) -> int:
+        return self.now_ms
+
+    # -- execution lifecycle (called from moto's ExecutionWorker) ------------------
+    def execution_started(self) -> None:
+        with self._cond:
+            self._live += 1
+            self._cond.notify_all()
+
+    def execution_ended(self) -> None:
+        with self._cond:
+            self._live -= 1
+            self._cond.notify_all()
+
+    # -- parking (called from moto's threads) -------------------------------------
+    def park(self, *, seconds: float | None, event: threading.Event | None, label: str) -> bool:
+        """Block until ``event`` is set or ``seconds`` of virtual time pass.
+
+        Returns True when the event woke the thread, False on the deadline.
+        """
+        with self._cond:
+            if event is not None and event.is_set():
+                return True
+            deadline = None if seconds is None else self.now_ms + round(seconds * 1000)
+            self._seq += 1
+            park = _Park(deadline, event, label, self._seq)
+            self._parked.append(park)
+            self._cond.notify_all()
+            while park.woken_by is None:
+                self._cond.wait()
+            return park.woken_by == "event"
+
+    def poke(self) -> None:
+        """Wake the parked threads whose event is set (called right after a notify)."""
+        with self._cond:
+            for park in list(self._parked):
+                if park.event is not None and park.event.is_set():
+                    self._release(park, "event")
+
+    def _release(self, park: _Park, reason: str) -> None:
+        park.woken_by = reason
+        self._parked.remove(park)
+        self._cond.notify_all()
+
+    # -- the replay loop's side ---------------------------------------------------
+    def settle(self) -> None:
+        """Return once every live execution is parked or finished."""
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: self._live <= len(self._parked), timeout=self.settle_timeout_s
+            )
+            if not ok:
+                raise TwinStalled(
+                    f"{self._live - len(self._parked)} execution(s) still running after "
+                    f"{self.settle_timeout_s}s of real time; parked: "
+                    f"{[p.label for p in self._parked]}"
+                )
+
+    def next_deadline(self) -> int | None:
+        with self._cond:
+            deadlines = [p.deadline_ms for p in self._parked if p.deadline_ms is not None]
+            return min(deadlines) if deadlines else None
+
+    def advance_to(self, target_ms: int) -> None:
+        """Move virtual time to ``target_ms``, firing every due deadline in order."""
+        self.settle()
+        while True:
+            with self._cond:
+                due = [
+                    p
+                    for p in self._parked
+                    if p.deadline_ms is not None and p.deadline_ms <= target_ms
+                ]
+                if not due:
+                    self.now_ms = max(self.now_ms, target_ms)
+                    return
+                first = min(due, key=lambda p: (p.deadline_ms, p.seq))
+                self.now_ms = max(self.now_ms, first.deadline_ms or self.now_ms)
+                self._release(first, "deadline")
+            self.settle()
+
+    @property
+    def live_executions(self) -> int:
+        with self._cond:
+            return self._live
+
+
+@dataclass
+class LambdaRegistry:
+    """Function name -> in-process handler, with the function's environment."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    environments: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    invocations: int = 0
+    before_invoke: Callable[[str, dict[str, Any]], None] | None = None
+
+    def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
+        self.handlers[name] = handler
+        self.environments[name] = dict(environment)
+
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        """Run one handler, serialised with every other invocation of the twin."""
+        handler = self.handlers[name]
+        with self.lock, _environment(self.environments[name]):
+            self.invocations += 1
+            if self.before_invoke is not None:
+                self.before_invoke(name, event)
+            return handler(event, LambdaContext(function_name=name))
+
+
+@dataclass
+class LambdaContext:
+    """The few attributes of the Lambda context that Powertools and handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "twin-request"
+    invoked_function_arn: str = ""
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    import os
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def lambda_error_payload(exc: BaseException) -> str:
+    """The payload Lambda returns for an unhandled exception; ``errorType`` names the error."""
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": "twin-request",
+            "stackTrace": traceback.format_exception(exc)[-3:],
+        }
+    )
+
+
+@contextmanager
+def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[None]:
+    """Patch moto for the duration of the block; everything is restored on exit."""
+    import moto
+    from moto.awslambda.models import LambdaFunction
+    from moto.events.models import Rule
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+    from moto.stepfunctions.parser.backend import execution_worker
+    from moto.utilities.arns import parse_arn
+
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"the twin's hooks are written for moto {MOTO_VERSION}, found {moto.__version__}"
+        )
+
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    # Lambda: run the handler in process.
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
+        try:
+            result = registry.invoke(self.function_name, payload)
+        except Exception as exc:  # the Lambda runtime reports any exception
+            return lambda_error_payload(exc), True, ""
+        return json.dumps(result), False, ""
+
+    patch(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+    # EventBridge: deliver to Lambda targets in process, the rest through moto.
+    original_send = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        others = []
+        for target in self.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service == "lambda":
+                name = arn.resource_id.split(":")[-1]
+                registry.invoke(name, dict(original_event))
+            else:
+                others.append(target)
+        if others:
+            all_targets = self.targets
+            self.targets = others
+            try:
+                original_send(self, original_event, transform_input)
+            finally:
+                self.targets = all_targets
+
+    patch(Rule, "send_to_targets", send_to_targets)
+
+    # Step Functions: execution lifecycle.
+    original_start = execution_worker.ExecutionWorker.start
+
+    def start(self: Any) -> None:
+        logic = self._execution_logic
+
+        def counted() -> None:
+            try:
+                logic()
+            finally:
+                scheduler.execution_ended()
+
+        scheduler.execution_started()
+        self._execution_logic = counted
+        original_start(self)
+
+    patch(execution_worker.ExecutionWorker, "start", start)
+
+    # Step Functions: callbacks and heartbeats on the virtual clock.
+    def callback_wait(self: Any, timeout: float | None = None) -> Any:
+        scheduler.park(seconds=timeout, event=self._notify_event, label="task token")
+        return self._outcome
+
+    def heartbeat_clear_and_wait(self: Any) -> bool:
+        with self._mutex:
+            if self._next_heartbeat_event.is_set():
+                self._next_heartbeat_event.clear()
+                return True
+        return scheduler.park(
+            seconds=self._heartbeat_seconds, event=self._next_heartbeat_event, label="heartbeat"
+        )
+
+    patch(callback.CallbackEndpoint, "wait", callback_wait)
+    patch(callback.HeartbeatEndpoint, "clear_and_wait", heartbeat_clear_and_wait)
+    for owner, name in (
+        (callback.CallbackEndpoint, "notify"),
+        (callback.CallbackEndpoint, "notify_heartbeat"),
+        (callback.CallbackEndpoint, "interrupt_all"),
+        (callback.HeartbeatEndpoint, "notify"),
+    ):
+        patch(owner, name, _poking(getattr(owner, name), scheduler))
+
+    # Step Functions: Wait states and Retry intervals on the virtual clock.
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            scheduler.park(seconds=wait_seconds, event=None, label="Wait state")
+
+    patch(wait_function.WaitFunction, "_wait_interval", wait_interval)
+    patch(
+        retrier_decl,
+        "time",
+        SimpleNamespace(
+            sleep=lambda s: scheduler.park(seconds=s, event=None, label="retry interval")
+        ),
+    )
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _poking(method: Callable[..., Any], scheduler: VirtualScheduler) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        scheduler.poke()
+        return result
+
+    return wrapper

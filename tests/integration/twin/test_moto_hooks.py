@@ -1,0 +1,128 @@
+"""The twin's moto hooks: Lambda in process, virtual time, deterministic settling."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+class Flaky(Exception):
+    """A retryable error named in the ASL's Retry."""
+
+
+def _definition(wait_seconds: int, timeout_seconds: int) -> str:
+    return json.dumps(
+        {
+            "StartAt": "Work",
+            "States": {
+                "Work": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "work", "Payload.$": "$"},
+                    "ResultSelector": {"value.$": "$.Payload.value"},
+                    "ResultPath": "$.work",
+                    "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 30,
+                               "MaxAttempts": 3, "BackoffRate": 2}],
+                    "Next": "Pause",
+                },
+                "Pause": {"Type": "Wait", "Seconds": wait_seconds, "Next": "Callback"},
+                "Callback": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": "park", "Payload": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSeconds": timeout_seconds,
+                    "ResultPath": "$.callback",
+                    "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error",
+                               "Next": "TimedOut"}],
+                    "End": True,
+                },
+                "TimedOut": {"Type": "Pass", "Result": "timed out", "ResultPath": "$.callback",
+                             "End": True},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def twin() -> Any:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        scheduler = VirtualScheduler(now_ms=1_000_000)
+        registry = LambdaRegistry()
+        with install(scheduler, registry):
+            lam = boto3.client("lambda", region_name=REGION)
+            iam = boto3.client("iam", region_name=REGION)
+            role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+            for name in ("work", "park"):
+                lam.create_function(FunctionName=name, Runtime="python3.12", Role=role,
+                                    Handler="app.handler", Code={"ZipFile": b"x"})
+            yield scheduler, registry, boto3.client("stepfunctions", region_name=REGION)
+
+
+def _status(sfn: Any, arn: str) -> str:
+    return str(sfn.describe_execution(executionArn=arn)["status"])
+
+
+def test_given_flaky_lambda_and_callback_when_replayed_then_virtual_time_drives_everything(
+    twin: Any,
+) -> None:
+    scheduler, registry, sfn = twin
+    calls: list[int] = []
+    tokens: list[str] = []
+
+    def work(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(scheduler.now_ms)
+        if len(calls) < 3:
+            raise Flaky("try again")
+        return {"value": 42}
+
+    registry.register("work", work, {})
+    registry.register("park", lambda e, c: tokens.append(e["token"]), {})
+    sm = sfn.create_state_machine(name="t", definition=_definition(600, 3600), roleArn=ROLE)
+    started = time.monotonic()
+    arn = sfn.start_execution(stateMachineArn=sm["stateMachineArn"], input="{}")["executionArn"]
+
+    # When: time advances only when the replay loop says so.
+    scheduler.settle()
+    assert calls == [1_000_000]  # Given/Then: first attempt failed, now parked in Retry
+    scheduler.advance_to(1_000_000 + 90_000)  # 30 s then 60 s of retry intervals
+    assert calls == [1_000_000, 1_030_000, 1_090_000]
+    assert tokens == []  # parked in the 600 s Wait state
+    scheduler.advance_to(1_090_000 + 600_000)
+    assert len(tokens) == 1
+    assert _status(sfn, arn) == "RUNNING"
+
+    # Then: the callback resumes the execution synchronously enough to settle on it.
+    sfn.send_task_success(taskToken=tokens[0], output=json.dumps({"filled": True}))
+    scheduler.settle()
+    assert _status(sfn, arn) == "SUCCEEDED"
+    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+    assert output["work"] == {"value": 42}
+    assert output["callback"] == {"filled": True}
+    assert scheduler.live_executions == 0
+    assert time.monotonic() - started < 20  # 11 virtual minutes, not real ones
+
+
+def test_given_no_callback_when_timeout_passes_in_virtual_time_then_catch_runs(twin: Any) -> None:
+    scheduler, registry, sfn = twin
+    registry.register("work", lambda e, c: {"value": 1}, {})
+    registry.register("park", lambda e, c: None, {})
+    sm = sfn.create_state_machine(name="t2", definition=_definition(0, 900), roleArn=ROLE)
+    arn = sfn.start_execution(stateMachineArn=sm["stateMachineArn"], input="{}")["executionArn"]
+    scheduler.settle()
+    assert _status(sfn, arn) == "RUNNING"
+    scheduler.advance_to(scheduler.now_ms + 899_000)
+    assert _status(sfn, arn) == "RUNNING"
+    scheduler.advance_to(scheduler.now_ms + 1_000)
+    assert _status(sfn, arn) == "SUCCEEDED"
+    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+    assert output["callback"] == "timed out"

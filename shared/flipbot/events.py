@@ -7,11 +7,14 @@ Shared by the listener that publishes and the handlers that parse; the JSON file
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 SOURCE = "flipbot.listener"
+
+# Decimals travel as plain fixed-point strings ("26.13000000", never "2.613E+1").
+Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")]
 
 
 class _Detail(BaseModel):
@@ -29,14 +32,14 @@ class OrderUpdated(_Detail):
     order_type: str
     status: str  # X: NEW, PARTIALLY_FILLED, FILLED, CANCELED, REJECTED, EXPIRED, ...
     execution_type: str  # x: NEW, TRADE, CANCELED, REJECTED, EXPIRED, ...
-    price: Decimal
-    orig_qty: Decimal
-    executed_qty: Decimal  # z: cumulative filled quantity
-    cumulative_quote_qty: Decimal  # Z
-    last_qty: Decimal  # l
-    last_price: Decimal  # L
-    last_quote_qty: Decimal  # Y
-    commission: Decimal  # n
+    price: Dec
+    orig_qty: Dec
+    executed_qty: Dec  # z: cumulative filled quantity
+    cumulative_quote_qty: Dec  # Z
+    last_qty: Dec  # l
+    last_price: Dec  # L
+    last_quote_qty: Dec  # Y
+    commission: Dec  # n
     commission_asset: str | None  # N
     trade_id: int  # t
     is_maker: bool  # m
@@ -50,9 +53,9 @@ class OrderFilled(OrderUpdated):
 
 class PriceTicked(_Detail):
     symbol: str
-    price: Decimal
-    bid: Decimal | None = None
-    ask: Decimal | None = None
+    price: Dec
+    bid: Dec | None = None
+    ask: Dec | None = None
     time_ms: int
 
 

@@ -119,3 +119,7 @@ class KillSwitchEngaged(TerminalError):
 
 class AiUnavailable(RetryableError):
     """The AI endpoint failed (timeout, 5XX, 429, refusal, unparsable answer)."""
+
+
+class TaskNotWaiting(TerminalError):
+    """A Step Functions task token that no execution waits on any more (timed out, used)."""

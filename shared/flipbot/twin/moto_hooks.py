@@ -164,7 +164,7 @@ class LambdaRegistry:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         """Run one handler, serialised with every other invocation of the twin."""
         handler = self.handlers[name]
-        with self.lock, _environment(self.environments[name]):
+        with self.lock, environment(self.environments[name]):
             self.invocations += 1
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
@@ -188,7 +188,7 @@ class LambdaContext:
 
 
 @contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
+def environment(env: Mapping[str, str]) -> Iterator[None]:
     import os
 
     saved = {k: os.environ.get(k) for k in env}
@@ -222,6 +222,9 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     from moto.awslambda.models import LambdaFunction
     from moto.events.models import Rule
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn,
+    )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
     from moto.stepfunctions.parser.asl.eval.callback import callback
     from moto.stepfunctions.parser.backend import execution_worker
@@ -272,6 +275,17 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
                 self.targets = all_targets
 
     patch(Rule, "send_to_targets", send_to_targets)
+
+    # Step Functions: the states:startExecution integration hands AWS's PascalCase
+    # parameters (StateMachineArn, Name, Input) to boto3, which wants camelCase.
+    original_normalise = state_task_service_sfn.StateTaskServiceSfn._normalise_parameters
+
+    def normalise_sfn_parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original_normalise(self, parameters, *args, **kwargs)
+        for key in [k for k in parameters if k[:1].isupper()]:
+            parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    patch(state_task_service_sfn.StateTaskServiceSfn, "_normalise_parameters", normalise_sfn_parameters)
 
     # Step Functions: execution lifecycle.
     original_start = execution_worker.ExecutionWorker.start

@@ -1,0 +1,20 @@
+"""CancelOrderFunction: cancel a leg's order after its timeout and report what it filled."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from flipbot.app.orders import cancel_order
+from flipbot.app.requests import CancelOrderRequest
+from flipbot.composition import container
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="cycle_id")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = CancelOrderRequest.parse(event)
+    result = cancel_order(container(), cycle_id=request.cycle_id, leg=request.leg,
+                          attempt=request.attempt)
+    logger.info("order canceled", extra=result)
+    return result

@@ -1,0 +1,26 @@
+"""ConsultAiFunction: ask the decision maker for a leg's price; guards decide what is placed."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from flipbot.app.consult import consult
+from flipbot.app.requests import ConsultRequest
+from flipbot.composition import container
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="cycle_id")
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = ConsultRequest.parse(event)
+    result = consult(container(), request.cycle_id, request.leg, request.attempt)
+    metrics.add_metric("AiConfidence", MetricUnit.Count, float(result["confidence"]))
+    if result["guard"]:
+        metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
+    logger.info("consulted", extra={"leg": request.leg, "action": result["action"],
+                                    "reason": result["reason"]})
+    return result

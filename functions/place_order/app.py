@@ -1,0 +1,28 @@
+"""PlaceOrderFunction: store the order and its task token, then place the limit order once."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from flipbot.app.orders import place_order
+from flipbot.app.requests import PlaceOrderRequest
+from flipbot.composition import container
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="cycle_id")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = PlaceOrderRequest.parse(event)
+    result = place_order(
+        container(),
+        cycle_id=request.cycle_id,
+        leg=request.leg,
+        attempt=request.attempt,
+        price=request.price,
+        quantity=request.quantity,
+        task_token=request.task_token,
+        consultation_id=request.consultation_id,
+    )
+    logger.info("order placed", extra=result)
+    return result

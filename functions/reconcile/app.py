@@ -1,0 +1,26 @@
+"""ReconcileFunction: on a schedule, after a stream gap, and when a cycle step fails."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from flipbot.app.reconcile import reconcile_cycle, reconcile_open_orders
+from flipbot.app.requests import CycleReconcileRequest
+from flipbot.composition import container
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("source") == "cycle":
+        request = CycleReconcileRequest.parse(event)
+        result = reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
+    else:  # the schedule ("aws.events") or a StreamGapDetected event
+        result = reconcile_open_orders(container())
+    metrics.add_metric("ReconcileRepairs", MetricUnit.Count, result["repaired_fills"])
+    logger.info("reconciled", extra=result)
+    return result

@@ -1,0 +1,24 @@
+"""RecordTradeFunction: close the cycle with its fills, fees, AI cost and P&L."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from flipbot.app.requests import RecordTradeRequest
+from flipbot.app.trades import record_trade
+from flipbot.composition import container
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="cycle_id")
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = RecordTradeRequest.parse(event)
+    result = record_trade(container(), cycle_id=request.cycle_id)
+    metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)
+    metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result["realized_pnl"]))
+    logger.info("trade recorded", extra=result)
+    return result

@@ -1,0 +1,382 @@
+"""DynamoDB repositories on pynamodb: the only module that knows the item layout.
+
+Money is stored as strings, never as DynamoDB numbers, so that a Decimal comes back
+exactly as it went in. Idempotency comes from conditional writes: a fill is written
+only if its (client order id, trade id) is new, an order only if its client order id
+is new, a task token is claimed once, and a cycle only over the version it was read at.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.models import Model
+
+from flipbot.app.records import (
+    ConcurrentUpdate,
+    ConsultationRecord,
+    Cycle,
+    OrderRecord,
+    Repositories,
+    TradeRecord,
+)
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.model import BookTop, Fill, MarketSnapshot, OrderStatus, Origin, Side
+from flipbot.settings import Tables
+
+_FINAL = {s.value for s in OrderStatus if s.is_final} | {"REJECTED_BY_BOT"}
+
+
+def _is_conditional_failure(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+class _Meta:
+    table_name = ""
+    region: str | None = None
+    host: str | None = None
+
+
+@cache
+def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, type[Model]]:
+    """pynamodb model classes bound to this deployment's table names."""
+
+    def meta(name: str) -> type:
+        return type("Meta", (), {"table_name": name, "region": region, "host": host})
+
+    class CycleItem(Model):
+        Meta = meta(tables.cycles)
+        cycle_id = UnicodeAttribute(hash_key=True)
+        symbol = UnicodeAttribute()
+        state = UnicodeAttribute()
+        created_ms = NumberAttribute()
+        updated_ms = NumberAttribute()
+        version = NumberAttribute()
+        body = JSONAttribute()
+
+    class OrderItem(Model):
+        Meta = meta(tables.orders)
+        client_order_id = UnicodeAttribute(hash_key=True)
+        symbol = UnicodeAttribute()
+        status = UnicodeAttribute()
+        origin = UnicodeAttribute()
+        cycle_id = UnicodeAttribute(null=True)
+        task_token = UnicodeAttribute(null=True)
+        token_state = UnicodeAttribute(null=True)
+        cancel_requested = BooleanAttribute(default=False)
+        updated_ms = NumberAttribute()
+        body = JSONAttribute()
+
+    class FillItem(Model):
+        Meta = meta(tables.fills)
+        client_order_id = UnicodeAttribute(hash_key=True)
+        trade_id = NumberAttribute(range_key=True)
+        body = JSONAttribute()
+
+    class TradeItem(Model):
+        Meta = meta(tables.trades)
+        symbol = UnicodeAttribute(hash_key=True)
+        closed_key = UnicodeAttribute(range_key=True)
+        cycle_id = UnicodeAttribute()
+        body = JSONAttribute()
+
+    class ConsultationItem(Model):
+        Meta = meta(tables.consultations)
+        consultation_id = UnicodeAttribute(hash_key=True)
+        cycle_id = UnicodeAttribute()
+        body = JSONAttribute()
+
+    class MarketItem(Model):
+        Meta = meta(tables.market)
+        symbol = UnicodeAttribute(hash_key=True)
+        time_ms = NumberAttribute()
+        body = JSONAttribute()
+
+    return {
+        "cycles": CycleItem,
+        "orders": OrderItem,
+        "fills": FillItem,
+        "trades": TradeItem,
+        "consultations": ConsultationItem,
+        "market": MarketItem,
+    }
+
+
+# -- (de)serialisation -------------------------------------------------------------
+def _dump(obj: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(obj), default=str))
+
+
+_CYCLE_DECIMALS = (
+    "bought_qty spent_quote held_qty sold_qty received_quote fees_quote entry_price "
+    "floor_price realized_pnl ai_cost_usd"
+).split()
+
+
+def _cycle(body: dict[str, Any]) -> Cycle:
+    data = dict(body)
+    for key in _CYCLE_DECIMALS:
+        data[key] = Decimal(data[key])
+    data["state"] = CycleState(data["state"])
+    data["buy_order_ids"] = tuple(data["buy_order_ids"])
+    data["sell_order_ids"] = tuple(data["sell_order_ids"])
+    return Cycle(**data)
+
+
+def _order(body: dict[str, Any]) -> OrderRecord:
+    data = dict(body)
+    for key in ("price", "quantity", "executed_qty", "cumulative_quote_qty"):
+        data[key] = Decimal(data[key])
+    data["side"] = Side(data["side"])
+    data["origin"] = Origin(data["origin"])
+    return OrderRecord(**data)
+
+
+def _fill(body: dict[str, Any]) -> Fill:
+    data = dict(body)
+    for key in ("price", "qty", "quote_qty", "commission"):
+        data[key] = Decimal(data[key])
+    data["side"] = Side(data["side"])
+    return Fill(**data)
+
+
+def _trade(body: dict[str, Any]) -> TradeRecord:
+    data = dict(body)
+    for key in (
+        "quantity entry_price exit_price spent_quote received_quote fees_quote ai_cost_usd "
+        "realized_pnl"
+    ).split():
+        data[key] = Decimal(data[key])
+    return TradeRecord(**data)
+
+
+def _consultation(body: dict[str, Any]) -> ConsultationRecord:
+    data = dict(body)
+    data["price"] = None if data["price"] in (None, "None") else Decimal(data["price"])
+    data["cost_usd"] = Decimal(data["cost_usd"])
+    data["leg"] = Side(data["leg"])
+    return ConsultationRecord(**data)
+
+
+def snapshot_to_json(snapshot: MarketSnapshot) -> dict[str, Any]:
+    return _dump(snapshot)
+
+
+def snapshot_from_json(body: dict[str, Any]) -> MarketSnapshot:
+    data = dict(body)
+    book = data.pop("book", None)
+    for key, value in list(data.items()):
+        if key in ("symbol", "ma7_trend", "extra", "time_ms", "large_trades"):
+            continue
+        data[key] = None if value is None else Decimal(value)
+    if book:
+        data["book"] = BookTop(**{k: Decimal(v) for k, v in book.items()})
+    return MarketSnapshot(**data)
+
+
+# -- repositories --------------------------------------------------------------------
+class DynamoCycles:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def get(self, cycle_id: str) -> Cycle | None:
+        try:
+            return _cycle(self._m.get(cycle_id, consistent_read=True).body)
+        except DoesNotExist:
+            return None
+
+    def create(self, cycle: Cycle) -> Cycle:
+        item = self._item(cycle)
+        try:
+            item.save(condition=self._m.cycle_id.does_not_exist())
+        except PutError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            stored = self.get(cycle.cycle_id)
+            assert stored is not None
+            return stored
+        return cycle
+
+    def save(self, cycle: Cycle) -> Cycle:
+        new = cycle.evolve(version=cycle.version + 1)
+        try:
+            self._item(new).save(condition=self._m.version == cycle.version)
+        except PutError as exc:
+            if _is_conditional_failure(exc):
+                raise ConcurrentUpdate(f"cycle {cycle.cycle_id} moved past v{cycle.version}") from exc
+            raise
+        return new
+
+    def all(self) -> list[Cycle]:
+        return sorted((_cycle(i.body) for i in self._m.scan()), key=lambda c: c.cycle_id)
+
+    def _item(self, cycle: Cycle) -> Model:
+        return self._m(
+            cycle.cycle_id,
+            symbol=cycle.symbol,
+            state=str(cycle.state),
+            created_ms=cycle.created_ms,
+            updated_ms=cycle.updated_ms,
+            version=cycle.version,
+            body=_dump(cycle),
+        )
+
+
+class DynamoOrders:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        try:
+            item = self._m.get(client_order_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return self._record(item)
+
+    def create(self, order: OrderRecord) -> OrderRecord:
+        try:
+            self._item(order).save(condition=self._m.client_order_id.does_not_exist())
+        except PutError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            stored = self.get(order.client_order_id)
+            assert stored is not None
+            return stored
+        return order
+
+    def put(self, order: OrderRecord) -> None:
+        """Write the order's exchange view; the token fields are owned by claim_token."""
+        item = self._item(order)
+        try:
+            current = self._m.get(order.client_order_id, consistent_read=True)
+        except DoesNotExist:
+            current = None
+        if current is not None and current.token_state and current.task_token == order.task_token:
+            item.token_state = current.token_state
+        item.save()
+
+    def claim_token(self, client_order_id: str, token: str, outcome: str) -> bool:
+        item = self._m(client_order_id)
+        try:
+            item.update(
+                actions=[self._m.token_state.set(outcome)],
+                condition=(self._m.task_token == token) & (self._m.token_state == "WAITING"),
+            )
+        except UpdateError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def open_orders(self) -> list[OrderRecord]:
+        return [o for o in self.all() if o.status not in _FINAL]
+
+    def all(self) -> list[OrderRecord]:
+        return sorted(
+            (self._record(i) for i in self._m.scan()), key=lambda o: o.client_order_id
+        )
+
+    def _record(self, item: Model) -> OrderRecord:
+        order = _order(item.body)
+        return order.evolve(token_state=item.token_state or "", task_token=item.task_token or "")
+
+    def _item(self, order: OrderRecord) -> Model:
+        return self._m(
+            order.client_order_id,
+            symbol=order.symbol,
+            status=order.status,
+            origin=str(order.origin),
+            cycle_id=order.cycle_id or None,
+            task_token=order.task_token or None,
+            token_state=order.token_state or None,
+            cancel_requested=order.cancel_requested,
+            updated_ms=order.updated_ms,
+            body=_dump(order),
+        )
+
+
+class DynamoFills:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def add(self, fill: Fill) -> bool:
+        item = self._m(fill.client_order_id, fill.trade_id, body=_dump(fill))
+        try:
+            item.save(
+                condition=self._m.client_order_id.does_not_exist()
+                & self._m.trade_id.does_not_exist()
+            )
+        except PutError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def for_order(self, client_order_id: str) -> list[Fill]:
+        return [_fill(i.body) for i in self._m.query(client_order_id, consistent_read=True)]
+
+    def all(self) -> list[Fill]:
+        return sorted((_fill(i.body) for i in self._m.scan()), key=lambda f: (f.time_ms, f.trade_id))
+
+
+class DynamoTrades:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def add(self, trade: TradeRecord) -> None:
+        key = f"{trade.closed_ms:013d}#{trade.cycle_id}"
+        self._m(trade.symbol, key, cycle_id=trade.cycle_id, body=_dump(trade)).save()
+
+    def all(self, symbol: str) -> list[TradeRecord]:
+        return [_trade(i.body) for i in self._m.query(symbol)]
+
+
+class DynamoConsultations:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def add(self, record: ConsultationRecord) -> None:
+        self._m(record.consultation_id, cycle_id=record.cycle_id, body=_dump(record)).save()
+
+    def all(self) -> list[ConsultationRecord]:
+        return sorted(
+            (_consultation(i.body) for i in self._m.scan()), key=lambda c: (c.time_ms, c.consultation_id)
+        )
+
+
+class DynamoMarket:
+    def __init__(self, model: type[Model]) -> None:
+        self._m = model
+
+    def put(self, snapshot: MarketSnapshot) -> None:
+        self._m(snapshot.symbol, time_ms=snapshot.time_ms, body=snapshot_to_json(snapshot)).save()
+
+    def get(self, symbol: str) -> MarketSnapshot | None:
+        try:
+            return snapshot_from_json(self._m.get(symbol).body)
+        except DoesNotExist:
+            return None
+
+
+def repositories(tables: Tables, region: str | None = None, host: str | None = None) -> Repositories:
+    models = _models(tables, region, host)
+    return Repositories(
+        cycles=DynamoCycles(models["cycles"]),
+        orders=DynamoOrders(models["orders"]),
+        fills=DynamoFills(models["fills"]),
+        trades=DynamoTrades(models["trades"]),
+        consultations=DynamoConsultations(models["consultations"]),
+        market=DynamoMarket(models["market"]),
+    )

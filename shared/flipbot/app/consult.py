@@ -1,0 +1,261 @@
+"""Consult: ask the decision maker for a leg's price, then let the hard guards decide.
+
+The decision maker (AI or offline strategy) proposes; code disposes. Every answer is
+recorded with the guard verdict. A buy that fails a guard waits and re-consults; a sell
+that fails a guard is placed at the safe price instead (the profit floor, kept a maker
+above the best bid), because the cycle must sell what it holds and never below the floor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.accounting import with_totals
+from flipbot.app.fills import sync_order_fills
+from flipbot.app.orders import advance
+from flipbot.app.records import ConsultationRecord, Cycle
+from flipbot.app.services import Services
+from flipbot.domain.cycle import CycleEvent, CycleState
+from flipbot.domain.decision import Decision, DecisionRequest
+from flipbot.domain.errors import FlipbotError, GuardRejected
+from flipbot.domain.fees import profit_floor
+from flipbot.domain.guards import RiskLimits, check_buy, check_sell
+from flipbot.domain.model import MarketSnapshot, Side
+
+PROMPT_VERSION = "offline-v1"
+
+
+def risk_limits(services: Services) -> RiskLimits:
+    s = services.settings
+    return RiskLimits(
+        quote_per_cycle=s.quote_per_cycle,
+        min_confidence=s.min_confidence,
+        min_profit=s.min_profit,
+        price_band=s.price_band,
+    )
+
+
+def consult(services: Services, cycle_id: str, leg: Side, attempt: int) -> dict[str, Any]:
+    """Return ``{action: PLACE|WAIT|DUST, price, quantity, ...}`` for the state machine."""
+    now = services.clock.now_ms()
+    s = services.settings
+    cycle = services.repos.cycles.get(cycle_id)
+    if cycle is None:
+        cycle = services.repos.cycles.create(
+            Cycle(cycle_id, s.symbol, CycleState.READY_TO_BUY, created_ms=now, updated_ms=now)
+        )
+    consultation_id = f"{cycle_id}-{leg.value[0]}{attempt}-{now}"
+    if leg is Side.BUY and services.kill_switch.engaged():
+        return _wait(s.reconsult_seconds * 5, consultation_id, "kill switch engaged: no new buys")
+    snapshot = services.repos.market.get(s.symbol)
+    if snapshot is None:
+        return _wait(s.reconsult_seconds, consultation_id, "no market snapshot yet")
+    if leg is Side.BUY:
+        return _consult_buy(services, cycle, attempt, snapshot, consultation_id, now)
+    return _consult_sell(services, cycle, attempt, snapshot, consultation_id, now)
+
+
+def _consult_buy(
+    services: Services,
+    cycle: Cycle,
+    attempt: int,
+    snapshot: MarketSnapshot,
+    consultation_id: str,
+    now: int,
+) -> dict[str, Any]:
+    s, exchange = services.settings, services.exchange
+    rules = exchange.symbol_rules(s.symbol)
+    fees = exchange.fee_schedule(s.symbol)
+    book = exchange.book_top(s.symbol)
+    snapshot = _with_book(snapshot, book)
+    free_quote = exchange.balances().get(rules.quote_asset)
+    request = DecisionRequest(
+        leg=Side.BUY,
+        symbol=s.symbol,
+        snapshot=snapshot,
+        quote_per_cycle=s.quote_per_cycle,
+        min_confidence=s.min_confidence,
+        min_profit=s.min_profit,
+        target_profit=s.target_profit,
+        fee_rate_round_trip=fees.round_trip(),
+    )
+    decision, meta = _decide(services, request)
+    coid = f"fb-{cycle.cycle_id}-B{attempt}"
+    if decision.action != "BUY":
+        _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "WAIT", decision.reasoning)
+        return _wait(s.reconsult_seconds, consultation_id, f"decision: {decision.action}", decision)
+    try:
+        order = check_buy(
+            decision,
+            book,
+            rules,
+            risk_limits(services),
+            free_quote.free if free_quote else Decimal(0),
+            symbol=s.symbol,
+            client_order_id=coid,
+        )
+    except GuardRejected as rejected:
+        _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta,
+               f"REJECTED:{rejected.guard}", str(rejected))
+        return _wait(s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard)
+    _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "PLACE", "")
+    timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
+    return _place(order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds)
+
+
+def _consult_sell(
+    services: Services,
+    cycle: Cycle,
+    attempt: int,
+    snapshot: MarketSnapshot,
+    consultation_id: str,
+    now: int,
+) -> dict[str, Any]:
+    s, exchange, repos = services.settings, services.exchange, services.repos
+    rules = exchange.symbol_rules(s.symbol)
+    fees = exchange.fee_schedule(s.symbol)
+    fills = []
+    for coid in cycle.buy_order_ids + cycle.sell_order_ids:
+        order = repos.orders.get(coid)
+        if order is not None:
+            fills += sync_order_fills(order, exchange, repos, now)[1]
+    cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+    floor = profit_floor(cycle.entry_price, fees, s.min_profit, rules.tick_size)
+    state = advance(cycle.state, CycleEvent.BUY_FILLED) if cycle.state is CycleState.BUYING else cycle.state
+    cycle = repos.cycles.save(cycle.evolve(floor_price=floor, state=state, updated_ms=now))
+    held = rules.floor_qty(cycle.held_qty)
+    book = exchange.book_top(s.symbol)
+    if held <= 0 or held * floor < (rules.min_notional or Decimal(0)):
+        return {**_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"), "action": "DUST"}
+    snapshot = _with_book(snapshot, book)
+    if s.sell_mode == "on_profit" and snapshot.last_price < floor:
+        return _wait(s.reconsult_seconds, consultation_id,
+                     f"on_profit: last {snapshot.last_price} below floor {floor}")
+    request = DecisionRequest(
+        leg=Side.SELL,
+        symbol=s.symbol,
+        snapshot=snapshot,
+        quote_per_cycle=s.quote_per_cycle,
+        min_confidence=s.min_confidence,
+        min_profit=s.min_profit,
+        target_profit=s.target_profit,
+        fee_rate_round_trip=fees.round_trip(),
+        entry_price=cycle.entry_price,
+        floor_price=floor,
+        quantity=held,
+    )
+    decision, meta = _decide(services, request)
+    coid = f"fb-{cycle.cycle_id}-S{attempt}"
+    limits = risk_limits(services)
+    try:
+        order = check_sell(decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid)
+        verdict, reason = "PLACE", ""
+    except GuardRejected as rejected:
+        verdict, reason = f"REJECTED:{rejected.guard}", str(rejected)
+        safe_price = max(floor, book.bid + rules.tick_size)
+        safe = Decision(action="SELL", base_price=safe_price, confidence=1.0,
+                        reasoning=f"safe price after rejection: {rejected}")
+        order = check_sell(safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid)
+    _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
+    return _place(order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds,
+                  reason)
+
+
+def _decide(services: Services, request: DecisionRequest) -> tuple[Decision, dict[str, Any]]:
+    decider = services.decider
+    try:
+        decision = decider.decide(request)
+    except FlipbotError as exc:
+        decision = Decision(action="WAIT", base_price=Decimal(0), confidence=0.0,
+                            reasoning=f"decision maker failed: {type(exc).__name__}: {exc}")
+    meta = dict(getattr(decider, "last_call", None) or {})
+    meta.setdefault("decided_by", decider.name)
+    return decision, meta
+
+
+def _audit(
+    services: Services,
+    cycle: Cycle,
+    leg: Side,
+    consultation_id: str,
+    now: int,
+    decision: Decision,
+    meta: dict[str, Any],
+    verdict: str,
+    reason: str,
+) -> None:
+    context = f"{cycle.cycle_id}|{leg}|{decision.model_dump_json()}"
+    services.repos.consultations.add(
+        ConsultationRecord(
+            consultation_id=consultation_id,
+            cycle_id=cycle.cycle_id,
+            leg=leg,
+            time_ms=now,
+            decided_by=str(meta.get("decided_by", "")),
+            prompt_version=str(meta.get("prompt_version", PROMPT_VERSION)),
+            context_hash=hashlib.sha256(context.encode()).hexdigest()[:16],
+            action=decision.action,
+            price=decision.base_price,
+            confidence=decision.confidence,
+            reasoning=decision.reasoning[:1000],
+            verdict=verdict,
+            verdict_reason=reason,
+            tokens_in=int(meta.get("tokens_in", 0)),
+            tokens_out=int(meta.get("tokens_out", 0)),
+            cost_usd=Decimal(str(meta.get("cost_usd", "0"))),
+            latency_ms=int(meta.get("latency_ms", 0)),
+            raw_answer=str(meta.get("raw_answer", ""))[:4000],
+        )
+    )
+
+
+def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
+    from dataclasses import replace
+
+    return replace(snapshot, book=book)
+
+
+def _wait(
+    seconds: int,
+    consultation_id: str,
+    reason: str,
+    decision: Decision | None = None,
+    guard: str = "",
+) -> dict[str, Any]:
+    return {
+        "action": "WAIT",
+        "price": None,
+        "quantity": None,
+        "wait_seconds": seconds,
+        "timeout_seconds": 0,
+        "heartbeat_seconds": 0,
+        "consultation_id": consultation_id,
+        "confidence": decision.confidence if decision else 0.0,
+        "reason": reason,
+        "guard": guard,
+    }
+
+
+def _place(
+    price: Decimal,
+    quantity: Decimal,
+    consultation_id: str,
+    decision: Decision,
+    timeout_seconds: int,
+    heartbeat_seconds: int,
+    reason: str = "",
+) -> dict[str, Any]:
+    return {
+        "action": "PLACE",
+        "price": str(price),
+        "quantity": str(quantity),
+        "wait_seconds": 0,
+        "timeout_seconds": timeout_seconds,
+        "heartbeat_seconds": heartbeat_seconds,
+        "consultation_id": consultation_id,
+        "confidence": decision.confidence,
+        "reason": reason or decision.reasoning[:200],
+        "guard": "",
+    }

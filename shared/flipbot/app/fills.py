@@ -1,0 +1,174 @@
+"""Order updates and fills: recorded exactly once, and the waiting cycle resumed.
+
+``apply_order_update`` is what the OnOrderUpdate function runs for every
+``OrderUpdated`` event. It needs DynamoDB and Step Functions only (no exchange
+client), which keeps that function's cold start small. Gaps (a lost or reordered
+event) are closed where totals matter: ``sync_order_fills`` pulls the order's trades
+from the exchange before a sell is sized and before a trade is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.records import ZERO, OrderRecord, Repositories
+from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
+from flipbot.events import OrderUpdated
+from flipbot.ports import ExchangePort, WorkflowPort
+
+_RANK = {
+    "PENDING": 0,
+    "PENDING_NEW": 1,
+    "NEW": 2,
+    "PARTIALLY_FILLED": 3,
+    "PENDING_CANCEL": 4,
+}
+
+
+def status_rank(status: str) -> int:
+    """Orders only move forward: final statuses outrank every live one."""
+    return _RANK.get(status, 9)
+
+
+def fill_from_update(update: OrderUpdated, client_order_id: str) -> Fill | None:
+    if update.trade_id < 0 or update.last_qty <= 0:
+        return None
+    return Fill(
+        symbol=update.symbol,
+        order_id=update.order_id,
+        client_order_id=client_order_id,
+        trade_id=update.trade_id,
+        side=Side(update.side),
+        price=update.last_price,
+        qty=update.last_qty,
+        quote_qty=update.last_quote_qty,
+        commission=update.commission,
+        commission_asset=update.commission_asset or "",
+        is_maker=update.is_maker,
+        time_ms=update.transaction_time_ms,
+    )
+
+
+def fill_summary(order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
+    """The output a waiting Step Functions task resumes with."""
+    qty = sum((f.qty for f in fills), ZERO)
+    quote = sum((f.quote_qty for f in fills), ZERO)
+    commissions: dict[str, Decimal] = {}
+    for f in fills:
+        commissions[f.commission_asset] = commissions.get(f.commission_asset, ZERO) + f.commission
+    return {
+        "client_order_id": order.client_order_id,
+        "status": order.status,
+        "executed_qty": str(qty),
+        "cumulative_quote_qty": str(quote),
+        "avg_price": str((quote / qty).quantize(Decimal("1e-8"))) if qty else "0",
+        "commissions": {k: str(v) for k, v in sorted(commissions.items())},
+        "fills": len(fills),
+    }
+
+
+def apply_order_update(
+    update: OrderUpdated, repos: Repositories, workflow: WorkflowPort, now_ms: int
+) -> dict[str, Any]:
+    """Record the update's fill (once), move the order forward, resume the cycle on a final state."""
+    coid = update.client_order_id
+    if update.execution_type == "CANCELED" and update.orig_client_order_id:
+        coid = update.orig_client_order_id
+    order = repos.orders.get(coid)
+    if order is None:
+        order = repos.orders.create(
+            OrderRecord(
+                client_order_id=coid,
+                symbol=update.symbol,
+                side=Side(update.side),
+                price=update.price,
+                quantity=update.orig_qty,
+                origin=Origin.MANUAL,
+                status=update.status,
+                order_id=update.order_id,
+                created_ms=now_ms,
+                updated_ms=now_ms,
+            )
+        )
+    fill = fill_from_update(update, coid)
+    new_fill = repos.fills.add(fill) if fill is not None else False
+
+    fills = repos.fills.for_order(coid)
+    executed = sum((f.qty for f in fills), ZERO)
+    status = order.status
+    if status_rank(update.status) > status_rank(status):
+        status = update.status
+    order = order.evolve(
+        status=status,
+        order_id=order.order_id or update.order_id,
+        executed_qty=max(executed, order.executed_qty),
+        cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
+        updated_ms=now_ms,
+    )
+    repos.orders.put(order)
+    resumed = resume_waiting_task(order, fills, repos, workflow)
+    return {"client_order_id": coid, "new_fill": new_fill, "status": status, "resumed": resumed}
+
+
+def resume_waiting_task(
+    order: OrderRecord, fills: list[Fill], repos: Repositories, workflow: WorkflowPort
+) -> str:
+    """Send the order's task token its outcome, once. Returns what was sent ('' if nothing)."""
+    if order.origin is not Origin.SYSTEM or not order.task_token or order.token_state != "WAITING":
+        return ""
+    status = order.status
+    filled = status == OrderStatus.FILLED
+    ended_with_fills = status in _ENDED and sum((f.qty for f in fills), ZERO) > 0
+    if filled or (ended_with_fills and not order.cancel_requested):
+        if repos.orders.claim_token(order.client_order_id, order.task_token, "SUCCEEDED"):
+            workflow.task_succeeded(order.task_token, fill_summary(order, fills))
+            return "success"
+        return ""
+    if status in _ENDED and not order.cancel_requested:
+        if repos.orders.claim_token(order.client_order_id, order.task_token, "FAILED"):
+            workflow.task_failed(
+                order.task_token,
+                "OrderCanceled",
+                f"order {order.client_order_id} ended {status} on the exchange without a fill",
+            )
+            return "failure"
+    return ""
+
+
+_ENDED = {"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
+
+
+def order_from_state(order: OrderRecord, state: OrderState, now_ms: int) -> OrderRecord:
+    status = order.status
+    if status_rank(str(state.status)) >= status_rank(status):
+        status = str(state.status)
+    return order.evolve(
+        status=status,
+        order_id=state.order_id,
+        executed_qty=max(order.executed_qty, state.executed_qty),
+        cumulative_quote_qty=max(order.cumulative_quote_qty, state.cumulative_quote_qty),
+        updated_ms=now_ms,
+    )
+
+
+def sync_order_fills(
+    order: OrderRecord, exchange: ExchangePort, repos: Repositories, now_ms: int
+) -> tuple[OrderRecord, list[Fill], int]:
+    """Pull the order's state and trades from the exchange; record what was missed.
+
+    Returns the updated order, all its fills and how many fills were repaired.
+    """
+    repaired = 0
+    state = exchange.get_order(order.symbol, order.client_order_id)
+    if state is not None:
+        order = order_from_state(order, state, now_ms)
+        if state.executed_qty > 0:
+            for fill in exchange.my_trades(order.symbol, order_id=state.order_id):
+                if fill.client_order_id != order.client_order_id:
+                    fill = replace(fill, client_order_id=order.client_order_id)
+                repaired += int(repos.fills.add(fill))
+        repos.orders.put(order)
+    return order, repos.fills.for_order(order.client_order_id), repaired
+

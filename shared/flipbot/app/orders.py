@@ -1,0 +1,156 @@
+"""Placing and canceling orders so that one intent is never on the book twice.
+
+Every order has a deterministic client order id (cycle, leg, attempt). The order item
+and its task token are written *before* the exchange is called. When the exchange
+answers with an unknown outcome (timeout, 5XX) or says the id is a duplicate, the order
+is looked up by its client order id instead of being sent again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.accounting import with_totals
+from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
+from flipbot.app.records import OrderRecord, client_order_id
+from flipbot.app.services import Services
+from flipbot.domain.cycle import CycleEvent, CycleState, transition
+from flipbot.domain.errors import (
+    DuplicateOrder,
+    InvalidTransition,
+    KillSwitchEngaged,
+    OrderNotSettled,
+    OrderRejected,
+    UnknownOrderOutcome,
+)
+from flipbot.domain.model import OrderRequest, OrderState, Side
+
+
+def advance(state: CycleState, event: CycleEvent) -> CycleState:
+    """Apply a cycle event; applying the same event twice leaves the state where it is."""
+    try:
+        return transition(state, event)
+    except InvalidTransition:
+        return state
+
+
+def place_order(
+    services: Services,
+    *,
+    cycle_id: str,
+    leg: Side,
+    attempt: int,
+    price: Decimal,
+    quantity: Decimal,
+    task_token: str,
+    consultation_id: str = "",
+) -> dict[str, Any]:
+    s, repos = services.settings, services.repos
+    now = services.clock.now_ms()
+    coid = client_order_id(cycle_id, leg, attempt)
+    order = repos.orders.create(
+        OrderRecord(
+            client_order_id=coid,
+            symbol=s.symbol,
+            side=leg,
+            price=price,
+            quantity=quantity,
+            cycle_id=cycle_id,
+            attempt=attempt,
+            consultation_id=consultation_id,
+            created_ms=now,
+            updated_ms=now,
+        )
+    )
+    # A redelivery or retry brings a new task token: the latest one is the live one.
+    order = order.evolve(task_token=task_token, token_state="WAITING", updated_ms=now)
+    repos.orders.put(order)
+    _link_order(services, cycle_id, leg, coid, now)
+
+    if order.order_id == 0 and order.status == "PENDING":
+        if leg is Side.BUY and services.kill_switch.engaged():
+            return _rejected(services, order, KillSwitchEngaged("kill switch engaged"), now)
+        request = OrderRequest(s.symbol, leg, price, quantity, coid)
+        try:
+            state = _place_once(services, request)
+        except OrderRejected as rejected:
+            return _rejected(services, order, rejected, now)
+        order = order_from_state(order, state, now)
+        repos.orders.put(order)
+    # The fill may already be known (a taker fill, or a retry after the fill arrived).
+    fills = repos.fills.for_order(coid)
+    order = repos.orders.get(coid) or order
+    resume_waiting_task(order, fills, repos, services.workflow)
+    return {"client_order_id": coid, "order_id": order.order_id, "status": order.status}
+
+
+def _place_once(services: Services, request: OrderRequest) -> OrderState:
+    exchange = services.exchange
+    try:
+        return exchange.place_limit(request)
+    except (UnknownOrderOutcome, DuplicateOrder):
+        known = exchange.get_order(request.symbol, request.client_order_id)
+        if known is None:
+            raise OrderNotSettled(
+                f"order {request.client_order_id} outcome unknown and not visible yet"
+            ) from None
+        return known
+
+
+def _rejected(services: Services, order: OrderRecord, error: OrderRejected | KillSwitchEngaged,
+              now: int) -> dict[str, Any]:
+    repos = services.repos
+    order = order.evolve(status="REJECTED_BY_BOT" if isinstance(error, KillSwitchEngaged) else "REJECTED",
+                         reject_reason=f"{type(error).__name__}: {error}", updated_ms=now)
+    repos.orders.put(order)
+    if repos.orders.claim_token(order.client_order_id, order.task_token, "FAILED"):
+        services.workflow.task_failed(order.task_token, type(error).__name__, str(error)[:250])
+    return {"client_order_id": order.client_order_id, "order_id": 0, "status": order.status,
+            "reason": order.reject_reason}
+
+
+def _link_order(services: Services, cycle_id: str, leg: Side, coid: str, now: int) -> None:
+    repos = services.repos
+    cycle = repos.cycles.get(cycle_id)
+    if cycle is None:
+        return
+    if leg is Side.BUY and coid not in cycle.buy_order_ids:
+        cycle = cycle.evolve(buy_order_ids=(*cycle.buy_order_ids, coid),
+                             state=advance(cycle.state, CycleEvent.BUY_PLACED), updated_ms=now)
+    elif leg is Side.SELL and coid not in cycle.sell_order_ids:
+        cycle = cycle.evolve(sell_order_ids=(*cycle.sell_order_ids, coid),
+                             state=advance(cycle.state, CycleEvent.SELL_PLACED), updated_ms=now)
+    else:
+        return
+    repos.cycles.save(cycle)
+
+
+def cancel_order(services: Services, *, cycle_id: str, leg: Side, attempt: int) -> dict[str, Any]:
+    """Cancel the leg's order (after a timeout) and report what it filled before that."""
+    repos, exchange = services.repos, services.exchange
+    now = services.clock.now_ms()
+    coid = client_order_id(cycle_id, leg, attempt)
+    order = repos.orders.get(coid)
+    if order is None:
+        return {"client_order_id": coid, "status": "UNKNOWN", "executed": False}
+    order = order.evolve(cancel_requested=True, updated_ms=now)
+    repos.orders.put(order)
+    from flipbot.domain.errors import OrderNotFound
+
+    try:
+        exchange.cancel_order(order.symbol, coid)
+    except OrderNotFound:
+        pass  # already final (filled or canceled) or never placed: the lookup below tells
+    order, fills, _ = sync_order_fills(order, exchange, repos, now)
+    executed = any(f.qty > 0 for f in fills)
+    cycle = repos.cycles.get(cycle_id)
+    if cycle is not None:
+        rules = exchange.symbol_rules(order.symbol)
+        all_fills = [f for c in cycle.buy_order_ids + cycle.sell_order_ids for f in repos.fills.for_order(c)]
+        event = (
+            CycleEvent.BUY_CANCELED_PARTIAL if executed else CycleEvent.BUY_CANCELED_UNFILLED
+        ) if leg is Side.BUY else CycleEvent.SELL_CANCELED
+        cycle = with_totals(cycle, all_fills, rules.base_asset, rules.quote_asset)
+        repos.cycles.save(cycle.evolve(state=advance(cycle.state, event), updated_ms=now))
+    return {"client_order_id": coid, "status": order.status, "executed": executed}

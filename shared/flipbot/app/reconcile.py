@@ -1,0 +1,84 @@
+"""Reconcile: the exchange is the truth; DynamoDB and the waiting executions follow it.
+
+Runs on a schedule, after every stream gap, and as the Catch target of every state in
+the trade cycle. It records fills that no event delivered, resumes executions whose
+order filled while nobody listened, keeps live waits alive with heartbeats, and tells a
+failed cycle where it really stands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flipbot.app.accounting import with_totals
+from flipbot.app.fills import resume_waiting_task, sync_order_fills
+from flipbot.app.records import Cycle
+from flipbot.app.services import Services
+from flipbot.domain.errors import FlipbotError, OrderNotFound
+from flipbot.domain.model import Fill, Origin
+
+MAX_REPAIRS_PER_CYCLE = 5
+
+
+def reconcile_open_orders(services: Services) -> dict[str, Any]:
+    """Bring every open order item up to date with the exchange."""
+    repos, exchange = services.repos, services.exchange
+    now = services.clock.now_ms()
+    repaired = resumed = heartbeats = 0
+    for order in repos.orders.open_orders():
+        if order.origin is not Origin.SYSTEM or order.order_id == 0:
+            continue
+        order, fills, found = sync_order_fills(order, exchange, repos, now)
+        repaired += found
+        if resume_waiting_task(order, fills, repos, services.workflow):
+            resumed += 1
+        elif order.token_state == "WAITING" and order.task_token:
+            try:
+                services.workflow.task_heartbeat(order.task_token)
+                heartbeats += 1
+            except FlipbotError:
+                pass  # the task ended (timed out or canceled): nothing waits on this token
+    return {"repaired_fills": repaired, "resumed": resumed, "heartbeats": heartbeats}
+
+
+def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> dict[str, Any]:
+    """Decide where a cycle that hit an error resumes: CONSULT_BUY, CONSULT_SELL, RECORD or FAIL."""
+    repos, exchange = services.repos, services.exchange
+    now = services.clock.now_ms()
+    summary = reconcile_open_orders(services)
+    cycle = repos.cycles.get(cycle_id)
+    if cycle is None:
+        return {**summary, "resume": "CONSULT_BUY", "reason": "no cycle item: start afresh"}
+    if cycle.repairs >= MAX_REPAIRS_PER_CYCLE:
+        return {**summary, "resume": "FAIL", "reason": f"{cycle.repairs} repairs already"}
+    rules = exchange.symbol_rules(cycle.symbol)
+    fills: list[Fill] = []
+    for coid in cycle.buy_order_ids + cycle.sell_order_ids:
+        order = repos.orders.get(coid)
+        if order is None:
+            continue
+        if order.status in ("NEW", "PARTIALLY_FILLED"):
+            repos.orders.put(order.evolve(cancel_requested=True, updated_ms=now))
+            try:
+                exchange.cancel_order(order.symbol, coid)
+            except OrderNotFound:
+                pass
+        fills += sync_order_fills(order, exchange, repos, now)[1]
+    cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+    resume = _where(cycle, rules.floor_qty(cycle.held_qty) > 0)
+    repos.cycles.save(cycle.evolve(repairs=cycle.repairs + 1, updated_ms=now))
+    return {**summary, "resume": resume, "reason": f"after {_error_name(error)}"}
+
+
+def _where(cycle: Cycle, holding: bool) -> str:
+    if cycle.sold_qty > 0 and not holding:
+        return "RECORD"
+    if holding:
+        return "CONSULT_SELL"
+    return "CONSULT_BUY"
+
+
+def _error_name(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("Error", "an error"))
+    return "an error"

@@ -1,0 +1,73 @@
+"""Record a closed cycle: final fills from the exchange, P&L after fees and AI cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.accounting import with_totals
+from flipbot.app.fills import sync_order_fills
+from flipbot.app.records import TradeRecord, cycle_id_for, cycle_sequence
+from flipbot.app.services import Services
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.model import Fill, Side
+
+
+def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
+    s, repos, exchange = services.settings, services.repos, services.exchange
+    now = services.clock.now_ms()
+    next_id = cycle_id_for(cycle_sequence(cycle_id) + 1)
+    keep_going = not services.kill_switch.engaged() and (
+        s.max_cycles == 0 or cycle_sequence(cycle_id) < s.max_cycles
+    )
+    cycle = repos.cycles.get(cycle_id)
+    if cycle is None:
+        return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": "0"}
+    if cycle.state is CycleState.COMPLETED:  # a retry: the trade is recorded already
+        return {"next_cycle_id": next_id, "continue": keep_going,
+                "realized_pnl": str(cycle.realized_pnl)}
+    rules = exchange.symbol_rules(s.symbol)
+    fills: list[Fill] = []
+    for coid in cycle.buy_order_ids + cycle.sell_order_ids:
+        order = repos.orders.get(coid)
+        if order is not None:
+            fills += sync_order_fills(order, exchange, repos, now)[1]
+    cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+    ai_cost = sum(
+        (c.cost_usd for c in repos.consultations.all() if c.cycle_id == cycle_id), Decimal(0)
+    )
+    pnl = cycle.received_quote - cycle.spent_quote
+    buy_fills = [f for f in fills if f.side is Side.BUY]
+    sell_fills = [f for f in fills if f.side is Side.SELL]
+    trade = TradeRecord(
+        symbol=cycle.symbol,
+        cycle_id=cycle_id,
+        opened_ms=cycle.created_ms,
+        closed_ms=now,
+        quantity=cycle.sold_qty,
+        entry_price=cycle.entry_price,
+        exit_price=(cycle.received_quote / cycle.sold_qty) if cycle.sold_qty else Decimal(0),
+        spent_quote=cycle.spent_quote,
+        received_quote=cycle.received_quote,
+        fees_quote=cycle.fees_quote,
+        ai_cost_usd=ai_cost,
+        realized_pnl=pnl,
+        buy_fill_seconds=_fill_seconds(services, cycle.buy_order_ids, buy_fills),
+        sell_fill_seconds=_fill_seconds(services, cycle.sell_order_ids, sell_fills),
+    )
+    repos.trades.add(trade)
+    # SELL_FILLED closes a sold cycle; a cycle whose buy left only dust closes as well.
+    repos.cycles.save(
+        cycle.evolve(state=CycleState.COMPLETED, realized_pnl=pnl, ai_cost_usd=ai_cost,
+                     closed_ms=now, updated_ms=now)
+    )
+    return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": str(pnl)}
+
+
+def _fill_seconds(services: Services, order_ids: tuple[str, ...], fills: list[Fill]) -> float:
+    """Seconds from placing the leg's last order to its last fill."""
+    if not fills or not order_ids:
+        return 0.0
+    order = services.repos.orders.get(order_ids[-1])
+    placed = order.created_ms if order else fills[0].time_ms
+    return max(0.0, (max(f.time_ms for f in fills) - placed) / 1000)

@@ -1,0 +1,132 @@
+"""The composition root: wires ports to adapters, lazily, once per warm Lambda sandbox.
+
+A function pays only for what it touches: the order-update handler never builds the
+exchange client (python-binance) or a decision maker (OpenAI). Tests and the local
+twin replace factories with :func:`configure`; production uses the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any
+
+from flipbot.app.records import Repositories
+from flipbot.ports import Clock, DecisionMaker, ExchangePort, KillSwitch, WorkflowPort
+from flipbot.settings import Settings
+
+Factory = Callable[["Container"], Any]
+_factories: dict[str, Factory] = {}
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class Container:
+    """Everything a handler needs, each part built on first use."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def _override(self, name: str) -> Any:
+        factory = _factories.get(name)
+        return factory(self) if factory else None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    @cached_property
+    def repos(self) -> Repositories:
+        from flipbot.adapters.dynamodb import repositories
+
+        return self._override("repos") or repositories(
+            self.settings.tables, region=self.env.get("AWS_REGION")
+        )
+
+    @cached_property
+    def clock(self) -> Clock:
+        return self._override("clock") or SystemClock()
+
+    @cached_property
+    def workflow(self) -> WorkflowPort:
+        override = self._override("workflow")
+        if override:
+            return override  # type: ignore[no-any-return]
+        import boto3
+
+        from flipbot.adapters.aws import StepFunctionsWorkflow
+
+        return StepFunctionsWorkflow(boto3.client("stepfunctions"))
+
+    @cached_property
+    def kill_switch(self) -> KillSwitch:
+        from flipbot.adapters.aws import SsmKillSwitch
+
+        return self._override("kill_switch") or SsmKillSwitch(self.settings.kill_switch_parameter)
+
+    @cached_property
+    def exchange(self) -> ExchangePort:
+        from flipbot.adapters.aws import read_secret
+        from flipbot.adapters.binance_exchange import BinanceExchange
+
+        override = self._override("exchange")
+        if override:
+            return override  # type: ignore[no-any-return]
+        creds = read_secret(self.settings.binance_secret_arn, "api_key", "api_secret")
+        client_factory = _factories.get("binance_client")
+        if client_factory is not None:
+            client = client_factory(self)(creds["api_key"], creds["api_secret"])
+        else:
+            client = _binance_client(creds["api_key"], creds["api_secret"], self.settings.binance_base_url)
+        return BinanceExchange(client)
+
+    @cached_property
+    def decider(self) -> DecisionMaker:
+        override = self._override("decider")
+        if override:
+            return override  # type: ignore[no-any-return]
+        from flipbot.domain.strategy import OfflineStrategy
+
+        return OfflineStrategy()
+
+
+def _binance_client(api_key: str, api_secret: str, base_url: str) -> Any:
+    from binance.client import Client
+
+    client = Client(api_key, api_secret, ping=False)
+    if base_url:
+        client.API_URL = base_url.rstrip("/") + "/api"
+    return client
+
+
+_containers: dict[tuple[tuple[str, str], ...], Container] = {}
+
+
+def container(env: Mapping[str, str] | None = None) -> Container:
+    """The warm container for this environment (one per distinct configuration)."""
+    env = os.environ if env is None else env
+    key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith("_")))
+    found = _containers.get(key)
+    if found is None:
+        found = _containers[key] = Container(env)
+    return found
+
+
+def configure(**factories: Factory | None) -> None:
+    """Replace parts of the wiring (tests, the local twin). ``None`` restores the default."""
+    for name, factory in factories.items():
+        if factory is None:
+            _factories.pop(name, None)
+        else:
+            _factories[name] = factory
+    _containers.clear()
+
+
+def reset() -> None:
+    _factories.clear()
+    _containers.clear()

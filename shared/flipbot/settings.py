@@ -1,0 +1,124 @@
+"""Settings of the Lambda functions, read once from the environment and validated.
+
+A missing or malformed variable raises ``ConfigurationError`` naming the variable and
+the offending value, at cold start rather than halfway through a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flipbot.domain.errors import ConfigurationError
+
+
+class Tables(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cycles: str
+    orders: str
+    fills: str
+    trades: str
+    consultations: str
+    market: str
+    idempotency: str = ""
+
+
+class Settings(BaseModel):
+    """Everything a function needs to know; see docs/ARCHITECTURE.md for each variable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str = Field(pattern=r"^[A-Z0-9]{5,20}$")
+    quote_per_cycle: Decimal = Field(gt=0)
+    min_confidence: float = Field(ge=0, le=1)
+    min_profit: Decimal = Field(ge=0)
+    target_profit: Decimal = Field(ge=0)
+    sell_mode: Literal["immediate", "on_profit"] = "immediate"
+    price_band: Decimal = Field(gt=0, lt=1)
+    buy_order_timeout_seconds: int = Field(default=900, gt=0)
+    sell_heartbeat_seconds: int = Field(default=7200, gt=0)
+    reconsult_seconds: int = Field(default=60, gt=0)
+    tables: Tables
+    event_bus_name: str = ""
+    binance_secret_arn: str = ""
+    openai_secret_arn: str = ""
+    binance_base_url: str = ""
+    ai_model: str = "gpt-4o-mini"
+    openai_base_url: str = ""
+    kill_switch_parameter: str = ""
+    max_cycles: int = Field(default=0, ge=0, description="0 = no limit")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build from environment variables; raise ``ConfigurationError`` naming what is wrong."""
+        required = ["SYMBOL", *_TABLE_VARS.values()]
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+        raw = {
+            "symbol": env["SYMBOL"],
+            "quote_per_cycle": _decimal(env, "QUOTE_PER_CYCLE", "10"),
+            "min_confidence": env.get("MIN_CONFIDENCE", "0.8"),
+            "min_profit": _decimal(env, "MIN_PROFIT", "0.01"),
+            "target_profit": _decimal(env, "TARGET_PROFIT", "0.05"),
+            "sell_mode": env.get("SELL_MODE", "immediate"),
+            "price_band": _decimal(env, "PRICE_BAND", "0.02"),
+            "buy_order_timeout_seconds": env.get("BUY_ORDER_TIMEOUT_SECONDS", "900"),
+            "sell_heartbeat_seconds": env.get("SELL_HEARTBEAT_SECONDS", "7200"),
+            "reconsult_seconds": env.get("RECONSULT_SECONDS", "60"),
+            "tables": {key: env[var] for key, var in _TABLE_VARS.items()}
+            | {"idempotency": env.get("IDEMPOTENCY_TABLE", "")},
+            "event_bus_name": env.get("EVENT_BUS_NAME", ""),
+            "binance_secret_arn": env.get("BINANCE_SECRET_ARN", ""),
+            "openai_secret_arn": env.get("OPENAI_SECRET_ARN", ""),
+            "binance_base_url": env.get("BINANCE_BASE_URL", ""),
+            "ai_model": env.get("AI_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
+            "openai_base_url": env.get("OPENAI_BASE_URL", ""),
+            "kill_switch_parameter": env.get("KILL_SWITCH_PARAMETER", ""),
+            "max_cycles": env.get("MAX_CYCLES", "0"),
+        }
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_ENV_NAME.get(str(err['loc'][0]), err['loc'][0])}={err.get('input')!r}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+_TABLE_VARS = {
+    "cycles": "CYCLES_TABLE",
+    "orders": "ORDERS_TABLE",
+    "fills": "FILLS_TABLE",
+    "trades": "TRADES_TABLE",
+    "consultations": "CONSULTATIONS_TABLE",
+    "market": "MARKET_TABLE",
+}
+_ENV_NAME = {
+    "symbol": "SYMBOL",
+    "quote_per_cycle": "QUOTE_PER_CYCLE",
+    "min_confidence": "MIN_CONFIDENCE",
+    "min_profit": "MIN_PROFIT",
+    "target_profit": "TARGET_PROFIT",
+    "sell_mode": "SELL_MODE",
+    "price_band": "PRICE_BAND",
+    "buy_order_timeout_seconds": "BUY_ORDER_TIMEOUT_SECONDS",
+    "sell_heartbeat_seconds": "SELL_HEARTBEAT_SECONDS",
+    "max_cycles": "MAX_CYCLES",
+}
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not value.is_finite():
+        raise ConfigurationError(f"{name}={raw!r} is not a finite number")
+    return value

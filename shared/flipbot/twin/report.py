@@ -1,0 +1,215 @@
+"""The replay report: figures a trader reads, and invariants a maintainer trusts.
+
+Every figure comes from what the system recorded (DynamoDB) and is checked against
+what the exchange did: balances must equal the initial balances plus the recorded
+fills and fees to the last unit, every exchange fill must be recorded exactly once,
+no client order id may appear twice, no sell may rest below its cycle's profit floor,
+and no cycle may spend more than the configured quote per cycle.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from flipbot.app.records import Repositories
+from flipbot.domain.model import Fill, Origin, Side
+
+ZERO = Decimal(0)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def expected_balances(initial: dict[str, Decimal], fills: list[Fill], base: str, quote: str) -> dict[str, Decimal]:
+    """Initial balances moved by every recorded fill and its commission."""
+    out = dict(initial)
+    for f in fills:
+        sign = 1 if f.side is Side.BUY else -1
+        out[base] = out.get(base, ZERO) + sign * f.qty
+        out[quote] = out.get(quote, ZERO) - sign * f.quote_qty
+        out[f.commission_asset] = out.get(f.commission_asset, ZERO) - f.commission
+    return {k: v for k, v in out.items() if k}
+
+
+def build_report(
+    *,
+    config: Any,
+    settings: Any,
+    repos: Repositories,
+    exchange: Any,
+    initial_balances: dict[str, Decimal],
+    state: Any,
+) -> dict[str, Any]:
+    symbol = config.symbol
+    info = exchange.symbol_info(symbol)
+    base, quote = info["baseAsset"], info["quoteAsset"]
+    cycles = repos.cycles.all()
+    orders = repos.orders.all()
+    fills = repos.fills.all()
+    trades = sorted(repos.trades.all(symbol), key=lambda t: (t.closed_ms, t.cycle_id))
+    consultations = repos.consultations.all()
+
+    final = {
+        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in exchange.account()["balances"]
+    }
+    expected = expected_balances(initial_balances, fills, base, quote)
+    assets = sorted(set(final) | set(expected))
+    balances_ok = all(final.get(a, ZERO) == expected.get(a, ZERO) for a in assets)
+
+    exchange_trades = exchange.my_trades(symbol, limit=10**9)
+    exchange_keys = Counter((int(t["orderId"]), int(t["id"])) for t in exchange_trades)
+    recorded_keys = Counter((f.order_id, f.trade_id) for f in fills)
+    exchange_orders = exchange.all_orders(symbol, limit=10**9)
+    client_ids = Counter(o["clientOrderId"] for o in exchange_orders)
+
+    floors = {c.cycle_id: c.floor_price for c in cycles}
+    system_orders = [o for o in orders if o.origin is Origin.SYSTEM]
+    placed = [o for o in system_orders if o.order_id]
+    sells = [o for o in placed if o.side is Side.SELL]
+    below_floor = [o.client_order_id for o in sells if floors.get(o.cycle_id, ZERO) > o.price]
+    spent_by_cycle: dict[str, Decimal] = {}
+    for o in placed:
+        if o.side is Side.BUY:
+            spent_by_cycle[o.cycle_id] = spent_by_cycle.get(o.cycle_id, ZERO) + o.price * o.quantity
+    over_cap = [c for c, spent in spent_by_cycle.items() if spent > settings.quote_per_cycle]
+
+    invariants = {
+        "no_sell_below_floor": not below_floor,
+        "position_within_cap": not over_cap,
+        "balances_reconcile": balances_ok,
+        "no_duplicate_client_order_id": all(n == 1 for n in client_ids.values()),
+        "every_fill_recorded_once": exchange_keys == recorded_keys
+        and all(n == 1 for n in recorded_keys.values()),
+    }
+
+    pnl = sum((t.realized_pnl for t in trades), ZERO)
+    fees = sum((t.fees_quote for t in trades), ZERO)
+    open_fees = sum(
+        (f.commission * (f.price if f.commission_asset == base else 1) for f in fills
+         if f.commission_asset in (base, quote)),
+        ZERO,
+    ) - fees
+    ai_cost = sum((c.cost_usd for c in consultations), ZERO)
+    wins = sum(1 for t in trades if t.realized_pnl > 0)
+    buy_waits = [t.buy_fill_seconds for t in trades]
+    sell_waits = [t.sell_fill_seconds for t in trades]
+    filled_orders = [o for o in placed if o.status == "FILLED"]
+    rejections = [c for c in consultations if c.verdict.startswith("REJECTED")]
+    price = state.last_price
+    equity = final.get(quote, ZERO) + final.get(base, ZERO) * price
+    start_equity = initial_balances.get(quote, ZERO) + initial_balances.get(base, ZERO) * (
+        state.price_path[0][1] if state.price_path else price
+    )
+    report: dict[str, Any] = {
+        "symbol": symbol,
+        "data": config.data.source,
+        "decided_by": config.decider,
+        "period": {"from": _iso(config.data.first_ms), "to": _iso(config.data.last_ms)},
+        "market_events": state.events,
+        "cycles_completed": len(trades),
+        "cycles_open": sum(1 for c in cycles if c.state.value != "COMPLETED"),
+        "realized_pnl_usdc": str(pnl),
+        "fees_usdc": str(fees + open_fees),
+        "ai_cost_usdc": str(ai_cost),
+        "net_pnl_usdc": str(pnl - ai_cost),
+        "win_rate": round(wins / len(trades), 4) if trades else 0.0,
+        "orders_placed": len(placed),
+        "orders_filled": len(filled_orders),
+        "fill_rate": round(len(filled_orders) / len(placed), 4) if placed else 0.0,
+        "fills": len(fills),
+        "avg_buy_fill_seconds": round(sum(buy_waits) / len(buy_waits), 1) if buy_waits else 0.0,
+        "avg_sell_fill_seconds": round(sum(sell_waits) / len(sell_waits), 1) if sell_waits else 0.0,
+        "consultations": len(consultations),
+        "guard_rejections": len(rejections),
+        "max_position_usdc": str(state.max_position_quote.quantize(Decimal("0.0001"))),
+        "initial_balances": {k: str(v) for k, v in sorted(initial_balances.items())},
+        "final_balances": {a: str(final.get(a, ZERO)) for a in assets},
+        "equity_usdc": str(equity.quantize(Decimal("0.00000001"))),
+        "return_pct": float(round((equity - start_equity) / start_equity * 100, 4))
+        if start_equity
+        else 0.0,
+        "open_orders": [
+            {"client_order_id": o.client_order_id, "side": str(o.side), "price": str(o.price),
+             "quantity": str(o.quantity), "status": o.status}
+            for o in placed
+            if o.status in ("NEW", "PARTIALLY_FILLED")
+        ],
+        "last_price": str(price),
+        "invariants": invariants,
+        "violations": {
+            "sells_below_floor": below_floor,
+            "cycles_over_cap": over_cap,
+            "balance_mismatch": {
+                a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}
+                for a in assets
+                if final.get(a, ZERO) != expected.get(a, ZERO)
+            },
+        },
+        "_trades": [asdict(t) for t in trades],
+    }
+    return report
+
+
+TRADE_COLUMNS = [
+    "cycle_id",
+    "opened",
+    "closed",
+    "quantity",
+    "entry_price",
+    "exit_price",
+    "spent_quote",
+    "received_quote",
+    "fees_quote",
+    "ai_cost_usd",
+    "realized_pnl",
+    "buy_fill_seconds",
+    "sell_fill_seconds",
+]
+
+
+def write_outputs(report: dict[str, Any], *, repos_snapshot: list[dict[str, Any]], out_dir: Path,
+                  state: Any) -> None:
+    """``report.json`` and ``trades.csv`` (deterministic), plus the plots when matplotlib is there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    with (out_dir / "trades.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TRADE_COLUMNS)
+        for t in repos_snapshot:
+            writer.writerow(
+                [t["cycle_id"], _iso(t["opened_ms"]), _iso(t["closed_ms"])]
+                + [str(t[c]) for c in TRADE_COLUMNS[3:]]
+            )
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a person reads it."""
+    inv = report["invariants"]
+    lines = [
+        f"{report['symbol']}  {report['period']['from']} -> {report['period']['to']}  "
+        f"({report['market_events']:,} events, decided by {report['decided_by']})",
+        f"  cycles completed   {report['cycles_completed']}  (open: {report['cycles_open']})",
+        f"  realized P&L       {Decimal(report['realized_pnl_usdc']):+.4f} USDC",
+        f"  fees               {Decimal(report['fees_usdc']):.4f} USDC",
+        f"  AI cost            {Decimal(report['ai_cost_usdc']):.4f} USD",
+        f"  win rate           {report['win_rate'] * 100:.1f}%",
+        f"  orders placed      {report['orders_placed']}  (filled {report['orders_filled']}, "
+        f"fill rate {report['fill_rate'] * 100:.1f}%)",
+        f"  avg fill time      buy {report['avg_buy_fill_seconds']:.0f}s, "
+        f"sell {report['avg_sell_fill_seconds']:.0f}s",
+        f"  consultations      {report['consultations']}  (guard rejections "
+        f"{report['guard_rejections']})",
+        f"  max position       {report['max_position_usdc']} USDC",
+        f"  equity             {report['equity_usdc']} USDC  ({report['return_pct']:+.4f}%)",
+        "  invariants         "
+        + ", ".join(f"{k} {'OK' if v else 'VIOLATED'}" for k, v in inv.items()),
+    ]
+    return "\n".join(lines)

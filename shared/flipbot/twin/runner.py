@@ -1,0 +1,336 @@
+"""The digital twin's replay loop: market data in, the deployed system trading, a report out.
+
+One process runs what ``sam deploy`` ships: the functions of ``template.yaml`` (the
+same handler files), the state machine from ``statemachine/trade_cycle.asl.json``, the
+tables and rules of the template, on moto. A paper exchange stands in for Binance and
+is reached through the real python-binance client; this loop stands in for the
+listener: it feeds the exchange and the indicators with the replayed market, writes
+the market snapshot, and publishes every ``executionReport`` as the listener does.
+
+Time is virtual: the loop moves the clock from one market event to the next, firing
+Wait states, order timeouts, retry intervals and scheduled rules on the way. Same data,
+same seed, same settings: the same report, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from flipbot.replay.data import BookEvent, MarketData, TradeEvent
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = PROJECT_ROOT / "template.yaml"
+PAPER_KEY = "paperTwinApiKey0000000000000000000000000000000000000000000000000"
+PAPER_SECRET = "paperTwinApiSecret00000000000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    data: MarketData
+    symbol: str
+    out_dir: Path | None = None
+    template: Path = TEMPLATE
+    quote_balance: Decimal = Decimal("100")
+    parameters: Mapping[str, str] = field(default_factory=dict)  # template parameter overrides
+    snapshot_every_ms: int = 60_000  # price samples kept for the plots
+    warmup_ms: int = 30 * 60_000  # indicators need history before the first consult
+    maker_fee: Decimal = Decimal("0.001")
+    taker_fee: Decimal = Decimal("0.001")
+    fill_model: str = "through"
+    decider: str = "offline"
+    max_cycles: int = 0
+    progress: bool = True
+
+
+@dataclass
+class ReplayState:
+    """What the loop observes while it runs (for the report and the progress line)."""
+
+    events: int = 0
+    published: int = 0
+    schedules_fired: int = 0
+    max_position_quote: Decimal = Decimal(0)
+    last_price: Decimal = Decimal(0)
+    price_path: list[tuple[int, Decimal]] = field(default_factory=list)
+
+
+class _TwinClock:
+    def __init__(self, scheduler: Any) -> None:
+        self._s = scheduler
+
+    def now_ms(self) -> int:
+        return int(self._s.now_ms)
+
+
+def _decider_factory(name: str) -> Callable[[Any], Any]:
+    def build(_: Any) -> Any:
+        from flipbot.domain import strategy
+
+        if name == "fixed":
+            return strategy.FixedMarginStrategy()
+        if name == "offline":
+            return strategy.OfflineStrategy()
+        raise ValueError(f"unknown decision maker {name!r}: choose offline or fixed")
+
+    return build
+
+
+def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Replay ``config.data`` through the whole system; return (and write) the report."""
+    import boto3
+    from moto import mock_aws
+
+    from flipbot import composition
+    from flipbot.adapters.aws import EventBridgePublisher
+    from flipbot.adapters.dynamodb import repositories
+    from flipbot.domain.indicators import MarketIndicators
+    from flipbot.events import SOURCE
+    from flipbot.paper.engine import PaperExchange
+    from flipbot.paper.rest import BinanceRestApp
+    from flipbot.paper.transport import make_client
+    from flipbot.settings import Settings
+    from flipbot.streams import events_for_execution_report
+    from flipbot.twin import cloud as local_cloud
+    from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+    from flipbot.twin.report import build_report, write_outputs
+
+    data = config.data
+    if not data.events:
+        raise ValueError(f"{data.source}: no market events to replay")
+    started = time.monotonic()
+    scheduler = VirtualScheduler(now_ms=data.first_ms)
+    registry = LambdaRegistry()
+    state = ReplayState()
+    parameters = {"Symbol": config.symbol, **config.parameters}
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), install(
+        scheduler, registry
+    ):
+        exchange = PaperExchange(
+            [config.symbol],
+            clock=scheduler.time_ms,
+            maker=config.maker_fee,
+            taker=config.taker_fee,
+            balances={_quote_asset(config.symbol): config.quote_balance},
+            fill_model=config.fill_model,  # type: ignore[arg-type]
+        )
+        rest = BinanceRestApp(exchange, api_key=PAPER_KEY, api_secret=PAPER_SECRET)
+        composition.reset()
+        composition.configure(
+            clock=lambda _: _TwinClock(scheduler),
+            binance_client=lambda _: (lambda key, secret: make_client(rest, key, secret)),
+            decider=_decider_factory(config.decider),
+        )
+        extra_env = {"MAX_CYCLES": str(config.max_cycles)} if config.max_cycles else {}
+        cloud = local_cloud.build(
+            config.template,
+            registry,
+            parameters=parameters,
+            secrets={
+                "BinanceApiSecret": {"api_key": PAPER_KEY, "api_secret": PAPER_SECRET},
+                "OpenAiApiSecret": {},
+            },
+            extra_env=extra_env,
+        )
+        env = cloud.environment_of("ConsultAiFunction")
+        settings = Settings.from_env(env)
+        repos = repositories(settings.tables, region=local_cloud.REGION)
+        publisher = EventBridgePublisher(
+            boto3.client("events", region_name=local_cloud.REGION), cloud.bus_name, SOURCE,
+            sleep=lambda _: None,
+        )
+        sfn = boto3.client("stepfunctions", region_name=local_cloud.REGION)
+        indicators = MarketIndicators(config.symbol)
+        initial_balances = _balances(exchange)
+        next_sample = data.first_ms
+        consult_function = cloud.function_names["ConsultAiFunction"]
+
+        def fresh_snapshot(function_name: str, _event: dict[str, Any]) -> None:
+            # The listener keeps MarketTable at most a few seconds old; the twin writes
+            # the snapshot of this virtual instant right before each consultation.
+            if function_name == consult_function and indicators.has_data:
+                repos.market.put(indicators.snapshot(scheduler.now_ms))
+
+        registry.before_invoke = fresh_snapshot
+        start_at = data.first_ms + config.warmup_ms
+        started_cycle = False
+        schedule_due = {s.rule_name: data.first_ms + s.every_ms for s in cloud.schedules}
+        progress = _Progress(len(data.events), out if config.progress else None)
+        seen_cycles: set[str] = set()
+
+        def drain() -> None:
+            if not exchange.outbox:
+                return
+            while exchange.outbox:
+                batch, exchange.outbox[:] = list(exchange.outbox), []
+                for message in batch:
+                    inner = message.get("event", message)
+                    if inner.get("e") != "executionReport":
+                        continue
+                    publisher.publish_many(events_for_execution_report(message))
+                    state.published += 1
+                    scheduler.settle()
+            _announce_closed_cycles(repos, seen_cycles, out)
+
+        def advance(target_ms: int) -> None:
+            while True:
+                due = [(t, name) for name, t in schedule_due.items() if t <= target_ms]
+                if not due:
+                    break
+                when, name = min(due)
+                scheduler.advance_to(when)
+                target = next(s for s in cloud.schedules if s.rule_name == name)
+                registry.invoke(target.function_name, _scheduled_event(name, when))
+                state.schedules_fired += 1
+                schedule_due[name] = when + target.every_ms
+                scheduler.settle()
+                drain()
+            scheduler.advance_to(target_ms)
+            drain()
+
+        for event in data.events:
+            if event.time_ms > scheduler.now_ms:
+                advance(event.time_ms)
+            if isinstance(event, TradeEvent):
+                indicators.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
+                exchange.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
+                state.last_price = event.price
+            elif isinstance(event, BookEvent):
+                indicators.on_book(event.bid, event.bid_qty, event.ask, event.ask_qty)
+                exchange.on_book(event.time_ms, event.bid, event.bid_qty, event.ask, event.ask_qty)
+            state.events += 1
+            if event.time_ms >= next_sample and state.last_price > 0:
+                state.price_path.append((event.time_ms, state.last_price))
+                next_sample = event.time_ms + config.snapshot_every_ms
+            if not started_cycle and event.time_ms >= start_at and state.last_price > 0:
+                sfn.start_execution(
+                    stateMachineArn=cloud.state_machine_arn,
+                    name="c000001",
+                    input=json.dumps({"cycle_id": "c000001", "attempt": 1, "sell_attempt": 1}),
+                )
+                started_cycle = True
+            scheduler.settle()
+            drain()
+            base_total = _base_total(exchange, config.symbol)
+            position = base_total * state.last_price
+            if position > state.max_position_quote:
+                state.max_position_quote = position
+            progress.update(state.events, scheduler.now_ms)
+        scheduler.settle()
+        drain()
+        progress.done()
+        _stop_running(sfn, cloud.state_machine_arn)
+        report = build_report(
+            config=config,
+            settings=settings,
+            repos=repos,
+            exchange=exchange,
+            initial_balances=initial_balances,
+            state=state,
+        )
+    composition.reset()
+    if config.out_dir is not None:
+        write_outputs(report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir,
+                      state=state)
+    else:
+        report.pop("_trades")
+    elapsed = time.monotonic() - started
+    print(f"replayed {state.events:,} market events in {elapsed:.1f}s "
+          f"({state.published} order updates, {state.schedules_fired} scheduled runs)", file=out)
+    return report
+
+
+def _quote_asset(symbol: str) -> str:
+    from flipbot.paper.symbols import default_symbol_info
+
+    return str(default_symbol_info(symbol)["quoteAsset"])
+
+
+def _balances(exchange: Any) -> dict[str, Decimal]:
+    account = exchange.account()
+    return {
+        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+        for b in account["balances"]
+    }
+
+
+def _base_total(exchange: Any, symbol: str) -> Decimal:
+    free, locked = exchange.balance(exchange.symbol_info(symbol)["baseAsset"])
+    return free + locked
+
+
+def _scheduled_event(rule_name: str, when_ms: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(when_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": f"twin-{rule_name}-{when_ms}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": stamp,
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+def _stop_running(sfn: Any, state_machine_arn: str) -> None:
+    """End executions still waiting when the data runs out (as a redeploy would)."""
+    paginator = sfn.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn, statusFilter="RUNNING"):
+        for execution in page["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"], error="ReplayEnded",
+                               cause="the replayed market data ended")
+
+
+def _announce_closed_cycles(repos: Any, seen: set[str], out: TextIO) -> None:
+    """One line per completed cycle, as it closes."""
+    from flipbot.domain.cycle import CycleState
+
+    for cycle in repos.cycles.all():
+        if cycle.state is CycleState.COMPLETED and cycle.cycle_id not in seen:
+            seen.add(cycle.cycle_id)
+            print(
+                f"  cycle {cycle.cycle_id}: bought {cycle.bought_qty} @ {cycle.entry_price:.4f}, "
+                f"sold {cycle.sold_qty} for {cycle.received_quote:.4f} -> "
+                f"P&L {cycle.realized_pnl:+.4f} (fees {cycle.fees_quote:.4f})",
+                file=out,
+            )
+
+
+class _Progress:
+    """A progress line on stderr-like output, at most every half second."""
+
+    def __init__(self, total: int, out: TextIO | None) -> None:
+        self.total = total
+        self.out = out
+        self.last = 0.0
+
+    def update(self, done: int, now_ms: int) -> None:
+        if self.out is None:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.5 and done < self.total:
+            return
+        self.last = now
+        from datetime import UTC, datetime
+
+        stamp = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r  [{bar}] {100 * done / max(self.total, 1):5.1f}%  {stamp} UTC",
+              end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.out is not None:
+            print(file=sys.stderr)

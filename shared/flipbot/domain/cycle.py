@@ -1,0 +1,85 @@
+"""The states of one trade cycle and the events that move it.
+
+A cycle buys (``READY_TO_BUY`` -> ``BUYING``), then sells what it holds
+(``READY_TO_SELL`` -> ``SELLING``) until ``COMPLETED``. A buy that ends with nothing
+filled (canceled, expired, rejected) goes back to ``READY_TO_BUY``; one canceled after a
+partial fill goes on to ``READY_TO_SELL`` with what was filled. A canceled or rejected
+sell returns to ``READY_TO_SELL``: the base asset is still held. ``COMPLETED`` is final;
+the next cycle starts afresh. :data:`TRANSITIONS` is the whole table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+
+from flipbot.domain.errors import InvalidTransition
+
+
+class CycleState(StrEnum):
+    READY_TO_BUY = "READY_TO_BUY"
+    BUYING = "BUYING"
+    READY_TO_SELL = "READY_TO_SELL"
+    SELLING = "SELLING"
+    COMPLETED = "COMPLETED"
+
+
+class CycleEvent(StrEnum):
+    BUY_PLACED = "BUY_PLACED"
+    BUY_FILLED = "BUY_FILLED"
+    BUY_CANCELED_UNFILLED = "BUY_CANCELED_UNFILLED"  # canceled / expired with nothing filled
+    BUY_CANCELED_PARTIAL = "BUY_CANCELED_PARTIAL"  # canceled after a partial fill: sell that
+    BUY_REJECTED = "BUY_REJECTED"
+    SELL_PLACED = "SELL_PLACED"
+    SELL_FILLED = "SELL_FILLED"
+    SELL_CANCELED = "SELL_CANCELED"  # e.g. canceled by hand: the base asset is still held
+    SELL_REJECTED = "SELL_REJECTED"
+
+
+_S, _E = CycleState, CycleEvent
+
+TRANSITIONS: MappingProxyType[CycleState, MappingProxyType[CycleEvent, CycleState]] = (
+    MappingProxyType(
+        {
+            _S.READY_TO_BUY: MappingProxyType({_E.BUY_PLACED: _S.BUYING}),
+            _S.BUYING: MappingProxyType(
+                {
+                    _E.BUY_FILLED: _S.READY_TO_SELL,
+                    _E.BUY_CANCELED_UNFILLED: _S.READY_TO_BUY,
+                    _E.BUY_CANCELED_PARTIAL: _S.READY_TO_SELL,
+                    _E.BUY_REJECTED: _S.READY_TO_BUY,
+                }
+            ),
+            _S.READY_TO_SELL: MappingProxyType({_E.SELL_PLACED: _S.SELLING}),
+            _S.SELLING: MappingProxyType(
+                {
+                    _E.SELL_FILLED: _S.COMPLETED,
+                    _E.SELL_CANCELED: _S.READY_TO_SELL,
+                    _E.SELL_REJECTED: _S.READY_TO_SELL,
+                }
+            ),
+            _S.COMPLETED: MappingProxyType({}),
+        }
+    )
+)
+"""The whole state machine: ``TRANSITIONS[state][event]`` is the next state."""
+
+
+def allowed_events(state: CycleState | str) -> tuple[CycleEvent, ...]:
+    """The events ``state`` accepts, in table order (empty for ``COMPLETED``)."""
+    return tuple(TRANSITIONS[CycleState(state)])
+
+
+def transition(state: CycleState | str, event: CycleEvent | str) -> CycleState:
+    """The state after ``event``; raises :class:`InvalidTransition` if ``state`` refuses it."""
+    state, event = CycleState(state), CycleEvent(event)
+    next_state = TRANSITIONS[state].get(event)
+    if next_state is None:
+        allowed = ", ".join(allowed_events(state)) or "none (final state)"
+        raise InvalidTransition(f"{event} is not allowed in state {state}; allowed: {allowed}")
+    return next_state
+
+
+def is_final(state: CycleState | str) -> bool:
+    """True for ``COMPLETED``: nothing can happen to the cycle any more."""
+    return not TRANSITIONS[CycleState(state)]

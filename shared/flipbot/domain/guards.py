@@ -1,0 +1,168 @@
+"""Hard limits applied in code to every decision before an order is placed.
+
+A decision maker (the AI or the offline strategy) only proposes; :func:`check_buy` and
+:func:`check_sell` turn an acceptable proposal into an :class:`OrderRequest` or raise
+:class:`GuardRejected` naming the guard and the offending value. Guard names:
+``action``, ``confidence``, ``price``, ``book``, ``spread``, ``price_band``,
+``profit_floor``, ``balance``, ``quantity``, ``min_notional`` and ``filters`` (a symbol
+filter failed; the message is Binance's, followed by the offending value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flipbot.domain.decision import Decision
+from flipbot.domain.errors import FilterViolation, GuardRejected
+from flipbot.domain.filters import SymbolRules
+from flipbot.domain.model import BookTop, OrderRequest, Side
+
+_ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """The bot's hard limits.
+
+    * ``quote_per_cycle``: the most quote asset one buy may spend.
+    * ``min_confidence``: decisions below it are refused.
+    * ``min_profit``: the margin over entry plus fees the floor guarantees (fraction).
+    * ``price_band``: how far below the best bid a buy may rest (fraction of the bid).
+    * ``max_price_deviation``: how far above the mid a sell may rest (fraction of the
+      mid); a sell at the profit floor is always allowed, however far the market fell.
+    * ``stop_loss``: sell below entry by this fraction; ``None`` (default) never does.
+    """
+
+    quote_per_cycle: Decimal = Decimal("10")
+    min_confidence: float = 0.8
+    min_profit: Decimal = Decimal("0.01")
+    price_band: Decimal = Decimal("0.02")
+    max_price_deviation: Decimal = Decimal("0.10")
+    stop_loss: Decimal | None = None
+
+
+def check_buy(
+    decision: Decision,
+    book: BookTop,
+    rules: SymbolRules,
+    limits: RiskLimits,
+    free_quote: Decimal,
+    *,
+    symbol: str,
+    client_order_id: str,
+    avg_price: Decimal | None = None,
+) -> OrderRequest:
+    """Turn a BUY decision into a resting maker order, or raise :class:`GuardRejected`.
+
+    The price is floored to the tick, must stay below the best ask (a maker order) and
+    no more than ``price_band`` below the best bid. The quantity spends
+    ``min(quote_per_cycle, free_quote)`` at that price, rounded down to the step.
+    ``avg_price`` (the exchange's average price) enables the ``PERCENT_PRICE`` checks.
+    """
+    _check_common(decision, Side.BUY, limits)
+    _check_book(book)
+    price = rules.floor_price(decision.base_price)
+    if price <= 0:
+        raise GuardRejected("price", f"{decision.base_price} floors to {price} at the tick")
+    if price >= book.ask:
+        raise GuardRejected("spread", f"buy price {price} >= best ask {book.ask}")
+    lowest = book.bid * (_ONE - limits.price_band)
+    if price < lowest:
+        raise GuardRejected(
+            "price_band",
+            f"buy price {price} < best bid {book.bid} - {limits.price_band:%} = {lowest}",
+        )
+    if free_quote <= 0:
+        raise GuardRejected("balance", f"free {rules.quote_asset} is {free_quote}")
+    spend = min(limits.quote_per_cycle, free_quote)
+    quantity = rules.size_buy(spend, price)
+    if quantity <= 0:
+        raise GuardRejected("quantity", f"{spend} {rules.quote_asset} buys nothing at {price}")
+    _check_notional(rules, price, quantity)
+    _validate(rules, Side.BUY, price, quantity, avg_price)
+    return OrderRequest(symbol, Side.BUY, price, quantity, client_order_id)
+
+
+def check_sell(  # noqa: PLR0917 - the positional order is the published contract
+    decision: Decision,
+    book: BookTop,
+    rules: SymbolRules,
+    limits: RiskLimits,
+    held_qty: Decimal,
+    floor_price: Decimal,
+    *,
+    symbol: str,
+    client_order_id: str,
+    avg_price: Decimal | None = None,
+) -> OrderRequest:
+    """Turn a SELL decision into a resting maker order, or raise :class:`GuardRejected`.
+
+    The price is rounded up to the tick and must be at least ``floor_price``, above the
+    best bid (a maker order) and at most ``max(mid * (1 + max_price_deviation),
+    floor_price)``: an absurdly high ask never fills, but the floor itself stays allowed
+    when the market has fallen far below it. The quantity is ``held_qty`` rounded down
+    to the step.
+    """
+    _check_common(decision, Side.SELL, limits)
+    _check_book(book)
+    price = rules.ceil_price(decision.base_price)
+    if price < floor_price:
+        raise GuardRejected("profit_floor", f"sell price {price} < floor {floor_price}")
+    if price <= book.bid:
+        raise GuardRejected("spread", f"sell price {price} <= best bid {book.bid}")
+    highest = max(book.mid * (_ONE + limits.max_price_deviation), floor_price)
+    if price > highest:
+        raise GuardRejected(
+            "price_band",
+            f"sell price {price} > max(mid {book.mid} + {limits.max_price_deviation:%}, "
+            f"floor {floor_price}) = {highest}",
+        )
+    quantity = rules.floor_qty(held_qty)
+    if quantity <= 0:
+        raise GuardRejected("quantity", f"held {held_qty} rounds down to {quantity}")
+    _check_notional(rules, price, quantity)
+    _validate(rules, Side.SELL, price, quantity, avg_price)
+    return OrderRequest(symbol, Side.SELL, price, quantity, client_order_id)
+
+
+def stop_loss_triggered(entry_price: Decimal, last_price: Decimal, limits: RiskLimits) -> bool:
+    """True when ``last_price <= entry * (1 - stop_loss)``; never without a stop-loss."""
+    if limits.stop_loss is None:
+        return False
+    return last_price <= entry_price * (_ONE - limits.stop_loss)
+
+
+def _check_common(decision: Decision, side: Side, limits: RiskLimits) -> None:
+    if decision.action != side.value:
+        raise GuardRejected("action", f"expected {side.value}, got {decision.action}")
+    if not decision.confidence >= limits.min_confidence:  # NaN-safe
+        raise GuardRejected(
+            "confidence", f"{decision.confidence} < minimum {limits.min_confidence}"
+        )
+    price = decision.base_price
+    if not price.is_finite() or price <= 0:
+        raise GuardRejected("price", f"{price} is not a positive finite price")
+
+
+def _check_book(book: BookTop) -> None:
+    if not (0 < book.bid < book.ask):
+        raise GuardRejected("book", f"unusable book: bid {book.bid}, ask {book.ask}")
+
+
+def _check_notional(rules: SymbolRules, price: Decimal, quantity: Decimal) -> None:
+    notional = price * quantity
+    if rules.notional_filter is not None and notional < rules.min_notional:
+        raise GuardRejected(
+            "min_notional",
+            f"{quantity} x {price} = {notional} < minNotional {rules.min_notional}",
+        )
+
+
+def _validate(
+    rules: SymbolRules, side: Side, price: Decimal, qty: Decimal, avg_price: Decimal | None
+) -> None:
+    try:
+        rules.validate(side, price, qty, avg_price=avg_price)
+    except FilterViolation as exc:
+        raise GuardRejected("filters", f"{exc} ({exc.value})") from exc

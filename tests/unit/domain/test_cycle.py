@@ -1,0 +1,105 @@
+"""Cycle states and transitions: every allowed move, every refused one."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from flipbot.domain.cycle import (
+    CycleEvent,
+    CycleState,
+    allowed_events,
+    is_final,
+    transition,
+)
+from flipbot.domain.errors import InvalidTransition
+
+S, E = CycleState, CycleEvent
+
+# The specification, written out independently of the module's table.
+EXPECTED = [
+    (S.READY_TO_BUY, E.BUY_PLACED, S.BUYING),
+    (S.BUYING, E.BUY_FILLED, S.READY_TO_SELL),
+    (S.BUYING, E.BUY_CANCELED_UNFILLED, S.READY_TO_BUY),
+    (S.BUYING, E.BUY_CANCELED_PARTIAL, S.READY_TO_SELL),
+    (S.BUYING, E.BUY_REJECTED, S.READY_TO_BUY),
+    (S.READY_TO_SELL, E.SELL_PLACED, S.SELLING),
+    (S.SELLING, E.SELL_FILLED, S.COMPLETED),
+    (S.SELLING, E.SELL_CANCELED, S.READY_TO_SELL),
+    (S.SELLING, E.SELL_REJECTED, S.READY_TO_SELL),
+]
+ALLOWED = {(state, event) for state, event, _ in EXPECTED}
+REFUSED = [pair for pair in itertools.product(S, E) if pair not in ALLOWED]
+
+
+@pytest.mark.parametrize(("state", "event", "after"), EXPECTED)
+def test_given_an_allowed_event_when_applied_then_the_cycle_moves_to_the_next_state(
+    state: CycleState, event: CycleEvent, after: CycleState
+) -> None:
+    assert transition(state, event) is after
+
+
+@pytest.mark.parametrize(("state", "event"), REFUSED)
+def test_given_a_refused_event_when_applied_then_invalid_transition_names_everything(
+    state: CycleState, event: CycleEvent
+) -> None:
+    with pytest.raises(InvalidTransition) as info:
+        transition(state, event)
+    message = str(info.value)
+    assert str(event) in message
+    assert f"state {state}" in message
+    for allowed in allowed_events(state):
+        assert str(allowed) in message
+
+
+def test_every_state_event_pair_is_either_allowed_or_refused() -> None:
+    assert len(EXPECTED) + len(REFUSED) == len(S) * len(E)
+    assert len(REFUSED) == 5 * 9 - 9
+
+
+@pytest.mark.parametrize("state", list(S))
+def test_given_a_state_then_allowed_events_are_exactly_the_specified_ones(
+    state: CycleState,
+) -> None:
+    assert set(allowed_events(state)) == {e for s, e, _ in EXPECTED if s is state}
+
+
+def test_given_completed_then_nothing_is_allowed_and_the_error_says_so() -> None:
+    assert allowed_events(S.COMPLETED) == ()
+    assert is_final(S.COMPLETED)
+    with pytest.raises(InvalidTransition, match=r"allowed: none \(final state\)"):
+        transition(S.COMPLETED, E.BUY_PLACED)
+
+
+@pytest.mark.parametrize("state", [s for s in S if s is not S.COMPLETED])
+def test_given_a_live_state_then_it_is_not_final(state: CycleState) -> None:
+    assert not is_final(state)
+
+
+def test_given_stored_strings_then_they_are_accepted_as_states_and_events() -> None:
+    assert transition("BUYING", "BUY_FILLED") is S.READY_TO_SELL
+    with pytest.raises(ValueError, match="NOT_A_STATE"):
+        transition("NOT_A_STATE", "BUY_FILLED")
+
+
+def _run(*events: CycleEvent) -> CycleState:
+    state = S.READY_TO_BUY
+    for event in events:
+        state = transition(state, event)
+    return state
+
+
+def test_given_a_happy_cycle_then_it_completes() -> None:
+    assert _run(E.BUY_PLACED, E.BUY_FILLED, E.SELL_PLACED, E.SELL_FILLED) is S.COMPLETED
+
+
+def test_given_a_timed_out_buy_then_a_new_buy_is_placed_and_the_cycle_completes() -> None:
+    state = _run(E.BUY_PLACED, E.BUY_CANCELED_UNFILLED, E.BUY_PLACED, E.BUY_REJECTED)
+    assert state is S.READY_TO_BUY
+    assert _run(E.BUY_PLACED, E.BUY_CANCELED_PARTIAL, E.SELL_PLACED, E.SELL_FILLED) is (S.COMPLETED)
+
+
+def test_given_a_sell_canceled_by_hand_then_the_held_asset_is_sold_again() -> None:
+    state = _run(E.BUY_PLACED, E.BUY_FILLED, E.SELL_PLACED, E.SELL_CANCELED)
+    assert state is S.READY_TO_SELL
+    assert transition(transition(state, E.SELL_PLACED), E.SELL_REJECTED) is S.READY_TO_SELL

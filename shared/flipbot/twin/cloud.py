@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from flipbot.twin.moto_hooks import Handler, LambdaRegistry, environment
-from flipbot.twin.template import SamTemplate, load_template, resolve, substitute_definition
+from flipbot.twin.template import (
+    SamTemplate,
+    load_template,
+    resolve,
+    resolve_environment,
+    substitute_definition,
+)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -104,7 +110,6 @@ def build(
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
         "AWS::Partition": "aws",
-        "AWS::NoValue": "",
     }
     attrs: dict[tuple[str, str], str] = {}
 
@@ -181,7 +186,7 @@ def build(
     schedules: list[ScheduledTarget] = []
     for logical_id, fn in template.functions.items():
         name = function_names[logical_id]
-        env = {k: resolve(v, refs, attrs) for k, v in fn.environment.items()}
+        env = resolve_environment(fn.environment, refs, attrs, template.conditions)
         env = {**env, **TWIN_ENV, **(extra_env or {}), "AWS_LAMBDA_FUNCTION_NAME": name}
         environments[name] = env
         lam.create_function(

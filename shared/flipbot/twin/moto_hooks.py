@@ -154,7 +154,7 @@ class LambdaRegistry:
     handlers: dict[str, Handler] = field(default_factory=dict)
     environments: dict[str, Mapping[str, str]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
-    invocations: int = 0
+    invocations: dict[str, int] = field(default_factory=dict)
     before_invoke: Callable[[str, dict[str, Any]], None] | None = None
 
     def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
@@ -165,7 +165,7 @@ class LambdaRegistry:
         """Run one handler, serialised with every other invocation of the twin."""
         handler = self.handlers[name]
         with self.lock, environment(self.environments[name]):
-            self.invocations += 1
+            self.invocations[name] = self.invocations.get(name, 0) + 1
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
             return handler(event, LambdaContext(function_name=name))

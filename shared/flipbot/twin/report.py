@@ -75,12 +75,18 @@ def build_report(
     placed = [o for o in system_orders if o.order_id]
     sells = [o for o in placed if o.side is Side.SELL]
     below_floor = [o.client_order_id for o in sells if floors.get(o.cycle_id, ZERO) > o.price]
+    # Exposure: what each cycle actually bought, and each buy order as placed.
+    cycle_of = {o.client_order_id: o.cycle_id for o in system_orders}
     spent_by_cycle: dict[str, Decimal] = {}
-    for o in placed:
-        if o.side is Side.BUY:
-            spent_by_cycle[o.cycle_id] = spent_by_cycle.get(o.cycle_id, ZERO) + o.price * o.quantity
-    over_cap = [c for c, spent in spent_by_cycle.items() if spent > settings.quote_per_cycle]
-
+    for f in fills:
+        if f.side is Side.BUY and f.client_order_id in cycle_of:
+            cycle = cycle_of[f.client_order_id]
+            spent_by_cycle[cycle] = spent_by_cycle.get(cycle, ZERO) + f.quote_qty
+    cap = settings.quote_per_cycle
+    over_cap = sorted(
+        {c for c, spent in spent_by_cycle.items() if spent > cap}
+        | {o.cycle_id for o in placed if o.side is Side.BUY and o.price * o.quantity > cap}
+    )
     invariants = {
         "no_sell_below_floor": not below_floor,
         "position_within_cap": not over_cap,

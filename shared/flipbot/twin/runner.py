@@ -235,6 +235,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             initial_balances=initial_balances,
             state=state,
         )
+        report["invocations"] = {
+            logical_id: registry.invocations.get(name, 0)
+            for logical_id, name in sorted(cloud.function_names.items())
+        }
     composition.reset()
     if config.out_dir is not None:
         write_outputs(report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir,

@@ -1,0 +1,1 @@
+"""``flipbot`` subcommands: one module each, with ``register(subparsers)``."""

@@ -103,7 +103,7 @@ def apply_order_update(
     order = order.evolve(
         status=status,
         order_id=order.order_id or update.order_id,
-        executed_qty=max(executed, order.executed_qty),
+        executed_qty=max(executed, order.executed_qty, update.executed_qty),
         cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
         updated_ms=now_ms,
     )
@@ -119,8 +119,13 @@ def resume_waiting_task(
     if order.origin is not Origin.SYSTEM or not order.task_token or order.token_state != "WAITING":
         return ""
     status = order.status
+    recorded = sum((f.qty for f in fills), ZERO)
+    if recorded < order.executed_qty:
+        # A fill reported by the exchange is not recorded yet (reordered or lost event):
+        # resume once it is, from its own event or from reconcile.
+        return ""
     filled = status == OrderStatus.FILLED
-    ended_with_fills = status in _ENDED and sum((f.qty for f in fills), ZERO) > 0
+    ended_with_fills = status in _ENDED and recorded > 0
     if filled or (ended_with_fills and not order.cancel_requested):
         if repos.orders.claim_token(order.client_order_id, order.task_token, "SUCCEEDED"):
             workflow.task_succeeded(order.task_token, fill_summary(order, fills))

@@ -1,0 +1,166 @@
+"""A wired bot without Step Functions: real DynamoDB adapter (moto, tables from the
+template), real python-binance client against the paper exchange, a recording workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flipbot.adapters.aws import StaticKillSwitch
+from flipbot.adapters.binance_exchange import BinanceExchange
+from flipbot.adapters.dynamodb import repositories
+from flipbot.app.records import Repositories
+from flipbot.domain.decision import Decision, DecisionRequest
+from flipbot.domain.indicators import MarketIndicators
+from flipbot.paper.engine import PaperExchange
+from flipbot.paper.rest import BinanceRestApp
+from flipbot.paper.transport import FaultHook, make_client
+from flipbot.settings import Settings, Tables
+from flipbot.streams import order_update_from_execution_report
+from flipbot.twin.template import load_template
+
+ROOT = Path(__file__).resolve().parents[3]
+KEY, SECRET = "testKey0123456789", "testSecret0123456789"
+START_MS = 1_737_331_200_000  # 2025-01-20T00:00Z
+
+
+@dataclass
+class Clock:
+    now: int = START_MS
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+@dataclass
+class RecordingWorkflow:
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def task_succeeded(self, task_token: str, output: Any) -> None:
+        self.calls.append(("success", task_token, dict(output)))
+
+    def task_failed(self, task_token: str, error: str, cause: str) -> None:
+        self.calls.append(("failure", task_token, error))
+
+    def task_heartbeat(self, task_token: str) -> None:
+        self.calls.append(("heartbeat", task_token, None))
+
+
+@dataclass
+class ScriptedDecider:
+    """Answers what the test says, and remembers what it was asked."""
+
+    answers: list[Decision] = field(default_factory=list)
+    requests: list[DecisionRequest] = field(default_factory=list)
+    name: str = "scripted"
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        self.requests.append(request)
+        return self.answers.pop(0)
+
+
+@dataclass
+class Bot:
+    """Implements ``flipbot.app.services.Services`` with test-controlled parts."""
+
+    settings: Settings
+    repos: Repositories
+    clock: Clock
+    workflow: RecordingWorkflow
+    kill_switch: StaticKillSwitch
+    exchange: BinanceExchange
+    decider: ScriptedDecider
+    paper: PaperExchange
+    faults: list[FaultHook | None]
+
+    def market(self, bid: str, ask: str, *, minutes: int = 40) -> None:
+        """Give the exchange a book and the market table a snapshot with history."""
+        indicators = MarketIndicators(self.settings.symbol)
+        mid = (Decimal(bid) + Decimal(ask)) / 2
+        for minute in range(minutes):
+            t = self.clock.now - (minutes - minute) * 60_000
+            indicators.on_trade(t, mid, Decimal("1"), minute % 2 == 0)
+        indicators.on_book(Decimal(bid), Decimal("50"), Decimal(ask), Decimal("50"))
+        self.paper.on_book(self.clock.now, bid, "50", ask, "50")
+        self.repos.market.put(indicators.snapshot(self.clock.now))
+
+    def trade(self, price: str, qty: str, *, taker_sold: bool = True) -> None:
+        self.clock.now += 1_000
+        self.paper.on_trade(self.clock.now, price, qty, taker_sold)
+
+    def updates(self) -> list[Any]:
+        """The executionReports the exchange emitted since last asked, as OrderUpdated."""
+        events = self.paper.drain()
+        return [
+            order_update_from_execution_report(e)
+            for e in events
+            if e.get("e") == "executionReport"
+        ]
+
+
+def create_tables(settings: Settings) -> None:
+    template = load_template(ROOT / "template.yaml")
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    names = {
+        "CyclesTable": settings.tables.cycles,
+        "OrdersTable": settings.tables.orders,
+        "FillsTable": settings.tables.fills,
+        "TradesTable": settings.tables.trades,
+        "ConsultationsTable": settings.tables.consultations,
+        "MarketTable": settings.tables.market,
+    }
+    for logical_id, name in names.items():
+        table = template.tables[logical_id]
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": a, "KeyType": k} for a, k in table.key_schema],
+            AttributeDefinitions=[
+                {"AttributeName": a, "AttributeType": t}
+                for a, t in table.attribute_definitions.items()
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+@pytest.fixture
+def bot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        settings = Settings(
+            symbol="TRUMPUSDC",
+            quote_per_cycle=Decimal("10"),
+            min_confidence=0.8,
+            min_profit=Decimal("0.01"),
+            target_profit=Decimal("0.05"),
+            price_band=Decimal("0.02"),
+            tables=Tables(cycles="cycles", orders="orders", fills="fills", trades="trades",
+                          consultations="consultations", market="market"),
+        )
+        create_tables(settings)
+        clock = Clock()
+        paper = PaperExchange(["TRUMPUSDC"], clock=clock.now_ms, balances={"USDC": "100"})
+        app = BinanceRestApp(paper, api_key=KEY, api_secret=SECRET)
+        faults: list[FaultHook | None] = [None]
+
+        def hook(method: str, path: str, params: Any) -> Any:
+            return faults[0](method, path, params) if faults[0] else None
+
+        client = make_client(app, KEY, SECRET, faults=hook)
+        yield Bot(
+            settings=settings,
+            repos=repositories(settings.tables, region="us-east-1"),
+            clock=clock,
+            workflow=RecordingWorkflow(),
+            kill_switch=StaticKillSwitch(False),
+            exchange=BinanceExchange(client),
+            decider=ScriptedDecider(),
+            paper=paper,
+            faults=faults,
+        )

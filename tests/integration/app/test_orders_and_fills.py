@@ -1,0 +1,248 @@
+"""Exactly-once money: one order per intent, each fill once, each task token used once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from flipbot.app.consult import consult
+from flipbot.app.fills import apply_order_update
+from flipbot.app.orders import cancel_order, place_order
+from flipbot.app.reconcile import reconcile_open_orders
+from flipbot.app.records import Cycle
+from flipbot.app.trades import record_trade
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.decision import Decision
+from flipbot.domain.model import Origin, Side
+from flipbot.paper.transport import Fault
+
+from .conftest import START_MS, Bot
+
+
+def _cycle(bot: Bot, cycle_id: str = "c000001") -> None:
+    bot.repos.cycles.create(
+        Cycle(cycle_id, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS,
+              updated_ms=START_MS)
+    )
+
+
+def _place_buy(bot: Bot, token: str = "token-1", attempt: int = 1, price: str = "25.90",
+               qty: str = "0.385") -> dict[str, Any]:
+    return place_order(bot, cycle_id="c000001", leg=Side.BUY, attempt=attempt,
+                       price=Decimal(price), quantity=Decimal(qty), task_token=token)
+
+
+def _apply_all(bot: Bot, updates: list[Any]) -> list[dict[str, Any]]:
+    return [apply_order_update(u, bot.repos, bot.workflow, bot.clock.now) for u in updates]
+
+
+def test_given_an_intent_when_placed_then_the_order_item_and_token_exist_before_the_exchange_call(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    seen: list[Any] = []
+
+    def inspect(method: str, path: str, params: Any) -> None:
+        if method == "POST" and path.endswith("/order"):
+            seen.append(bot.repos.orders.get("fb-c000001-B1"))
+
+    bot.faults[0] = inspect
+    result = _place_buy(bot)
+    assert result["status"] == "NEW"
+    assert seen and seen[0] is not None
+    assert seen[0].task_token == "token-1" and seen[0].token_state == "WAITING"
+    assert len(bot.paper.open_orders("TRUMPUSDC")) == 1
+
+
+def test_given_a_response_lost_after_accept_when_placed_then_the_order_is_found_not_resent(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    bot.faults[0] = lambda m, p, _: Fault.drop_response() if m == "POST" else None
+    result = _place_buy(bot)
+    assert result["status"] == "NEW"
+    assert result["order_id"] > 0
+    orders = bot.paper.all_orders("TRUMPUSDC")
+    assert [o["clientOrderId"] for o in orders] == ["fb-c000001-B1"]
+
+
+def test_given_a_redelivered_intent_when_placed_again_then_no_second_order_and_new_token_kept(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, token="token-1")
+    _place_buy(bot, token="token-2")
+    assert len(bot.paper.all_orders("TRUMPUSDC")) == 1
+    order = bot.repos.orders.get("fb-c000001-B1")
+    assert order is not None and order.task_token == "token-2"
+
+
+def test_given_a_price_off_the_tick_when_placed_then_the_task_fails_with_the_filter_named(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    result = _place_buy(bot, price="25.905")
+    assert result["status"] == "REJECTED"
+    assert "PRICE_FILTER" in result["reason"]
+    assert bot.workflow.calls == [("failure", "token-1", "FilterViolation")]
+    assert bot.paper.all_orders("TRUMPUSDC") == []
+
+
+def test_given_partial_then_full_fills_delivered_twice_and_reordered_then_each_counts_once(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot)
+    bot.trade("25.89", "0.200")
+    bot.trade("25.88", "0.500")
+    updates = bot.updates()
+    fills = [u for u in updates if u.trade_id >= 0]
+    assert [u.status for u in fills] == ["PARTIALLY_FILLED", "FILLED"]
+    # When: delivered reordered, and everything twice (at-least-once delivery).
+    _apply_all(bot, list(reversed(updates)) + updates)
+    recorded = bot.repos.fills.for_order("fb-c000001-B1")
+    assert sorted(f.qty for f in recorded) == [Decimal("0.185"), Decimal("0.200")]
+    successes = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(successes) == 1
+    summary = successes[0][2]
+    assert Decimal(summary["executed_qty"]) == Decimal("0.385")
+    order = bot.repos.orders.get("fb-c000001-B1")
+    assert order is not None and order.status == "FILLED" and order.token_state == "SUCCEEDED"
+
+
+def test_given_an_order_canceled_by_hand_without_fills_then_the_waiting_task_fails(bot: Bot) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot)
+    bot.paper.cancel_order("TRUMPUSDC", orig_client_order_id="fb-c000001-B1")
+    _apply_all(bot, bot.updates())
+    assert bot.workflow.calls == [("failure", "token-1", "OrderCanceled")]
+
+
+def test_given_the_bot_cancels_after_a_timeout_then_no_failure_is_sent_and_partial_is_kept(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot)
+    bot.trade("25.89", "0.100")
+    result = cancel_order(bot, cycle_id="c000001", leg=Side.BUY, attempt=1)
+    _apply_all(bot, bot.updates())
+    assert result == {"client_order_id": "fb-c000001-B1", "status": "CANCELED", "executed": True}
+    assert [c for c in bot.workflow.calls if c[0] == "failure"] == []
+    cycle = bot.repos.cycles.get("c000001")
+    assert cycle is not None and cycle.state is CycleState.READY_TO_SELL
+    assert cycle.bought_qty == Decimal("0.100")
+
+
+def test_given_a_fill_of_an_order_the_bot_did_not_place_then_it_is_recorded_as_manual(
+    bot: Bot,
+) -> None:
+    bot.market("25.95", "25.96")
+    bot.paper.place_order("TRUMPUSDC", "BUY", "LIMIT", "0.200", "25.90", "GTC", "by-hand-1")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    order = bot.repos.orders.get("by-hand-1")
+    assert order is not None and order.origin is Origin.MANUAL and order.status == "FILLED"
+    assert len(bot.repos.fills.for_order("by-hand-1")) == 1
+    assert bot.workflow.calls == []
+
+
+def test_given_fills_that_no_event_delivered_when_reconciled_then_recorded_and_task_resumed(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot)
+    bot.trade("25.80", "1.000")
+    bot.updates()  # the stream dropped them: nothing applied
+    summary = reconcile_open_orders(bot)
+    assert summary["repaired_fills"] == 1 and summary["resumed"] == 1
+    assert [c[0] for c in bot.workflow.calls] == ["success"]
+    assert reconcile_open_orders(bot) == {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
+
+
+def test_given_a_live_order_when_reconciled_then_its_waiting_task_gets_a_heartbeat(bot: Bot) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot)
+    assert reconcile_open_orders(bot)["heartbeats"] == 1
+    assert bot.workflow.calls == [("heartbeat", "token-1", None)]
+
+
+@pytest.mark.parametrize(
+    ("confidence", "expected"), [(0.79, "WAIT"), (0.8, "PLACE")], ids=["0.79-waits", "0.8-places"]
+)
+def test_given_buy_confidence_at_the_threshold_then_only_0_8_and_above_places(
+    bot: Bot, confidence: float, expected: str
+) -> None:
+    bot.market("25.95", "25.96")
+    bot.decider.answers.append(
+        Decision(action="BUY", base_price=Decimal("25.93"), confidence=confidence)
+    )
+    result = consult(bot, "c000001", Side.BUY, 1)
+    assert result["action"] == expected
+    audit = bot.repos.consultations.all()
+    assert len(audit) == 1
+    assert audit[0].verdict == ("REJECTED:confidence" if expected == "WAIT" else "PLACE")
+
+
+def test_given_an_ai_sell_below_the_floor_then_the_sell_goes_at_the_floor_and_is_audited(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(
+        Decision(action="SELL", base_price=Decimal("25.00"), confidence=0.95)
+    )
+    result = consult(bot, "c000001", Side.SELL, 1)
+    cycle = bot.repos.cycles.get("c000001")
+    assert cycle is not None
+    # entry 25.90 x (1 + 0.001 + 0.001 + 0.01) = 26.2108 -> rounded up to the tick
+    assert cycle.floor_price == Decimal("26.22")
+    assert result["action"] == "PLACE"
+    assert Decimal(result["price"]) == Decimal("26.22")
+    # Commission was paid in TRUMP: only what is held (0.385 - 0.000385) is sold, to the step.
+    assert Decimal(result["quantity"]) == Decimal("0.384")
+    assert bot.repos.consultations.all()[-1].verdict == "REJECTED:profit_floor"
+
+
+def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: Bot) -> None:
+    bot.market("25.95", "25.96")
+    bot.kill_switch.value = True
+    result = consult(bot, "c000001", Side.BUY, 1)
+    assert result["action"] == "WAIT" and "kill switch" in result["reason"]
+    assert bot.decider.requests == []
+
+
+def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pnl(bot: Bot) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
+    sell = consult(bot, "c000001", Side.SELL, 1)
+    place_order(bot, cycle_id="c000001", leg=Side.SELL, attempt=1, price=Decimal(sell["price"]),
+                quantity=Decimal(sell["quantity"]), task_token="token-s")
+    bot.trade("26.40", "1.000", taker_sold=False)
+    _apply_all(bot, bot.updates())
+    first = record_trade(bot, cycle_id="c000001")
+    second = record_trade(bot, cycle_id="c000001")
+    assert first == second
+    trades = bot.repos.trades.all("TRUMPUSDC")
+    assert len(trades) == 1
+    # Bought 0.385 at 25.90 = 9.9715; sold 0.384 at 26.30 = 10.0992 less 0.1% = 10.0891008.
+    assert trades[0].spent_quote == Decimal("9.97150000")
+    assert trades[0].received_quote == Decimal("10.08910080")
+    assert Decimal(first["realized_pnl"]) == Decimal("0.11760080")

@@ -69,22 +69,28 @@ class OfflineStrategy:
        with confidence 0 and the reason (MA20 needs 20 minutes of data).
     2. *Confidence* starts at ``0.80`` (a neutral market is acceptable) and adds:
 
-       * MA7 trend: UP ``+0.05``, FLAT ``0``, DOWN ``-0.10``;
        * price vs MA20, as ``z = (last / MA20 - 1) / band`` with
-         ``band = max(volatility × √20, 0.1 %)``: ``z < -2`` (sharp drop, a falling
-         knife) ``-0.15``; ``-2 ≤ z < 0`` (a dip) ``+0.03``; ``0 ≤ z ≤ 2`` ``0``;
-         ``z > 2`` (stretched) ``-0.05``;
-       * price vs VWAP (when known): at or below ``+0.02``; more than ``2 × band``
-         above ``-0.03``; otherwise ``0``;
+         ``band = max(volatility × √20, 0.1 %)`` (the typical 20-minute move):
+         ``z < -2`` (a sharp drop, a falling knife) ``-0.15``; ``-2 ≤ z < -0.5`` (a dip)
+         ``+0.04``; ``-0.5 ≤ z ≤ 1`` ``0``; ``1 < z ≤ 2`` ``-0.04``; ``z > 2``
+         (stretched) ``-0.08``;
+       * MA7 trend: DOWN ``-0.10``; UP ``+0.05`` unless ``z > 1`` (no bonus for chasing a
+         rally); FLAT ``0``;
+       * price vs VWAP (when known): at or below ``+0.03``; up to ``band`` above ``0``;
+         further above ``-0.04``;
        * order-book imbalance (when known): ``+0.05 × imbalance`` (bids heavier = support);
        * taker buy/sell ratio (when known): ``≥ 1.2`` ``+0.03``; ``0.8..1.2`` ``0``;
          ``0.5..0.8`` ``-0.05``; ``< 0.5`` ``-0.10``;
-       * volatility regime, with ``hourly = volatility × √60``: *quiet*
-         (``hourly < (fees + min_profit) / 3``, the sell would take hours) ``-0.10``;
-         *wild* (1-minute volatility above 1 %) ``-0.20``; *normal* ``+0.02``.
+       * position in the 24 h range (when known and wider than twice
+         ``fees + min_profit``): top 20 % ``-0.05``; bottom 30 % ``+0.02``; otherwise ``0``;
+       * volatility regime, with ``hourly = volatility × √60``: *wild* (1-minute
+         volatility above 1 %) ``-0.20``; *quiet* (``hourly < (fees + min_profit) / 3``:
+         the sell would take hours) ``-0.10``; *normal* ``+0.02``.
 
-       The sum is clamped to ``[0, 0.99]``. A neutral market scores ``0.82``; a down-trend
-       or a sharp drop falls below ``0.8``, so the bot waits.
+       The sum is clamped to ``[0, 0.99]``. A neutral market (flat trend, price near MA20
+       and VWAP, balanced book and flow, normal volatility) scores ``0.82``; a
+       down-trend, a sharp drop or a price stretched above its averages scores below
+       ``0.8``, so the bot waits; a dip in a flat or rising market scores ``0.85`` or more.
     3. *Price* — ``bid × (1 - discount)`` rounded down, with
        ``discount = base_discount + volatility_discount × volatility`` capped at
        ``max_discount`` (deeper under the bid when the market is volatile).
@@ -96,8 +102,10 @@ class OfflineStrategy:
 
     **SELL leg** (mandatory once holding, so confidence ``0.95``)
 
-    * ``margin = min_profit + margin_volatility_factor × volatility × √60``, clamped to
-      ``[min_profit, target_profit]`` (``min_profit`` when the volatility is unknown);
+    * ``margin = min_profit + margin_volatility_factor × volatility × √60`` (rounded up to
+      0.01 %), clamped to ``[min_profit, target_profit]`` (``min_profit`` when the
+      volatility is unknown): with the default factor 0.1 and a 1-minute volatility of
+      0.4 %, a margin of 1.31 % over entry and fees;
     * ``base_price = max(floor_price, entry × (1 + fees + margin))`` rounded up, so it is
       never below the floor (``entry × (1 + fees + min_profit)`` when the request gives
       none); ``price_range`` runs from the floor to ``entry × (1 + fees + target_profit)``;
@@ -112,7 +120,7 @@ class OfflineStrategy:
         base_discount: Decimal = Decimal("0.0005"),
         volatility_discount: Decimal = Decimal("0.5"),
         max_discount: Decimal = Decimal("0.01"),
-        margin_volatility_factor: Decimal = Decimal("0.25"),
+        margin_volatility_factor: Decimal = Decimal("0.1"),
         base_timeout_seconds: int = 900,
         reference_volatility: float = 0.002,
         min_timeout_seconds: int = 300,
@@ -145,17 +153,13 @@ class OfflineStrategy:
     def confidence(self, request: DecisionRequest) -> tuple[float, list[str]]:
         """The BUY confidence and one line per feature; see the class docstring."""
         snap = request.snapshot
-        if snap.ma20 is None or snap.volatility is None:
-            raise ValueError("confidence needs MA20 and volatility")
+        if snap.ma20 is None or snap.ma20 <= 0 or snap.volatility is None:
+            raise ValueError("confidence needs a positive MA20 and the volatility")
         last = float(snap.last_price)
         volatility = float(snap.volatility)
         band = max(volatility * math.sqrt(20), 0.001)
         score = 0.80
         notes: list[str] = []
-
-        trend = {"UP": 0.05, "DOWN": -0.10}.get(snap.ma7_trend.upper(), 0.0)
-        score += trend
-        notes.append(f"MA7 trend {snap.ma7_trend.upper()} ({trend:+.2f})")
 
         z = (last / float(snap.ma20) - 1) / band
         if z < -2:
@@ -171,7 +175,17 @@ class OfflineStrategy:
         score += ma20_score
         notes.append(f"price {label} MA20 {snap.ma20} (z={z:+.2f}, {ma20_score:+.2f})")
 
-        if snap.vwap is not None:
+        trend_name = snap.ma7_trend.upper()
+        if trend_name == "DOWN":
+            trend = -0.10
+        elif trend_name == "UP":
+            trend = 0.05 if z <= 1 else 0.0  # no bonus for chasing a price above MA20
+        else:
+            trend = 0.0
+        score += trend
+        notes.append(f"MA7 trend {trend_name} ({trend:+.2f})")
+
+        if snap.vwap is not None and snap.vwap > 0:
             ratio = last / float(snap.vwap) - 1
             if ratio <= 0:
                 vwap_score, label = 0.03, "at or below"
@@ -250,7 +264,7 @@ class OfflineStrategy:
             for name, value in (
                 ("order book", snap.book),
                 ("MA7", snap.ma7),
-                ("MA20", snap.ma20),
+                ("MA20", snap.ma20 if snap.ma20 is not None and snap.ma20 > 0 else None),
                 ("volatility", snap.volatility),
             )
             if value is None
@@ -301,8 +315,8 @@ class OfflineStrategy:
         else:
             hourly = Decimal(snap.volatility) * Decimal(60).sqrt()
             raw = request.min_profit + self.margin_volatility_factor * hourly
+            raw = raw.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
             margin = min(request.target_profit, max(request.min_profit, raw))
-            margin = margin.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
             margin_note = f"margin {margin:.4f} from volatility {float(hourly):.2%}/h"
         floor = _sell_floor(request, entry)
         unit = _unit_of(snap.book.bid if snap.book else None, entry)

@@ -19,6 +19,7 @@ from flipbot.settings import Settings
 
 Factory = Callable[["Container"], Any]
 _factories: dict[str, Factory] = {}
+_decorators: dict[str, Callable[[Any], Any]] = {}
 
 
 class SystemClock:
@@ -36,6 +37,10 @@ class Container:
         factory = _factories.get(name)
         return factory(self) if factory else None
 
+    def _decorated(self, name: str, part: Any) -> Any:
+        decorator = _decorators.get(name)
+        return decorator(part) if decorator else part
+
     @cached_property
     def settings(self) -> Settings:
         return Settings.from_env(self.env)
@@ -44,9 +49,10 @@ class Container:
     def repos(self) -> Repositories:
         from flipbot.adapters.dynamodb import repositories
 
-        return self._override("repos") or repositories(
+        repos = self._override("repos") or repositories(
             self.settings.tables, region=self.env.get("AWS_REGION")
         )
+        return self._decorated("repos", repos)  # type: ignore[no-any-return]
 
     @cached_property
     def clock(self) -> Clock:
@@ -56,12 +62,14 @@ class Container:
     def workflow(self) -> WorkflowPort:
         override = self._override("workflow")
         if override:
-            return override  # type: ignore[no-any-return]
+            return self._decorated("workflow", override)  # type: ignore[no-any-return]
         import boto3
 
         from flipbot.adapters.aws import StepFunctionsWorkflow
 
-        return StepFunctionsWorkflow(boto3.client("stepfunctions"))
+        return self._decorated(  # type: ignore[no-any-return]
+            "workflow", StepFunctionsWorkflow(boto3.client("stepfunctions"))
+        )
 
     @cached_property
     def kill_switch(self) -> KillSwitch:
@@ -76,23 +84,60 @@ class Container:
 
         override = self._override("exchange")
         if override:
-            return override  # type: ignore[no-any-return]
+            return self._decorated("exchange", override)  # type: ignore[no-any-return]
         creds = read_secret(self.settings.binance_secret_arn, "api_key", "api_secret")
         client_factory = _factories.get("binance_client")
         if client_factory is not None:
             client = client_factory(self)(creds["api_key"], creds["api_secret"])
         else:
             client = _binance_client(creds["api_key"], creds["api_secret"], self.settings.binance_base_url)
-        return BinanceExchange(client)
+        return self._decorated("exchange", BinanceExchange(client))  # type: ignore[no-any-return]
 
     @cached_property
     def decider(self) -> DecisionMaker:
+        """The AI (OpenAI, behind the offline fallback) when a key is configured.
+
+        Without ``OPENAI_SECRET_ARN``, or when the secret has no usable ``api_key`` (absent,
+        empty, the template's ``FILL_ME``) or cannot be read, the offline strategy decides
+        and a log line says why; the key itself is never logged.
+        """
         override = self._override("decider")
         if override:
             return override  # type: ignore[no-any-return]
+        import logging
+
         from flipbot.domain.strategy import OfflineStrategy
 
-        return OfflineStrategy()
+        log = logging.getLogger(__name__)
+        s = self.settings
+        offline = OfflineStrategy()
+        if not s.openai_secret_arn:
+            log.warning("AI off: OPENAI_SECRET_ARN is not set; the offline strategy decides")
+            return offline
+        from flipbot.adapters.aws import read_secret
+        from flipbot.adapters.openai_decider import build_ai_decider, is_placeholder_key
+
+        try:
+            api_key = read_secret(s.openai_secret_arn, "api_key")["api_key"]
+        except Exception as exc:  # missing key, unreadable secret: trade on, offline
+            log.warning("AI off: the OpenAI secret has no usable api_key (%s); "
+                        "the offline strategy decides", type(exc).__name__)
+            return offline
+        if is_placeholder_key(api_key):
+            log.warning("AI off: the OpenAI secret's api_key is a placeholder; "
+                        "the offline strategy decides")
+            return offline
+        return build_ai_decider(
+            api_key,
+            fallback=offline,
+            model=s.ai_model,
+            base_url=s.openai_base_url,
+            budget_usd=s.ai_daily_budget_usd,
+            now_ms=self.clock.now_ms,
+            mode=s.ai_fallback,
+            price_table=s.ai_price_table,
+            price_band=s.price_band,
+        )
 
 
 def _binance_client(api_key: str, api_secret: str, base_url: str) -> Any:
@@ -127,6 +172,17 @@ def configure(**factories: Factory | None) -> None:
     _containers.clear()
 
 
+def decorate(**decorators: Callable[[Any], Any] | None) -> None:
+    """Wrap built parts (``repos``, ``exchange``, ``workflow``), e.g. to inject faults."""
+    for name, decorator in decorators.items():
+        if decorator is None:
+            _decorators.pop(name, None)
+        else:
+            _decorators[name] = decorator
+    _containers.clear()
+
+
 def reset() -> None:
     _factories.clear()
+    _decorators.clear()
     _containers.clear()

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.records import ZERO, OrderRecord, Repositories
+from flipbot.domain.errors import TaskNotWaiting
 from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
 from flipbot.events import OrderUpdated
 from flipbot.ports import ExchangePort, WorkflowPort
@@ -127,19 +128,39 @@ def resume_waiting_task(
     filled = status == OrderStatus.FILLED
     ended_with_fills = status in _ENDED and recorded > 0
     if filled or (ended_with_fills and not order.cancel_requested):
-        if repos.orders.claim_token(order.client_order_id, order.task_token, "SUCCEEDED"):
-            workflow.task_succeeded(order.task_token, fill_summary(order, fills))
-            return "success"
-        return ""
+        send_callback(repos, workflow, order, "SUCCEEDED", fill_summary(order, fills))
+        return "success"
     if status in _ENDED and not order.cancel_requested:
-        if repos.orders.claim_token(order.client_order_id, order.task_token, "FAILED"):
-            workflow.task_failed(
-                order.task_token,
-                "OrderCanceled",
-                f"order {order.client_order_id} ended {status} on the exchange without a fill",
-            )
-            return "failure"
+        cause = f"order {order.client_order_id} ended {status} on the exchange without a fill"
+        send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
+        return "failure"
     return ""
+
+
+def send_callback(
+    repos: Repositories,
+    workflow: WorkflowPort,
+    order: OrderRecord,
+    outcome: str,
+    output: dict[str, Any] | None = None,
+    *,
+    error: str = "",
+    cause: str = "",
+) -> None:
+    """Resume the order's waiting task, then mark its token used.
+
+    Sending first means a crash in between only leads to a second send, which Step
+    Functions refuses harmlessly (``TaskNotWaiting``); marking first could strand the
+    execution forever.
+    """
+    try:
+        if outcome == "SUCCEEDED":
+            workflow.task_succeeded(order.task_token, output or {})
+        else:
+            workflow.task_failed(order.task_token, error, cause)
+    except TaskNotWaiting:
+        pass  # already resumed, timed out or stopped: nobody waits on this token
+    repos.orders.claim_token(order.client_order_id, order.task_token, outcome)
 
 
 _ENDED = {"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}

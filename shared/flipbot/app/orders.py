@@ -12,7 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
+from flipbot.app.fills import (
+    order_from_state,
+    resume_waiting_task,
+    send_callback,
+    sync_order_fills,
+)
 from flipbot.app.records import OrderRecord, client_order_id
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
@@ -104,8 +109,8 @@ def _rejected(services: Services, order: OrderRecord, error: OrderRejected | Kil
     order = order.evolve(status="REJECTED_BY_BOT" if isinstance(error, KillSwitchEngaged) else "REJECTED",
                          reject_reason=f"{type(error).__name__}: {error}", updated_ms=now)
     repos.orders.put(order)
-    if repos.orders.claim_token(order.client_order_id, order.task_token, "FAILED"):
-        services.workflow.task_failed(order.task_token, type(error).__name__, str(error)[:250])
+    send_callback(repos, services.workflow, order, "FAILED", error=type(error).__name__,
+                  cause=str(error)[:250])
     return {"client_order_id": order.client_order_id, "order_id": 0, "status": order.status,
             "reason": order.reject_reason}
 

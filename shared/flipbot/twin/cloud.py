@@ -29,11 +29,12 @@ from flipbot.twin.template import (
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
-#: Environment the twin adds to every function: quiet metrics and logs, no tracing.
+#: Environment the twin adds to every function: no tracing, errors-only logs. What a
+#: function prints (logs, EMF metrics) is kept per function, as CloudWatch Logs would.
 TWIN_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "flipbot",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "ERROR",
     "POWERTOOLS_DEV": "false",

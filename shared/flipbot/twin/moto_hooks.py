@@ -21,11 +21,13 @@ serialised by one lock, this makes a replay deterministic: same inputs, same res
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -156,6 +158,11 @@ class LambdaRegistry:
     lock: threading.RLock = field(default_factory=threading.RLock)
     invocations: dict[str, int] = field(default_factory=dict)
     before_invoke: Callable[[str, dict[str, Any]], None] | None = None
+    dead_letters: list[tuple[str, str]] = field(default_factory=list)
+    #: What each function printed (its CloudWatch Logs stream), the last lines of it.
+    logs: dict[str, deque[str]] = field(default_factory=dict)
+    log_lines_kept: int = 200
+    async_attempts: int = 3  # Lambda's asynchronous invocation: the call and 2 retries
 
     def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
         self.handlers[name] = handler
@@ -164,11 +171,30 @@ class LambdaRegistry:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         """Run one handler, serialised with every other invocation of the twin."""
         handler = self.handlers[name]
+        output = io.StringIO()
         with self.lock, environment(self.environments[name]):
             self.invocations[name] = self.invocations.get(name, 0) + 1
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
-            return handler(event, LambdaContext(function_name=name))
+            try:
+                with redirect_stdout(output):
+                    return handler(event, LambdaContext(function_name=name))
+            finally:
+                kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
+                kept.extend(output.getvalue().splitlines())
+
+
+    def invoke_async(self, name: str, event: dict[str, Any]) -> bool:
+        """An asynchronous invocation (EventBridge, schedules): retried, then dead-lettered."""
+        error: Exception | None = None
+        for _ in range(self.async_attempts):
+            try:
+                self.invoke(name, event)
+                return True
+            except Exception as exc:  # the Lambda service retries any failure
+                error = exc
+        self.dead_letters.append((name, f"{type(error).__name__}: {error}"))
+        return False
 
 
 @dataclass
@@ -208,7 +234,7 @@ def lambda_error_payload(exc: BaseException) -> str:
     return json.dumps(
         {
             "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
+            "errorType": getattr(exc, "error_type", type(exc).__name__),
             "requestId": "twin-request",
             "stackTrace": traceback.format_exception(exc)[-3:],
         }
@@ -263,7 +289,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
             arn = parse_arn(target["Arn"])
             if arn.service == "lambda":
                 name = arn.resource_id.split(":")[-1]
-                registry.invoke(name, dict(original_event))
+                registry.invoke_async(name, dict(original_event))
             else:
                 others.append(target)
         if others:

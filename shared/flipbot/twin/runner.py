@@ -47,6 +47,9 @@ class ReplayConfig:
     decider: str = "offline"
     max_cycles: int = 0
     progress: bool = True
+    exchange: str = "inprocess"  # or "loopback": python-binance over HTTP on 127.0.0.1
+    chaos: str = "none"  # a profile of flipbot.twin.chaos.PROFILES
+    chaos_seed: int = 0
 
 
 @dataclass
@@ -70,14 +73,29 @@ class _TwinClock:
 
 
 def _decider_factory(name: str) -> Callable[[Any], Any]:
-    def build(_: Any) -> Any:
+    def build(container: Any) -> Any:
         from flipbot.domain import strategy
 
         if name == "fixed":
             return strategy.FixedMarginStrategy()
         if name == "offline":
             return strategy.OfflineStrategy()
-        raise ValueError(f"unknown decision maker {name!r}: choose offline or fixed")
+        if name == "openai":  # the CLI's OPENAI_API_KEY / OPENAI_BASE_URL, offline fallback
+            import os
+
+            from flipbot.adapters.openai_decider import decider_from_env
+
+            return decider_from_env(os.environ, fallback=strategy.OfflineStrategy(),
+                                    now_ms=container.clock.now_ms,
+                                    default_model=container.settings.ai_model,
+                                    price_band=container.settings.price_band)
+        from flipbot.app.lab import STRATEGIES, build_decider
+
+        lab = build_decider(name, repos=container.repos, symbol=container.settings.symbol,
+                            quote_per_cycle=container.settings.quote_per_cycle, env=container.env)
+        if lab is not None:
+            return lab
+        raise ValueError(f"unknown decision maker {name!r}: choose one of {', '.join(STRATEGIES)}")
 
     return build
 
@@ -94,13 +112,19 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.events import SOURCE
     from flipbot.paper.engine import PaperExchange
     from flipbot.paper.rest import BinanceRestApp
-    from flipbot.paper.transport import make_client
+    from flipbot.paper.server import ClientLink
     from flipbot.settings import Settings
     from flipbot.streams import events_for_execution_report
     from flipbot.twin import cloud as local_cloud
+    from flipbot.twin.chaos import Chaos
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot.twin.report import build_report, write_outputs
 
+    import warnings
+
+    # A function that fails before adding a metric makes Powertools warn; the failure
+    # itself is what matters and is retried and reported.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     data = config.data
     if not data.events:
         raise ValueError(f"{data.source}: no market events to replay")
@@ -109,10 +133,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     registry = LambdaRegistry()
     state = ReplayState()
     parameters = {"Symbol": config.symbol, **config.parameters}
+    chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), install(
         scheduler, registry
-    ):
+    ), ClientLink(config.exchange) as link:
         exchange = PaperExchange(
             [config.symbol],
             clock=scheduler.time_ms,
@@ -123,11 +148,18 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         )
         rest = BinanceRestApp(exchange, api_key=PAPER_KEY, api_secret=PAPER_SECRET)
         composition.reset()
+        faults = chaos.exchange_fault if chaos else None
         composition.configure(
             clock=lambda _: _TwinClock(scheduler),
-            binance_client=lambda _: (lambda key, secret: make_client(rest, key, secret)),
+            binance_client=lambda _: link.client_factory(rest, faults=faults),
             decider=_decider_factory(config.decider),
         )
+        if chaos is not None:
+            composition.decorate(
+                repos=lambda part: chaos.wrap(part, "dynamodb"),
+                exchange=lambda part: chaos.wrap(part, "exchange"),
+                workflow=lambda part: chaos.wrap(part, "stepfunctions"),
+            )
         extra_env = {"MAX_CYCLES": str(config.max_cycles)} if config.max_cycles else {}
         cloud = local_cloud.build(
             config.template,
@@ -170,12 +202,20 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 return
             while exchange.outbox:
                 batch, exchange.outbox[:] = list(exchange.outbox), []
-                for message in batch:
-                    inner = message.get("event", message)
-                    if inner.get("e") != "executionReport":
-                        continue
+                reports = [m for m in batch if m.get("event", m).get("e") == "executionReport"]
+                gap = False
+                if chaos is not None:
+                    reports, gap = chaos.deliveries(reports)
+                for message in reports:
                     publisher.publish_many(events_for_execution_report(message))
                     state.published += 1
+                    scheduler.settle()
+                if gap:  # the listener reconnected: it says so, and reconcile catches up
+                    publisher.publish(
+                        "StreamGapDetected",
+                        {"stream": "user", "reason": "reconnected", "since_ms": scheduler.now_ms,
+                         "until_ms": scheduler.now_ms},
+                    )
                     scheduler.settle()
             _announce_closed_cycles(repos, seen_cycles, out)
 
@@ -187,7 +227,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 when, name = min(due)
                 scheduler.advance_to(when)
                 target = next(s for s in cloud.schedules if s.rule_name == name)
-                registry.invoke(target.function_name, _scheduled_event(name, when))
+                registry.invoke_async(target.function_name, _scheduled_event(name, when))
                 state.schedules_fired += 1
                 schedule_due[name] = when + target.every_ms
                 scheduler.settle()
@@ -226,6 +266,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         scheduler.settle()
         drain()
         progress.done()
+        executions = _executions(sfn, cloud.state_machine_arn)
         _stop_running(sfn, cloud.state_machine_arn)
         report = build_report(
             config=config,
@@ -235,6 +276,16 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             initial_balances=initial_balances,
             state=state,
         )
+        report["executions"] = executions
+        report["dead_letters"] = len(registry.dead_letters)
+        open_cycles = {c.cycle_id for c in repos.cycles.all() if c.state.value != "COMPLETED"}
+        report["invariants"]["every_cycle_completed_or_running"] = (
+            open_cycles <= set(executions["running"]) and not executions["failed"]
+        )
+        report["invariants"]["one_cycle_at_a_time"] = len(executions["running"]) <= 1
+        if chaos is not None:
+            report["chaos"] = {"profile": chaos.profile, "seed": chaos.seed,
+                               **chaos.stats.as_dict()}
         report["invocations"] = {
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
@@ -285,6 +336,23 @@ def _scheduled_event(rule_name: str, when_ms: int) -> dict[str, Any]:
         "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule_name}"],
         "detail": {},
     }
+
+
+def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
+    """Execution names by outcome: running (waiting), succeeded, failed (with their error)."""
+    out: dict[str, list[str]] = {"running": [], "succeeded": [], "failed": []}
+    paginator = sfn.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn):
+        for execution in page["executions"]:
+            status = execution["status"]
+            if status == "RUNNING":
+                out["running"].append(execution["name"])
+            elif status == "SUCCEEDED":
+                out["succeeded"].append(execution["name"])
+            else:
+                detail = sfn.describe_execution(executionArn=execution["executionArn"])
+                out["failed"].append(f"{execution['name']}: {detail.get('error', status)}")
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _stop_running(sfn: Any, state_machine_arn: str) -> None:

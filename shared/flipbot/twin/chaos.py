@@ -1,0 +1,182 @@
+"""Chaos for the digital twin: the failures production will see, injected on purpose.
+
+A :class:`Chaos` is seeded and deterministic. Depending on its profile it
+
+* delivers each order update 1-3 times (EventBridge is at-least-once),
+* reorders deliveries within a small window,
+* drops deliveries (a stream gap) and then publishes ``StreamGapDetected``, as the
+  listener does after reconnecting,
+* restarts the listener: drops everything for a stretch, then reports the gap,
+* crashes a function before or after any side effect (an exchange call, a DynamoDB
+  write, a Step Functions callback) - the function fails as a Lambda crash would, and
+  Step Functions or the event source retries it,
+* makes the exchange fail: responses lost after the order was accepted, 5XX, 429,
+  timestamps out of the receive window.
+
+The invariants of :mod:`flipbot.twin.report` are then checked as after any replay.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flipbot.domain.errors import FlipbotError
+
+SCENARIOS = ("duplicate", "reorder", "drop", "crash", "exchange", "restart", "combined")
+
+#: What each scenario turns on (probabilities per opportunity).
+PROFILES: dict[str, dict[str, float]] = {
+    "none": {},
+    "duplicate": {"duplicate": 0.5},
+    "reorder": {"reorder": 0.5},
+    "drop": {"drop": 0.15},
+    "crash": {"crash_before": 0.03, "crash_after": 0.03},
+    "exchange": {"lost_response": 0.05, "http_5xx": 0.03, "rate_limited": 0.02, "skew": 0.02},
+    "restart": {"restart": 0.02},
+    "combined": {
+        "duplicate": 0.3,
+        "reorder": 0.3,
+        "drop": 0.05,
+        "crash_before": 0.01,
+        "crash_after": 0.01,
+        "lost_response": 0.02,
+        "http_5xx": 0.01,
+        "rate_limited": 0.01,
+        "skew": 0.01,
+        "restart": 0.01,
+    },
+}
+
+
+class InjectedCrash(FlipbotError):
+    """A function dying mid-flight (out of memory, timeout, a lost sandbox).
+
+    Step Functions sees it as ``Lambda.Unknown``, the name AWS gives such crashes.
+    """
+
+    error_type = "Lambda.Unknown"
+    retryable = True
+
+
+@dataclass
+class ChaosStats:
+    duplicated: int = 0
+    reordered: int = 0
+    dropped: int = 0
+    gaps: int = 0
+    crashes: int = 0
+    faults: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Chaos:
+    profile: str
+    seed: int
+    stats: ChaosStats = field(default_factory=ChaosStats)
+    restart_events_left: int = 0
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(
+                f"unknown chaos profile {self.profile!r}: choose one of {', '.join(PROFILES)}"
+            )
+        self.p = PROFILES[self.profile]
+        self._rng = random.Random(self.seed)
+
+    def _hit(self, name: str) -> bool:
+        chance = self.p.get(name, 0.0)
+        return chance > 0 and self._rng.random() < chance
+
+    # -- deliveries ------------------------------------------------------------------
+    def deliveries(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        """What the bus delivers for these listener messages, and whether a gap occurred."""
+        gap = False
+        out: list[dict[str, Any]] = []
+        if self.restart_events_left == 0 and self._hit("restart"):
+            self.restart_events_left = self._rng.randint(1, 4)
+        for message in messages:
+            if self.restart_events_left > 0:
+                self.restart_events_left -= 1
+                self.stats.dropped += 1
+                gap = self.restart_events_left == 0 or gap
+                continue
+            if self._hit("drop"):
+                self.stats.dropped += 1
+                gap = True
+                continue
+            copies = 1
+            if self._hit("duplicate"):
+                copies = self._rng.randint(2, 3)
+                self.stats.duplicated += copies - 1
+            out.extend([message] * copies)
+        if len(out) > 1 and self._hit("reorder"):
+            window = min(len(out), self._rng.randint(2, 4))
+            start = self._rng.randint(0, len(out) - window)
+            chunk = out[start : start + window]
+            self._rng.shuffle(chunk)
+            out[start : start + window] = chunk
+            self.stats.reordered += 1
+        if gap:
+            self.stats.gaps += 1
+        return out, gap
+
+    # -- crashes around side effects -------------------------------------------------
+    def maybe_crash(self, where: str, when: str) -> None:
+        if self._hit(f"crash_{when}"):
+            self.stats.crashes += 1
+            raise InjectedCrash(f"injected crash {when} {where}")
+
+    def wrap(self, target: Any, label: str) -> Any:
+        """A proxy of a port whose public methods may crash before or after running."""
+        return _CrashingProxy(target, label, self)
+
+    # -- exchange faults ---------------------------------------------------------------
+    def exchange_fault(self, method: str, path: str, params: Any) -> Any:
+        """The transport's fault hook: a seeded fault for this request, or None."""
+        from flipbot.paper.transport import Fault
+
+        placing = method == "POST" and path.endswith("/order")
+        if placing and self._hit("lost_response"):
+            self.stats.faults += 1
+            return Fault.drop_response()
+        if self._hit("http_5xx"):
+            self.stats.faults += 1
+            return Fault.http_5xx()
+        if self._hit("rate_limited"):
+            self.stats.faults += 1
+            return Fault.rate_limited(1)
+        if "signature" in params and self._hit("skew"):
+            self.stats.faults += 1
+            return Fault.timestamp_skew()
+        return None
+
+
+class _CrashingProxy:
+    def __init__(self, target: Any, label: str, chaos: Chaos) -> None:
+        self._target = target
+        self._label = label
+        self._chaos = chaos
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name.startswith("_") or not callable(value):
+            if hasattr(value, "__dict__") and not callable(value) and not name.startswith("_"):
+                return _CrashingProxy(value, f"{self._label}.{name}", self._chaos)
+            return value
+        return _crashing(value, f"{self._label}.{name}", self._chaos)
+
+
+def _crashing(method: Callable[..., Any], where: str, chaos: Chaos) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        chaos.maybe_crash(where, "before")
+        result = method(*args, **kwargs)
+        chaos.maybe_crash(where, "after")
+        return result
+
+    return call

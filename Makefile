@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 OUT    ?= out/replay
 
-.PHONY: help setup demo test test-all lint format typecheck bench soak build clean
+.PHONY: help setup demo test test-all lint format typecheck bench soak chaos build clean
 
 help:
 	@echo "make demo       paper-trade the whole system on the bundled sample (no AWS, no keys)"
@@ -14,6 +14,7 @@ help:
 	@echo "make typecheck  mypy on the shipped package"
 	@echo "make bench      run every benchmark; results in bench/results/*.json"
 	@echo "make soak       the long, slow test runs excluded from 'make test'"
+	@echo "make chaos      200 seeded chaos replays (every scenario) and the invariants table"
 	@echo "make build      sam build (installs aws-sam-cli in its own venv)"
 
 $(STAMP): pyproject.toml
@@ -35,6 +36,9 @@ test-all: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/pytest -m slow
+
+chaos: $(STAMP)
+	$(BIN)/flipbot replay --chaos all --seeds 200 --out out/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions tests tools bench

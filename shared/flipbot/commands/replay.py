@@ -28,10 +28,26 @@ def register(sub: Any) -> None:
     )
     replay.add_argument("--out", default="out/replay", help="report directory (default out/replay)")
     replay.add_argument(
+        "--chaos",
+        metavar="PROFILE",
+        help="run seeded chaos replays instead: duplicate, reorder, drop, crash, exchange, "
+        "restart, combined, or all (every scenario in turn); prints the invariants table",
+    )
+    replay.add_argument(
+        "--seeds", type=int, default=20, help="how many seeded chaos replays (default 20)"
+    )
+    replay.add_argument(
         "--strategy",
         default="offline",
-        choices=["offline", "fixed"],
+        choices=["ai", "offline", "fixed", "adaptive", "ma-cross"],
         help="decision maker when no AI key is configured",
+    )
+    replay.add_argument(
+        "--ai",
+        choices=["offline", "fixed", "openai"],
+        help="who decides: openai (OPENAI_API_KEY, OPENAI_BASE_URL and AI_MODEL from this "
+        "shell, the offline strategy when it fails), or an offline decision maker; "
+        "overrides --strategy",
     )
     replay.add_argument("--balance", default="100", help="initial quote balance (default 100)")
     replay.add_argument(
@@ -41,10 +57,33 @@ def register(sub: Any) -> None:
         "--max-cycles", type=int, default=0, help="stop after N cycles (0: no limit)"
     )
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--exchange",
+        choices=["inprocess", "loopback"],
+        default="inprocess",
+        help="how the bot reaches the paper exchange: in process (default) or over HTTP "
+        "on 127.0.0.1 (the same report)",
+    )
     replay.set_defaults(func=run)
 
 
+def _decider_name(args: argparse.Namespace) -> str:
+    """``--ai`` when given, else ``--strategy``; ``openai`` without a key says it is offline."""
+    name: str = args.ai or args.strategy
+    if name == "openai":
+        import os
+
+        from flipbot.adapters.openai_decider import is_placeholder_key
+
+        if is_placeholder_key(os.environ.get("OPENAI_API_KEY", "")):
+            print("flipbot replay: OPENAI_API_KEY is not set; the offline strategy decides")
+            return "offline"
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.chaos:
+        return run_chaos(args)
     from flipbot.replay.data import MarketDataError, load_market_data
     from flipbot.replay.sample import generate_sample
     from flipbot.twin.report import format_report
@@ -68,12 +107,48 @@ def run(args: argparse.Namespace) -> int:
         symbol=symbol,
         out_dir=Path(args.out),
         quote_balance=Decimal(args.balance),
-        decider=args.strategy,
+        decider=_decider_name(args),
         max_cycles=args.max_cycles,
         progress=not args.quiet,
+        exchange=args.exchange,
         parameters={"QuotePerCycle": args.quote_per_cycle},
     )
     report = run_replay(config)
     print(format_report(report))
     print(f"report: {Path(args.out) / 'report.json'}, trades: {Path(args.out) / 'trades.csv'}")
     return 0 if all(report["invariants"].values()) else 1
+
+
+def run_chaos(args: argparse.Namespace) -> int:
+    """``--chaos PROFILE --seeds N``: N seeded replays (6 h each by default) and one table."""
+    import json
+
+    from flipbot.twin.chaos_run import ChaosRun, format_table, run_many, table
+
+    hours = args.hours if args.hours != 24.0 else 6.0
+    done = [0]
+
+    def progress(run: ChaosRun) -> None:
+        done[0] += 1
+        verdict = "ok" if not run.violations else "VIOLATED " + ", ".join(run.violations)
+        if not args.quiet:
+            print(f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<10} seed {run.seed:<5} "
+                  f"cycles {run.cycles:<3} crashes {run.crashes:<3} faults {run.faults:<3} "
+                  f"{verdict}", file=sys.stderr)
+
+    try:
+        runs = run_many(args.chaos, args.seeds, hours=hours, progress=progress)
+    except ValueError as exc:
+        print(f"flipbot replay: {exc}", file=sys.stderr)
+        return 2
+    rows = table(runs)
+    print(format_table(rows))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chaos.json").write_text(
+        json.dumps({"profile": args.chaos, "seeds": args.seeds, "hours": hours, "rows": rows,
+                    "runs": [run.__dict__ | {"violations": list(run.violations)}
+                             for run in runs]}, indent=2) + "\n"
+    )
+    print(f"chaos table: {out / 'chaos.json'}")
+    return 0 if all(row["violations"] == 0 for row in rows) else 1

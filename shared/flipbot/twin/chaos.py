@@ -32,21 +32,21 @@ PROFILES: dict[str, dict[str, float]] = {
     "none": {},
     "duplicate": {"duplicate": 0.5},
     "reorder": {"reorder": 0.5},
-    "drop": {"drop": 0.15},
+    "drop": {"drop": 0.3},
     "crash": {"crash_before": 0.03, "crash_after": 0.03},
     "exchange": {"lost_response": 0.05, "http_5xx": 0.03, "rate_limited": 0.02, "skew": 0.02},
-    "restart": {"restart": 0.02},
+    "restart": {"restart": 0.15},
     "combined": {
         "duplicate": 0.3,
         "reorder": 0.3,
-        "drop": 0.05,
+        "drop": 0.08,
         "crash_before": 0.01,
         "crash_after": 0.01,
         "lost_response": 0.02,
         "http_5xx": 0.01,
         "rate_limited": 0.01,
         "skew": 0.01,
-        "restart": 0.01,
+        "restart": 0.05,
     },
 }
 
@@ -81,6 +81,11 @@ class Chaos:
     stats: ChaosStats = field(default_factory=ChaosStats)
     restart_events_left: int = 0
 
+    def flush(self) -> list[dict[str, Any]]:
+        """Deliveries still held back (the end of a run: they arrive late, but arrive)."""
+        held, self._held = self._held, []
+        return held
+
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(
@@ -88,6 +93,7 @@ class Chaos:
             )
         self.p = PROFILES[self.profile]
         self._rng = random.Random(self.seed)
+        self._held: list[dict[str, Any]] = []
 
     def _hit(self, name: str) -> bool:
         chance = self.p.get(name, 0.0)
@@ -115,13 +121,16 @@ class Chaos:
                 copies = self._rng.randint(2, 3)
                 self.stats.duplicated += copies - 1
             out.extend([message] * copies)
-        if len(out) > 1 and self._hit("reorder"):
-            window = min(len(out), self._rng.randint(2, 4))
-            start = self._rng.randint(0, len(out) - window)
-            chunk = out[start : start + window]
-            self._rng.shuffle(chunk)
-            out[start : start + window] = chunk
-            self.stats.reordered += 1
+        # Reorder: a delivery may be held back and arrive after the next batch.
+        released, self._held = self._held, []
+        kept: list[dict[str, Any]] = []
+        for message in out:
+            if self._hit("reorder"):
+                self._held.append(message)
+                self.stats.reordered += 1
+            else:
+                kept.append(message)
+        out = kept + released
         if gap:
             self.stats.gaps += 1
         return out, gap

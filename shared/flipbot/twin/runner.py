@@ -73,6 +73,12 @@ class _TwinClock:
 
 
 def _decider_factory(name: str) -> Callable[[Any], Any]:
+    import os
+
+    # "openai" reads the CLI's environment as it is now: during an invocation os.environ
+    # also holds the function's (template) variables, e.g. an empty OPENAI_BASE_URL.
+    cli_env = dict(os.environ) if name == "openai" else {}
+
     def build(container: Any) -> Any:
         from flipbot.domain import strategy
 
@@ -81,11 +87,9 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
         if name == "offline":
             return strategy.OfflineStrategy()
         if name == "openai":  # the CLI's OPENAI_API_KEY / OPENAI_BASE_URL, offline fallback
-            import os
-
             from flipbot.adapters.openai_decider import decider_from_env
 
-            return decider_from_env(os.environ, fallback=strategy.OfflineStrategy(),
+            return decider_from_env(cli_env, fallback=strategy.OfflineStrategy(),
                                     now_ms=container.clock.now_ms,
                                     default_model=container.settings.ai_model,
                                     price_band=container.settings.price_band)
@@ -197,15 +201,18 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         progress = _Progress(len(data.events), out if config.progress else None)
         seen_cycles: set[str] = set()
 
-        def drain() -> None:
-            if not exchange.outbox:
+        def drain(final: bool = False) -> None:
+            if not exchange.outbox and not final:
                 return
-            while exchange.outbox:
+            while exchange.outbox or final:
                 batch, exchange.outbox[:] = list(exchange.outbox), []
                 reports = [m for m in batch if m.get("event", m).get("e") == "executionReport"]
                 gap = False
                 if chaos is not None:
                     reports, gap = chaos.deliveries(reports)
+                    if final:
+                        reports += chaos.flush()
+                final = False
                 for message in reports:
                     publisher.publish_many(events_for_execution_report(message))
                     state.published += 1
@@ -264,9 +271,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 state.max_position_quote = position
             progress.update(state.events, scheduler.now_ms)
         scheduler.settle()
-        drain()
+        drain(final=True)
         progress.done()
         executions = _executions(sfn, cloud.state_machine_arn)
+        stuck = _stuck_waits(sfn, cloud.state_machine_arn, repos)
         _stop_running(sfn, cloud.state_machine_arn)
         report = build_report(
             config=config,
@@ -283,6 +291,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             open_cycles <= set(executions["running"]) and not executions["failed"]
         )
         report["invariants"]["one_cycle_at_a_time"] = len(executions["running"]) <= 1
+        report["invariants"]["no_wait_without_live_order"] = not stuck
+        report["violations"]["waits_without_live_order"] = stuck
         if chaos is not None:
             report["chaos"] = {"profile": chaos.profile, "seed": chaos.seed,
                                **chaos.stats.as_dict()}
@@ -290,6 +300,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
         }
+        if config.out_dir is not None:  # the books, for flipbot status / history / pnl
+            from flipbot.twin.tables_dump import dump_tables
+
+            dump_tables(repos, config.symbol, config.out_dir / "tables")
     composition.reset()
     if config.out_dir is not None:
         write_outputs(report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir,
@@ -353,6 +367,35 @@ def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
                 detail = sfn.describe_execution(executionArn=execution["executionArn"])
                 out["failed"].append(f"{execution['name']}: {detail.get('error', status)}")
     return {k: sorted(v) for k, v in out.items()}
+
+
+def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
+    """Executions waiting for a fill of an order that is not live on the exchange's book.
+
+    A wait for a task token is alive only while its order rests (NEW or partially
+    filled) with that wait's token; anything else would wait forever.
+    """
+    stuck = []
+    running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
+    for execution in running["executions"]:
+        history = sfn.get_execution_history(executionArn=execution["executionArn"],
+                                            reverseOrder=True)["events"]
+        entered = next(
+            (e["stateEnteredEventDetails"]["name"] for e in history
+             if "stateEnteredEventDetails" in e),
+            "",
+        )
+        if entered not in ("PlaceBuy", "PlaceSell"):
+            continue
+        cycle = execution["name"]
+        live = [
+            o for o in repos.orders.all()
+            if o.cycle_id == cycle and o.status in ("NEW", "PARTIALLY_FILLED")
+            and o.token_state == "WAITING"
+        ]
+        if not live:
+            stuck.append(f"{cycle} waits in {entered} with no live order")
+    return stuck
 
 
 def _stop_running(sfn: Any, state_machine_arn: str) -> None:

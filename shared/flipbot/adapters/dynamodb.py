@@ -139,6 +139,7 @@ def _order(body: dict[str, Any]) -> OrderRecord:
     data = dict(body)
     for key in ("price", "quantity", "executed_qty", "cumulative_quote_qty"):
         data[key] = Decimal(data[key])
+    data["floor_price"] = Decimal(data.get("floor_price", "0"))
     data["side"] = Side(data["side"])
     data["origin"] = Origin(data["origin"])
     return OrderRecord(**data)

@@ -9,6 +9,7 @@ from the exchange before a sell is sized and before a trade is recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -71,7 +72,11 @@ def fill_summary(order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
 
 
 def apply_order_update(
-    update: OrderUpdated, repos: Repositories, workflow: WorkflowPort, now_ms: int
+    update: OrderUpdated,
+    repos: Repositories,
+    workflow: WorkflowPort,
+    now_ms: int,
+    follow_manual: Callable[[OrderRecord, list[Fill]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Record the update's fill (once), move the order forward, resume the cycle on a final state."""
     coid = update.client_order_id
@@ -110,7 +115,12 @@ def apply_order_update(
     )
     repos.orders.put(order)
     resumed = resume_waiting_task(order, fills, repos, workflow)
-    return {"client_order_id": coid, "new_fill": new_fill, "status": status, "resumed": resumed}
+    result: dict[str, Any] = {
+        "client_order_id": coid, "new_fill": new_fill, "status": status, "resumed": resumed
+    }
+    if follow_manual is not None and order.origin is Origin.MANUAL and status == "FILLED":
+        result["follow_up"] = follow_manual(order, fills)
+    return result
 
 
 def resume_waiting_task(

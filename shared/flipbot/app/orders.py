@@ -23,6 +23,7 @@ from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
 from flipbot.domain.errors import (
     DuplicateOrder,
+    GuardRejected,
     InvalidTransition,
     KillSwitchEngaged,
     OrderNotSettled,
@@ -54,6 +55,10 @@ def place_order(
     s, repos = services.settings, services.repos
     now = services.clock.now_ms()
     coid = client_order_id(cycle_id, leg, attempt)
+    cycle = repos.cycles.get(cycle_id)
+    floor = cycle.floor_price if cycle is not None and leg is Side.SELL else Decimal(0)
+    if leg is Side.SELL and price < floor:
+        raise GuardRejected("profit_floor", f"sell price {price} is below the floor {floor}")
     order = repos.orders.create(
         OrderRecord(
             client_order_id=coid,
@@ -66,6 +71,7 @@ def place_order(
             consultation_id=consultation_id,
             created_ms=now,
             updated_ms=now,
+            floor_price=floor,
         )
     )
     # A redelivery or retry brings a new task token: the latest one is the live one.

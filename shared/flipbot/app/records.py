@@ -80,6 +80,7 @@ class OrderRecord(_Record):
     created_ms: int = 0
     updated_ms: int = 0
     reject_reason: str = ""
+    floor_price: Decimal = ZERO  # sells: the lowest price this order may rest at
 
 
 @dataclass(frozen=True)

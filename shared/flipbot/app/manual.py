@@ -1,0 +1,82 @@
+"""Orders placed by hand on the exchange, and what the bot does about them.
+
+* A fill of a MANUAL BUY makes the bot place one SYSTEM SELL for the quantity bought
+  (net of a base-asset commission), at the profit floor: the average fill price x
+  (1 + round-trip fees + ``MANUAL_SELL_MARGIN``, 1 % by default).
+* A fill of a SYSTEM SELL, or of any MANUAL SELL, triggers nothing: no loops.
+* With ``MANUAL_DRY_RUN`` the sell is computed, recorded as ``DRY_RUN`` and logged,
+  and not placed.
+
+The sell's client order id derives from the manual order's exchange id, so a
+redelivered fill event finds the sell it already placed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.fills import order_from_state
+from flipbot.app.orders import _place_once
+from flipbot.app.records import ZERO, OrderRecord
+from flipbot.app.services import Services
+from flipbot.domain.errors import OrderRejected
+from flipbot.domain.fees import profit_floor
+from flipbot.domain.model import Fill, OrderRequest, Origin, Side
+
+MANUAL_CYCLE = "manual"
+
+
+def follow_up_client_order_id(manual_order_id: int) -> str:
+    return f"fb-m{manual_order_id}"
+
+
+def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
+    """Place (once) the SYSTEM SELL that follows a filled MANUAL BUY."""
+    if order.origin is not Origin.MANUAL or order.side is not Side.BUY or order.status != "FILLED":
+        return {"action": "none", "reason": "only a filled MANUAL BUY is followed by a sell"}
+    repos, s = services.repos, services.settings
+    coid = follow_up_client_order_id(order.order_id)
+    existing = repos.orders.get(coid)
+    if existing is not None:
+        return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}
+    exchange = services.exchange
+    rules = exchange.symbol_rules(order.symbol)
+    fees = exchange.fee_schedule(order.symbol)
+    bought = sum((f.qty for f in fills), ZERO)
+    spent = sum((f.quote_qty for f in fills), ZERO)
+    base_fee = sum((f.commission for f in fills if f.commission_asset == rules.base_asset), ZERO)
+    if bought <= 0:
+        return {"action": "none", "reason": "no fills recorded for the manual buy"}
+    quantity = rules.floor_qty(bought - base_fee)
+    price = profit_floor(spent / bought, fees, s.manual_sell_margin, rules.tick_size)
+    now = services.clock.now_ms()
+    record = OrderRecord(
+        client_order_id=coid,
+        symbol=order.symbol,
+        side=Side.SELL,
+        price=price,
+        quantity=quantity,
+        origin=Origin.SYSTEM,
+        cycle_id=MANUAL_CYCLE,
+        created_ms=now,
+        updated_ms=now,
+        floor_price=price,
+    )
+    if quantity <= 0 or price * quantity < (rules.min_notional or Decimal(0)):
+        record = record.evolve(status="REJECTED_BY_BOT", reject_reason="below min notional")
+        repos.orders.create(record)
+        return {"action": "none", "reason": f"{quantity} x {price} is below min notional"}
+    if s.manual_dry_run:
+        repos.orders.create(record.evolve(status="DRY_RUN"))
+        return {"action": "dry_run", "client_order_id": coid, "price": str(price),
+                "quantity": str(quantity)}
+    record = repos.orders.create(record)
+    try:
+        state = _place_once(services, OrderRequest(order.symbol, Side.SELL, price, quantity, coid))
+    except OrderRejected as rejected:
+        repos.orders.put(record.evolve(status="REJECTED", reject_reason=str(rejected)))
+        return {"action": "rejected", "client_order_id": coid, "reason": str(rejected)}
+    repos.orders.put(order_from_state(record, state, now))
+    return {"action": "placed", "client_order_id": coid, "price": str(price),
+            "quantity": str(quantity)}

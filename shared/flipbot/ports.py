@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     from flipbot.domain.decision import Decision, DecisionRequest
     from flipbot.domain.fees import FeeSchedule
     from flipbot.domain.filters import SymbolRules
-    from flipbot.domain.model import Balance, BookTop, Fill, MarketSnapshot, OrderRequest, OrderState
+    from flipbot.domain.model import (
+        Balance,
+        BookTop,
+        Fill,
+        MarketSnapshot,
+        OrderRequest,
+        OrderState,
+    )
 
 
 class Clock(Protocol):
@@ -71,6 +78,14 @@ class WorkflowPort(Protocol):
     def task_failed(self, task_token: str, error: str, cause: str) -> None: ...
 
     def task_heartbeat(self, task_token: str) -> None: ...
+
+    def running_cycles(self) -> list[tuple[str, str]]:
+        """(execution name, execution ARN) of every running cycle."""
+        ...
+
+    def start_cycle(self, name: str, cycle_input: Mapping[str, Any]) -> None: ...
+
+    def stop_cycle(self, execution_arn: str, cause: str) -> None: ...
 
 
 class KillSwitch(Protocol):

@@ -47,7 +47,8 @@ class _Park:
     event: threading.Event | None
     label: str
     seq: int
-    woken_by: str | None = None  # "event" or "deadline"
+    cancelled: Callable[[], bool] | None = None  # e.g. "the execution was stopped"
+    woken_by: str | None = None  # "event", "cancelled" or "deadline"
 
 
 @dataclass
@@ -77,17 +78,24 @@ class VirtualScheduler:
             self._cond.notify_all()
 
     # -- parking (called from moto's threads) -------------------------------------
-    def park(self, *, seconds: float | None, event: threading.Event | None, label: str) -> bool:
-        """Block until ``event`` is set or ``seconds`` of virtual time pass.
+    def park(
+        self,
+        *,
+        seconds: float | None,
+        event: threading.Event | None,
+        label: str,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Block until ``event`` is set, ``cancelled()`` holds, or ``seconds`` of virtual time pass.
 
-        Returns True when the event woke the thread, False on the deadline.
+        Returns True when the event woke the thread, False otherwise.
         """
         with self._cond:
             if event is not None and event.is_set():
                 return True
             deadline = None if seconds is None else self.now_ms + round(seconds * 1000)
             self._seq += 1
-            park = _Park(deadline, event, label, self._seq)
+            park = _Park(deadline, event, label, self._seq, cancelled)
             self._parked.append(park)
             self._cond.notify_all()
             while park.woken_by is None:
@@ -100,6 +108,8 @@ class VirtualScheduler:
             for park in list(self._parked):
                 if park.event is not None and park.event.is_set():
                     self._release(park, "event")
+                elif park.cancelled is not None and park.cancelled():
+                    self._release(park, "cancelled")
 
     def _release(self, park: _Park, reason: str) -> None:
         park.woken_by = reason
@@ -252,6 +262,8 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
         state_task_service_sfn,
     )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+    from moto.stepfunctions.parser.asl.eval import environment as environment_module
+    from moto.stepfunctions.parser.asl.eval import program_state
     from moto.stepfunctions.parser.asl.eval.callback import callback
     from moto.stepfunctions.parser.backend import execution_worker
     from moto.utilities.arns import parse_arn
@@ -331,6 +343,29 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
 
     patch(execution_worker.ExecutionWorker, "start", start)
 
+    # StopExecution: wake whatever the stopped execution is parked on, so that it ends.
+    original_stop = execution_worker.ExecutionWorker.stop
+
+    def stop(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_stop(self, *args, **kwargs)
+        if self.env is not None:
+            for endpoint in list(self.env.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()
+        scheduler.poke()
+
+    patch(execution_worker.ExecutionWorker, "stop", stop)
+
+    # A stopped execution stays ABORTED, as on AWS: the error its interrupted task raises
+    # afterwards must not overwrite the stop (moto's Environment.set_error does).
+    original_set_error = environment_module.Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, program_state.ProgramStopped):
+            return
+        original_set_error(self, error)
+
+    patch(environment_module.Environment, "set_error", set_error)
+
     # Step Functions: callbacks and heartbeats on the virtual clock.
     def callback_wait(self: Any, timeout: float | None = None) -> Any:
         scheduler.park(seconds=timeout, event=self._notify_event, label="task token")
@@ -358,7 +393,8 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     # Step Functions: Wait states and Retry intervals on the virtual clock.
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0:
-            scheduler.park(seconds=wait_seconds, event=None, label="Wait state")
+            scheduler.park(seconds=wait_seconds, event=None, label="Wait state",
+                           cancelled=lambda: not env.is_running())
 
     patch(wait_function.WaitFunction, "_wait_interval", wait_interval)
     patch(

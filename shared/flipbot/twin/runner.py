@@ -49,6 +49,9 @@ class ReplayConfig:
     progress: bool = True
     exchange: str = "inprocess"  # or "loopback": python-binance over HTTP on 127.0.0.1
     chaos: str = "none"  # a profile of flipbot.twin.chaos.PROFILES
+    #: (minutes after the first event, action): "wipe_and_recover" empties every table and
+    #: invokes the reconcile function's recovery from the exchange alone.
+    interventions: tuple[tuple[int, str], ...] = ()
     chaos_seed: int = 0
 
 
@@ -59,6 +62,7 @@ class ReplayState:
     events: int = 0
     published: int = 0
     schedules_fired: int = 0
+    recoveries: int = 0
     max_position_quote: Decimal = Decimal(0)
     last_price: Decimal = Decimal(0)
     price_path: list[tuple[int, Decimal]] = field(default_factory=list)
@@ -106,6 +110,8 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
 
 def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Replay ``config.data`` through the whole system; return (and write) the report."""
+    import warnings
+
     import boto3
     from moto import mock_aws
 
@@ -123,8 +129,6 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.twin.chaos import Chaos
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot.twin.report import build_report, write_outputs
-
-    import warnings
 
     # A function that fails before adding a metric makes Powertools warn; the failure
     # itself is what matters and is retried and reported.
@@ -242,7 +246,20 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             scheduler.advance_to(target_ms)
             drain()
 
+        pending = sorted((data.first_ms + minutes * 60_000, action)
+                         for minutes, action in config.interventions)
+        reconcile_function = cloud.function_names["ReconcileFunction"]
         for event in data.events:
+            while pending and pending[0][0] <= event.time_ms:
+                at, action = pending.pop(0)
+                advance(at)
+                if action != "wipe_and_recover":
+                    raise ValueError(f"unknown intervention {action!r}")
+                _wipe_tables(cloud)
+                registry.invoke(reconcile_function, {"source": "recover"})
+                state.recoveries += 1
+                scheduler.settle()
+                drain()
             if event.time_ms > scheduler.now_ms:
                 advance(event.time_ms)
             if isinstance(event, TradeEvent):
@@ -267,8 +284,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             drain()
             base_total = _base_total(exchange, config.symbol)
             position = base_total * state.last_price
-            if position > state.max_position_quote:
-                state.max_position_quote = position
+            state.max_position_quote = max(state.max_position_quote, position)
             progress.update(state.events, scheduler.now_ms)
         scheduler.settle()
         drain(final=True)
@@ -286,6 +302,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         )
         report["executions"] = executions
         report["dead_letters"] = len(registry.dead_letters)
+        report["recoveries"] = state.recoveries
         open_cycles = {c.cycle_id for c in repos.cycles.all() if c.state.value != "COMPLETED"}
         report["invariants"]["every_cycle_completed_or_running"] = (
             open_cycles <= set(executions["running"]) and not executions["failed"]
@@ -353,8 +370,9 @@ def _scheduled_event(rule_name: str, when_ms: int) -> dict[str, Any]:
 
 
 def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
-    """Execution names by outcome: running (waiting), succeeded, failed (with their error)."""
-    out: dict[str, list[str]] = {"running": [], "succeeded": [], "failed": []}
+    """Execution names by outcome: running (waiting), succeeded, stopped (replaced by a
+    recovery), failed (with their error)."""
+    out: dict[str, list[str]] = {"running": [], "succeeded": [], "stopped": [], "failed": []}
     paginator = sfn.get_paginator("list_executions")
     for page in paginator.paginate(stateMachineArn=state_machine_arn):
         for execution in page["executions"]:
@@ -363,10 +381,27 @@ def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
                 out["running"].append(execution["name"])
             elif status == "SUCCEEDED":
                 out["succeeded"].append(execution["name"])
+            elif status == "ABORTED":
+                out["stopped"].append(execution["name"])
             else:
                 detail = sfn.describe_execution(executionArn=execution["executionArn"])
-                out["failed"].append(f"{execution['name']}: {detail.get('error', status)}")
+                out["failed"].append(
+                    f"{execution['name']}: {status} {detail.get('error', '')}".strip()
+                )
     return {k: sorted(v) for k, v in out.items()}
+
+
+def _wipe_tables(cloud: Any) -> None:
+    """Delete every item of every table of the template (a lost or emptied database)."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    for logical_id, table in cloud.template.tables.items():
+        name = cloud.refs[logical_id]
+        keys = [attr for attr, _ in table.key_schema]
+        for page in ddb.get_paginator("scan").paginate(TableName=name):
+            for item in page["Items"]:
+                ddb.delete_item(TableName=name, Key={k: item[k] for k in keys})
 
 
 def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:

@@ -52,6 +52,17 @@ class RecordingWorkflow:
     def task_heartbeat(self, task_token: str) -> None:
         self.calls.append(("heartbeat", task_token, None))
 
+    running: list[tuple[str, str]] = field(default_factory=list)
+
+    def running_cycles(self) -> list[tuple[str, str]]:
+        return list(self.running)
+
+    def start_cycle(self, name: str, cycle_input: Any) -> None:
+        self.calls.append(("start", name, dict(cycle_input)))
+
+    def stop_cycle(self, execution_arn: str, cause: str) -> None:
+        self.calls.append(("stop", execution_arn, cause))
+
 
 @dataclass
 class ScriptedDecider:

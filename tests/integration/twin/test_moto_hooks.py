@@ -126,3 +126,41 @@ def test_given_no_callback_when_timeout_passes_in_virtual_time_then_catch_runs(t
     assert _status(sfn, arn) == "SUCCEEDED"
     output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
     assert output["callback"] == "timed out"
+
+
+def test_given_a_waiting_execution_when_stopped_then_it_is_aborted_not_failed(twin: Any) -> None:
+    scheduler, registry, sfn = twin
+    registry.register("work", lambda e, c: {"value": 1}, {})
+    registry.register("park", lambda e, c: None, {})
+    sm = sfn.create_state_machine(name="t3", definition=_definition(0, 900), roleArn=ROLE)
+    arn = sfn.start_execution(stateMachineArn=sm["stateMachineArn"], input="{}")["executionArn"]
+    scheduler.settle()
+    sfn.stop_execution(executionArn=arn, error="Recovered", cause="test")
+    scheduler.settle()
+    assert _status(sfn, arn) == "ABORTED"
+    assert scheduler.live_executions == 0
+
+
+def test_given_start_execution_in_asl_then_the_next_execution_starts(twin: Any) -> None:
+    scheduler, _registry, sfn = twin
+    definition = json.dumps({
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice", "Default": "Next",
+                      "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 3,
+                                   "Next": "Done"}]},
+            "Next": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+                     "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id",
+                                    "Name.$": "States.Format('run-{}', States.MathAdd($.n, 1))",
+                                    "Input": {"n.$": "States.MathAdd($.n, 1)"}},
+                     "End": True},
+            "Done": {"Type": "Succeed"},
+        },
+    })
+    sm = sfn.create_state_machine(name="chain", definition=definition, roleArn=ROLE)
+    sfn.start_execution(stateMachineArn=sm["stateMachineArn"], name="run-0", input='{"n": 0}')
+    scheduler.settle()
+    names = {e["name"]: e["status"] for e in
+             sfn.list_executions(stateMachineArn=sm["stateMachineArn"])["executions"]}
+    assert names == {"run-0": "SUCCEEDED", "run-1": "SUCCEEDED", "run-2": "SUCCEEDED",
+                     "run-3": "SUCCEEDED"}

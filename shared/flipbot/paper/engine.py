@@ -38,6 +38,7 @@ self-trade prevention happens here); ``V`` is the symbol's default STP mode.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -54,6 +55,7 @@ from flipbot.paper.symbols import default_symbol_info
 
 CommissionMode = Literal["base", "quote", "bnb"]
 FillModel = Literal["through", "touch"]
+TradeListener = Callable[[str, int, Decimal, Decimal, bool], None]
 
 Q8 = Decimal("0.00000001")
 ZERO = Decimal(0)
@@ -196,6 +198,9 @@ class PaperExchange:
         self.bnb_price = Decimal(str(bnb_price)) if bnb_price is not None else None
         self.fill_model: FillModel = fill_model
         self.outbox: list[dict[str, Any]] = []
+        #: Called with ``(symbol, time_ms, price, qty, is_buyer_maker)`` for every replayed
+        #: public trade, before it fills anything (market history, market streams).
+        self.trade_listeners: list[TradeListener] = []
         self._markets: dict[str, _Market] = {}
         if isinstance(symbols, str | Mapping):
             symbols = [symbols]
@@ -210,6 +215,8 @@ class PaperExchange:
             self._free[asset] = Decimal(str(amount))
             self._locked[asset] = ZERO
         self._orders: dict[int, _Order] = {}
+        # Open orders per (symbol, side), in matching priority: best price, then oldest.
+        self._resting: dict[tuple[str, str], list[_Order]] = {}
         self._by_client_id: dict[tuple[str, str], list[int]] = {}
         self._next_order_id = first_order_id
         self._next_execution_id = 1
@@ -284,22 +291,17 @@ class PaperExchange:
         qty = Decimal(str(qty))
         market.last_price = price
         market.last_trade_time = time_ms
+        for listener in self.trade_listeners:
+            listener(market.info["symbol"], time_ms, price, qty, is_buyer_maker)
         market.recent.append((time_ms, price, qty))
         self._prune_recent(market, time_ms)
         touch = self.fill_model == "touch"
         for side in ("BUY", "SELL"):
-            eligible = [
-                o
-                for o in self._orders.values()
-                if o.symbol == market.info["symbol"]
-                and o.side == side
-                and o.is_open
-                and self._reached(o, price, touch)
-            ]
-            if side == "BUY":
-                eligible.sort(key=lambda o: (-o.price, o.order_id))
-            else:
-                eligible.sort(key=lambda o: (o.price, o.order_id))
+            eligible: list[_Order] = []
+            for o in self._resting.get((market.info["symbol"], side), ()):
+                if not self._reached(o, price, touch):
+                    break  # the rest are further from the trade's price
+                eligible.append(o)
             budget = qty
             for order in eligible:
                 if budget <= 0:
@@ -309,13 +311,28 @@ class PaperExchange:
                 self._fill(market, order, order.price, fill, is_maker=True, time_ms=time_ms)
 
     @staticmethod
+    def _priority(order: _Order) -> tuple[Decimal, int]:
+        return (-order.price if order.side == "BUY" else order.price, order.order_id)
+
+    def _rest(self, order: _Order) -> None:
+        book = self._resting.setdefault((order.symbol, order.side), [])
+        bisect.insort(book, order, key=self._priority)
+
+    def _unrest(self, order: _Order) -> None:
+        book = self._resting.get((order.symbol, order.side), [])
+        for i, resting in enumerate(book):
+            if resting is order:
+                del book[i]
+                return
+
+    @staticmethod
     def _reached(order: _Order, price: Decimal, touch: bool) -> bool:
         if order.side == "BUY":
             return price <= order.price if touch else price < order.price
         return price >= order.price if touch else price > order.price
 
     # --- orders -------------------------------------------------------------------------
-    def place_order(  # noqa: PLR0917 - Binance's parameter order, positional on purpose
+    def place_order(
         self,
         symbol: str,
         side: str,
@@ -363,7 +380,8 @@ class PaperExchange:
         try:
             market.rules.validate(Side(side), limit, qty, avg_price=self._avg_price(market))
             market.rules.validate_open_orders(
-                sum(1 for o in self._orders.values() if o.symbol == symbol_name and o.is_open)
+                len(self._resting.get((symbol_name, "BUY"), ()))
+                + len(self._resting.get((symbol_name, "SELL"), ()))
             )
         except FilterViolation as exc:
             raise BinanceError(e.INVALID_MESSAGE, str(exc)) from None
@@ -411,6 +429,7 @@ class PaperExchange:
         self._next_order_id += 1
         self._orders[order.order_id] = order
         self._by_client_id.setdefault((symbol_name, new_client_order_id), []).append(order.order_id)
+        self._rest(order)
         self._move(lock_asset, needed, to_locked=True)
         self._emit_report(order, "NEW", now)
         self._emit_account(now, [lock_asset])
@@ -834,6 +853,7 @@ class PaperExchange:
         market.trades.append(trade)
         if order.remaining == 0:
             order.status = "FILLED"
+            self._unrest(order)
             self._release(order, market)
         else:
             order.status = "PARTIALLY_FILLED"
@@ -866,6 +886,7 @@ class PaperExchange:
         market = self._markets[order.symbol]
         order.status = status
         order.update_time = now
+        self._unrest(order)
         self._release(order, market)
         exec_type = "CANCELED" if status == "CANCELED" else "EXPIRED"
         self._emit_report(order, exec_type, now, client_order_id=client_order_id)

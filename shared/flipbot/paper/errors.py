@@ -45,6 +45,7 @@ MSG_IP_BANNED = (
     "Way too much request weight used; IP banned until {until_ms}. "
     "Please use WebSocket Streams for live updates to avoid bans."
 )
+MSG_TOO_MANY_ORDERS = "Too many new orders; current limit is {limit} orders per {interval}."
 MSG_UNSUPPORTED_OPERATION = "This operation is not supported."
 MSG_OUTSIDE_RECV_WINDOW = "Timestamp for this request is outside of the recvWindow."
 MSG_AHEAD_OF_SERVER = "Timestamp for this request was 1000ms ahead of the server's time."

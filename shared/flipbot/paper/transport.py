@@ -1,31 +1,22 @@
-"""Reach a :class:`~flipbot.paper.rest.BinanceRestApp` through ``requests``, without sockets.
+"""The real python-binance client served by a :class:`BinanceRestApp` in process, without sockets.
 
 :class:`InProcessAdapter` is a ``requests`` transport adapter: mounted on a session it
 hands every request to the app and builds a real :class:`requests.Response` from the
 answer. :func:`make_client` mounts it on the session of a real python-binance ``Client``,
 so the bot's Binance adapter runs unchanged against the paper exchange.
 
-Faults are injected per request by a hook ``(method, path, params) -> Fault | None``:
-
-* ``Fault.drop_response()``: the app processes the request, then the caller gets
-  ``requests.exceptions.ReadTimeout`` (the outcome is unknown to the caller);
-* ``Fault.http_5xx()``: HTTP 503 without processing;
-* ``Fault.rate_limited()``: HTTP 429 (-1003) with ``Retry-After``, without processing;
-* ``Fault.banned()``: HTTP 418 (-1003, "IP banned until ...") with ``Retry-After``;
-* ``Fault.timestamp_skew(ms)``: the server clock is shifted by ``ms`` for this request,
-  so a signed request fails with -1021 as a drifting client clock would;
-* ``Fault.connection_error()``: ``requests.exceptions.ConnectionError``, not processed;
-* ``Fault.binance_error(code, msg, status, processed)``: a canned Binance error answer,
-  given after processing the request when ``processed`` (e.g. -1007, whose outcome is
-  unknown) or instead of it.
+Faults are injected per request by a hook ``(method, path, params) -> Fault | None``
+(see :mod:`flipbot.paper.faults`, which the loopback HTTP server shares): a lost
+response raises ``requests.exceptions.ReadTimeout`` when the app processed the request
+and ``requests.exceptions.ConnectionError`` when it did not; a slow answer sleeps, or
+raises ``ReadTimeout`` after processing when the delay reaches the request's timeout;
+every other fault is an HTTP answer, as Binance would give it.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -35,99 +26,58 @@ from binance.client import Client
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from flipbot.paper import errors as e
+from flipbot.paper.faults import Fault, FaultHook, FaultKind, Lost, fault_once, serve
 from flipbot.paper.rest import BinanceRestApp
 
-
-class FaultKind(StrEnum):
-    DROP_RESPONSE_AFTER_PROCESSING = "drop_response_after_processing"
-    HTTP_5XX = "http_5xx"
-    RATE_LIMITED = "rate_limited"
-    BANNED = "banned"
-    TIMESTAMP_SKEW = "timestamp_skew"
-    CONNECTION_ERROR = "connection_error"
-    BINANCE_ERROR = "binance_error"
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One injected failure; build it with the class methods."""
-
-    kind: FaultKind
-    status: int = 0
-    retry_after: int = 0
-    skew_ms: int = 0
-    code: int = 0
-    msg: str = ""
-    processed: bool = False
-
-    @classmethod
-    def drop_response(cls) -> Fault:
-        return cls(FaultKind.DROP_RESPONSE_AFTER_PROCESSING)
-
-    @classmethod
-    def http_5xx(cls, status: int = 503) -> Fault:
-        return cls(FaultKind.HTTP_5XX, status=status)
-
-    @classmethod
-    def rate_limited(cls, retry_after: int = 30) -> Fault:
-        return cls(FaultKind.RATE_LIMITED, status=429, retry_after=retry_after)
-
-    @classmethod
-    def banned(cls, retry_after: int = 120) -> Fault:
-        return cls(FaultKind.BANNED, status=418, retry_after=retry_after)
-
-    @classmethod
-    def timestamp_skew(cls, skew_ms: int = -120_000) -> Fault:
-        return cls(FaultKind.TIMESTAMP_SKEW, skew_ms=skew_ms)
-
-    @classmethod
-    def connection_error(cls) -> Fault:
-        return cls(FaultKind.CONNECTION_ERROR)
-
-    @classmethod
-    def binance_error(
-        cls, code: int, msg: str, status: int | None = None, *, processed: bool = False
-    ) -> Fault:
-        return cls(
-            FaultKind.BINANCE_ERROR,
-            status=status if status is not None else e.http_status_for(code),
-            code=code,
-            msg=msg,
-            processed=processed,
-        )
-
-
-FaultHook = Callable[[str, str, Mapping[str, str]], Fault | None]
-
-
-def fault_once(fault: Fault, *, method: str | None = None, path: str | None = None) -> FaultHook:
-    """A hook that injects ``fault`` into the first matching request only."""
-    fired = False
-
-    def hook(req_method: str, req_path: str, _params: Mapping[str, str]) -> Fault | None:
-        nonlocal fired
-        if fired or (method and req_method != method.upper()) or (path and req_path != path):
-            return None
-        fired = True
-        return fault
-
-    return hook
+__all__ = [
+    "AppClockOffset",
+    "Fault",
+    "FaultHook",
+    "FaultKind",
+    "InProcessAdapter",
+    "fault_once",
+    "make_client",
+    "split_request",
+]
 
 
 def _without_signature(text: str) -> str:
     return "&".join(p for p in text.split("&") if p and not p.startswith("signature="))
 
 
-class InProcessAdapter(BaseAdapter):
-    """A ``requests`` adapter that serves every request from a :class:`BinanceRestApp`."""
+def split_request(query: str, body: str) -> tuple[dict[str, str], str]:
+    """``(params, signed payload)`` of a request: query then body parameters, and the
+    text Binance signs (query string then body, without ``signature``)."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    params.update(parse_qsl(body, keep_blank_values=True))
+    return params, _without_signature(query) + _without_signature(body)
 
-    def __init__(self, app: BinanceRestApp, faults: FaultHook | None = None) -> None:
+
+def _read_timeout(timeout: float | tuple[float | None, float | None] | None) -> float | None:
+    if isinstance(timeout, tuple):
+        return timeout[1]
+    return timeout
+
+
+class InProcessAdapter(BaseAdapter):
+    """A ``requests`` adapter that serves every request from a :class:`BinanceRestApp`.
+
+    ``sleep`` waits out slow answers (``time.sleep`` by default).
+    """
+
+    def __init__(
+        self,
+        app: BinanceRestApp,
+        faults: FaultHook | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__()
         self.app = app
         self.faults = faults
+        self.sleep = sleep
 
-    def send(  # noqa: PLR0917 - the signature of requests' BaseAdapter.send
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
@@ -143,61 +93,33 @@ class InProcessAdapter(BaseAdapter):
             body = raw_body.decode()
         else:
             body = raw_body if isinstance(raw_body, str) else ""
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(parse_qsl(body, keep_blank_values=True))
+        params, payload = split_request(url.query, body)
         headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
-        payload = _without_signature(url.query) + _without_signature(body)
 
         fault = self.faults(method, url.path, params) if self.faults else None
-        skew = 0
-        if fault is not None:
-            if fault.kind is FaultKind.CONNECTION_ERROR:
-                raise requests.exceptions.ConnectionError(
-                    "paper exchange: connection refused", request=request
+        outcome = serve(self.app, method, url.path, params, headers, payload=payload, fault=fault)
+        if isinstance(outcome, Lost):
+            if outcome.processed:
+                raise requests.exceptions.ReadTimeout(
+                    "paper exchange: response lost after processing", request=request
                 )
-            if fault.kind is FaultKind.HTTP_5XX:
-                return self._response(request, fault.status or 503, {}, "")
-            if fault.kind in (FaultKind.RATE_LIMITED, FaultKind.BANNED):
-                return self._limited(request, fault)
-            if fault.kind is FaultKind.TIMESTAMP_SKEW:
-                skew = fault.skew_ms
-            if fault.kind is FaultKind.BINANCE_ERROR and not fault.processed:
-                return self._canned(request, fault)
-
-        status, response_headers, text = self.app.handle(
-            method, url.path, params, headers, payload=payload, clock_skew_ms=skew
-        )
-        if fault is not None and fault.kind is FaultKind.DROP_RESPONSE_AFTER_PROCESSING:
-            raise requests.exceptions.ReadTimeout(
-                "paper exchange: response lost after processing", request=request
+            raise requests.exceptions.ConnectionError(
+                "paper exchange: connection refused", request=request
             )
-        if fault is not None and fault.kind is FaultKind.BINANCE_ERROR:
-            return self._canned(request, fault)
-        return self._response(request, status, response_headers, text)
+        if outcome.delay_s > 0:
+            limit = _read_timeout(timeout)
+            if limit is not None and outcome.delay_s >= limit:
+                raise requests.exceptions.ReadTimeout(
+                    "paper exchange: no response within the timeout", request=request
+                )
+            self.sleep(outcome.delay_s)
+        return self._response(request, outcome.status, outcome.headers, outcome.body)
 
     def close(self) -> None:
         """Nothing to release: no sockets are opened."""
 
-    def _limited(self, request: requests.PreparedRequest, fault: Fault) -> requests.Response:
-        if fault.kind is FaultKind.BANNED:
-            until = self.app.clock() + fault.retry_after * 1000
-            msg = e.MSG_IP_BANNED.format(until_ms=until)
-        else:
-            msg = e.MSG_TOO_MUCH_WEIGHT.format(limit=self.app.weight_limit, interval="1 MINUTE")
-        body = json.dumps({"code": e.TOO_MANY_REQUESTS, "msg": msg}, separators=(",", ":"))
-        headers = {
-            "Content-Type": "application/json;charset=UTF-8",
-            "Retry-After": str(fault.retry_after),
-        }
-        return self._response(request, fault.status, headers, body)
-
-    def _canned(self, request: requests.PreparedRequest, fault: Fault) -> requests.Response:
-        body = json.dumps({"code": fault.code, "msg": fault.msg}, separators=(",", ":"))
-        headers = {"Content-Type": "application/json;charset=UTF-8"}
-        return self._response(request, fault.status, headers, body)
-
+    @staticmethod
     def _response(
-        self,
         request: requests.PreparedRequest,
         status: int,
         headers: Mapping[str, str],
@@ -217,7 +139,7 @@ class InProcessAdapter(BaseAdapter):
         return response
 
 
-class _AppClockOffset:
+class AppClockOffset:
     """A ``timestamp_offset`` for python-binance that makes signed timestamps the app's time.
 
     python-binance signs ``int(time.time() * 1000 + client.timestamp_offset)``; adding
@@ -231,6 +153,9 @@ class _AppClockOffset:
 
     def __radd__(self, _wall_ms: float) -> float:
         return float(self.clock() + self.skew_ms)
+
+
+_AppClockOffset = AppClockOffset  # the name used before it was public
 
 
 def make_client(
@@ -253,5 +178,5 @@ def make_client(
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
     if follow_app_clock:
-        client.timestamp_offset = _AppClockOffset(app.clock)
+        client.timestamp_offset = AppClockOffset(app.clock)
     return client

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flipbot.paper import BinanceRestApp, PaperExchange
 
 T0 = 1_700_000_000_000

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from flipbot.paper import BinanceError, PaperExchange, default_symbol_info, ws_api_envelope
 
 D = Decimal

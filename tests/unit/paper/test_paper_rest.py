@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+
 from flipbot.paper import BinanceRestApp, PaperExchange
 
 KEY, SECRET = "PaperKey01", "paper-secret-01"
@@ -225,3 +226,68 @@ def test_unknown_paths_and_methods(app: BinanceRestApp) -> None:
     assert call(app, "GET", "nothing")[0] == 404
     assert call(app, "PUT", "order")[0] == 405
     assert app.handle("GET", "/sapi/v1/system/status", {}, {})[0] == 404
+
+
+def test_refusals_past_ban_after_ban_the_client_with_418(
+    exchange: PaperExchange, clock: Any
+) -> None:
+    app = BinanceRestApp(
+        exchange, api_key=KEY, api_secret=SECRET, weight_limit=1, ban_after=2, ban_ms=60_000
+    )
+    assert call(app, "GET", "ping")[0] == 200
+    assert call(app, "GET", "ping")[0] == 429
+    status, headers, body = call(app, "GET", "ping")  # the 2nd refusal: banned
+    assert (status, headers["Retry-After"]) == (418, "60")
+    assert body == {
+        "code": -1003,
+        "msg": "Way too much request weight used; IP banned until 1700000060000. "
+        "Please use WebSocket Streams for live updates to avoid bans.",
+    }
+    clock.advance(59_500)
+    status, headers, _ = call(app, "GET", "time")
+    assert (status, headers["Retry-After"]) == (418, "1")
+    clock.advance(500)
+    assert call(app, "GET", "ping")[0] == 200
+    assert call(app, "GET", "ping")[0] == 429
+    assert call(app, "GET", "ping")[1]["Retry-After"] == "120"  # a repeat ban lasts twice as long
+
+
+def test_order_lookups_lag_behind_creation_by_lookup_delay(
+    exchange: PaperExchange, clock: Any
+) -> None:
+    app = BinanceRestApp(exchange, api_key=KEY, api_secret=SECRET, lookup_delay_ms=1_000)
+    assert call(app, "POST", "order", sign(order_params("lag-1")))[0] == 200
+    lookup = {"symbol": SYMBOL, "origClientOrderId": "lag-1"}
+    status, _, body = call(app, "GET", "order", sign(lookup))
+    assert (status, body) == (400, {"code": -2013, "msg": "Order does not exist."})
+    clock.advance(1_000)
+    _, _, order = call(app, "GET", "order", sign(lookup, ts=clock()))
+    assert order["clientOrderId"] == "lag-1"
+
+
+def test_klines_and_24hr_tickers(app: BinanceRestApp, exchange: PaperExchange) -> None:
+    exchange.on_trade(T0, "10.00", "2", False)
+    status, headers, rows = call(app, "GET", "klines", {"symbol": SYMBOL, "interval": "1m"})
+    assert (status, headers["X-MBX-USED-WEIGHT-1M"], len(rows)) == (200, "2", 1)
+    assert rows[0][4:6] == ["10.00000000", "2.00000000"]
+    assert call(app, "GET", "klines", {"symbol": SYMBOL, "interval": "2m"})[2] == {
+        "code": -1120,
+        "msg": "Invalid interval.",
+    }
+    assert call(app, "GET", "klines", {"symbol": SYMBOL})[2]["code"] == -1102
+    status, headers, ticker = call(app, "GET", "ticker/24hr", {"symbol": SYMBOL})
+    assert (ticker["count"], ticker["bidPrice"], ticker["askQty"]) == (
+        1,
+        "10.00000000",
+        "5.00000000",
+    )
+    status, headers, tickers = call(app, "GET", "ticker/24hr")
+    assert (headers["X-MBX-USED-WEIGHT-1M"], [t["symbol"] for t in tickers]) == ("88", [SYMBOL])
+
+
+@pytest.mark.parametrize(
+    ("limit", "weight"), [("", "5"), ("500", "25"), ("1000", "50"), ("5000", "250")]
+)
+def test_depth_weight_follows_the_limit(app: BinanceRestApp, limit: str, weight: str) -> None:
+    params = {"symbol": SYMBOL, **({"limit": limit} if limit else {})}
+    assert call(app, "GET", "depth", params)[1]["X-MBX-USED-WEIGHT-1M"] == weight

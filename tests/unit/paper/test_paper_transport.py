@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 from binance.exceptions import BinanceAPIException
+
 from flipbot.paper import (
     BinanceRestApp,
     Fault,

@@ -1,0 +1,446 @@
+"""The listener's hot path: pure, synchronous, no I/O.
+
+Everything here is driven with plain values (a raw message and the time it was
+received), so the benchmark and the tests run it without sockets, AWS or a clock:
+
+``MarketPipeline.feed(raw, recv_ms)``
+    One raw market message (``trade``, ``aggTrade``, ``bookTicker``, ``kline``, partial
+    or diff ``depth``, ``serverShutdown``; the raw form or the combined
+    ``{"stream", "data"}`` form) updates the incremental indicators and may emit a
+    ``PriceTicked``. Only trades touch the indicators on arrival; book tops, depth and
+    klines are kept as received and converted when a snapshot or a tick needs them.
+``MarketPipeline.poll(now_ms)``
+    Called about once a second: the time rule of the throttle, and a ``MarketSnapshot``
+    at most every ``snapshot_seconds``.
+``OrderStream.on_execution_report(message, recv_ms)``
+    One ``executionReport`` (WebSocket-API wrapper or bare) becomes ``OrderUpdated``
+    (+ ``OrderFilled`` on FILLED) through :mod:`flipbot.streams`; a report seen twice
+    (an overlapping re-subscription) is published once.
+``OutboundQueue``
+    What waits for PutEvents, with an explicit overflow policy (see its docstring), cut
+    into batches of at most 10 entries and 256 KB by :meth:`OutboundQueue.next_batch`.
+
+The ``PriceTicked`` throttle publishes when the last trade price has moved at least
+``tick_bps`` basis points from the last published price, or when ``tick_seconds``
+passed since the last tick, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from flipbot.domain.errors import InvalidEvent
+from flipbot.domain.indicators import MarketIndicators
+from flipbot.domain.model import MarketSnapshot
+from flipbot.events import SOURCE, PriceTicked, StreamGapDetected
+from flipbot.listener.metrics import LagHistogram
+from flipbot.streams import events_for_execution_report, unwrap
+
+log = logging.getLogger("flipbot.listener")
+
+MAX_BATCH_ENTRIES = 10  # PutEvents: at most 10 entries a call
+MAX_BATCH_BYTES = 256 * 1024  # PutEvents: at most 256 KB a call
+
+SHUTDOWN = "serverShutdown"
+"""What :meth:`MarketPipeline.feed` returns for Binance's ``serverShutdown`` notice."""
+
+_loads = json.loads
+_NEG_INF = float("-inf")
+_POS_INF = float("inf")
+
+
+def entry_size(detail_type: str, detail_json: str, source: str = SOURCE) -> int:
+    """A PutEvents entry's size as EventBridge counts it (no ``Time``, no ``Resources``)."""
+    return len(source.encode()) + len(detail_type.encode()) + len(detail_json.encode())
+
+
+class Outbound:
+    """One event waiting for PutEvents. ``critical`` events are never dropped."""
+
+    __slots__ = ("critical", "detail", "detail_type", "size")
+
+    def __init__(self, detail_type: str, detail: Mapping[str, Any], *, critical: bool) -> None:
+        self.detail_type = detail_type
+        self.detail = detail
+        self.critical = critical
+        self.size = entry_size(detail_type, json.dumps(detail, default=str))
+
+    def __repr__(self) -> str:
+        return f"Outbound({self.detail_type}, critical={self.critical}, size={self.size})"
+
+
+class OutboundQueue:
+    """A bounded queue of events for PutEvents, with an explicit overflow policy.
+
+    Two lanes, each in arrival order: critical events (``OrderUpdated``,
+    ``OrderFilled``, ``StreamGapDetected``) and market events (``PriceTicked``).
+    Batches take critical events first. ``capacity`` bounds the two lanes together:
+
+    * a market event arriving at a full queue evicts the oldest queued market event (a
+      newer price is worth more than an older one); with no market event queued, the
+      arriving one is dropped;
+    * a critical event is always accepted, even beyond ``capacity``: a lost order
+      update would leave the state machine waiting for a fill forever. Going over
+      capacity is logged as an error (the publisher is behind or AWS refuses events).
+
+    Drops are counted (:attr:`dropped`) and logged at the 1st, 10th, 100th... drop of an
+    episode, then once when the queue is back under half its capacity, so a flood of
+    drops cannot flood the logs. ``notify`` is called after every accepted event (the
+    process wakes its publisher with it).
+    """
+
+    def __init__(self, capacity: int, *, notify: Callable[[], None] | None = None) -> None:
+        if capacity < 1:
+            raise ValueError(f"queue capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.notify = notify
+        self.dropped = 0
+        self._critical: deque[Outbound] = deque()
+        self._market: deque[Outbound] = deque()
+        self._episode_drops = 0
+        self._over_capacity = False
+
+    def __len__(self) -> int:
+        return len(self._critical) + len(self._market)
+
+    @property
+    def critical_pending(self) -> int:
+        return len(self._critical)
+
+    @property
+    def market_pending(self) -> int:
+        return len(self._market)
+
+    def critical_items(self) -> list[Outbound]:
+        """The critical events still queued, oldest first (for the shutdown report)."""
+        return list(self._critical)
+
+    def put(self, item: Outbound) -> bool:
+        """Queue ``item``; ``False`` when it was dropped (a market event at a full queue)."""
+        if item.critical:
+            self._critical.append(item)
+            if len(self) > self.capacity and not self._over_capacity:
+                self._over_capacity = True
+                log.error(
+                    "outbound queue over capacity (%d): %d order/gap events queued; they are "
+                    "never dropped, market ticks are",
+                    self.capacity,
+                    len(self._critical),
+                )
+        else:
+            if len(self) >= self.capacity:
+                if self._market:
+                    self._market.popleft()
+                    self._drop("oldest PriceTicked evicted")
+                else:
+                    self._drop("PriceTicked dropped")
+                    return False
+            self._market.append(item)
+        if self.notify is not None:
+            self.notify()
+        return True
+
+    def put_event(self, detail_type: str, detail: Mapping[str, Any], *, critical: bool) -> bool:
+        return self.put(Outbound(detail_type, detail, critical=critical))
+
+    def next_batch(
+        self, max_entries: int = MAX_BATCH_ENTRIES, max_bytes: int = MAX_BATCH_BYTES
+    ) -> list[Outbound]:
+        """Take up to ``max_entries`` events totalling at most ``max_bytes``, critical first."""
+        batch: list[Outbound] = []
+        size = 0
+        for lane in (self._critical, self._market):
+            while lane and len(batch) < max_entries:
+                item = lane[0]
+                if item.size > max_bytes:  # can never be sent: PutEvents would refuse it
+                    lane.popleft()
+                    log.error("event too large for PutEvents, not sent: %r", item)
+                    continue
+                if size + item.size > max_bytes:
+                    return self._taken(batch)
+                lane.popleft()
+                batch.append(item)
+                size += item.size
+        return self._taken(batch)
+
+    def requeue(self, batch: list[Outbound]) -> None:
+        """Put a batch that could not be published back at the front, in its order."""
+        for item in reversed(batch):
+            (self._critical if item.critical else self._market).appendleft(item)
+        if batch and self.notify is not None:
+            self.notify()
+
+    def _taken(self, batch: list[Outbound]) -> list[Outbound]:
+        if self._episode_drops and len(self) <= self.capacity // 2:
+            log.warning(
+                "outbound queue recovered: %d PriceTicked dropped while full (%d in total)",
+                self._episode_drops,
+                self.dropped,
+            )
+            self._episode_drops = 0
+        if self._over_capacity and len(self) <= self.capacity:
+            self._over_capacity = False
+        return batch
+
+    def _drop(self, what: str) -> None:
+        self.dropped += 1
+        self._episode_drops += 1
+        n = self._episode_drops
+        if n == 1 or (n >= 10 and 10 ** (len(str(n)) - 1) == n):
+            log.warning(
+                "outbound queue full (%d): %s (%d dropped in this episode); order updates "
+                "are never dropped",
+                self.capacity,
+                what,
+                n,
+            )
+
+
+class MarketPipeline:
+    """Market messages -> indicators -> throttled ``PriceTicked`` -> the outbound queue."""
+
+    def __init__(
+        self,
+        symbol: str,
+        queue: OutboundQueue,
+        *,
+        tick_bps: float = 20,
+        tick_seconds: float = 60,
+        snapshot_seconds: float = 10,
+        large_trade_quote: float = 1000,
+    ) -> None:
+        if tick_bps <= 0 or tick_seconds <= 0 or snapshot_seconds <= 0:
+            raise ValueError("tick_bps, tick_seconds and snapshot_seconds must be > 0")
+        self.symbol = symbol
+        self.queue = queue
+        self.indicators = MarketIndicators(
+            symbol, large_trade_quote=Decimal(str(large_trade_quote))
+        )
+        self.lag = LagHistogram()
+        self._fraction = tick_bps / 10_000
+        self._tick_ms = int(tick_seconds * 1000)
+        self._snapshot_ms = int(snapshot_seconds * 1000)
+        self.messages = 0
+        self.ticks = 0
+        self.invalid = 0
+        self.ignored = 0
+        self.duplicates = 0
+        self.depth_updates = 0
+        self._band_hi = _NEG_INF  # publish when price >= hi or <= lo
+        self._band_lo = _POS_INF
+        self._tick_due = 0  # publish when now >= this (ms)
+        self._next_snapshot = 0
+        self._price: float | None = None
+        self._price_s = ""
+        self._price_ms = 0
+        self._book: tuple[str, str, str, str] | None = None
+        self._depth: tuple[list[list[str]], list[list[str]]] | None = None
+        self._kline: dict[str, Any] | None = None
+        self._last_ids: dict[str, int] = {"trade": -1, "aggTrade": -1, "book": -1}
+
+    # --- the hot path -------------------------------------------------------------------
+    def feed(self, raw: str | bytes, recv_ms: int) -> str | None:
+        """Process one raw message; returns :data:`SHUTDOWN` on ``serverShutdown``."""
+        self.messages += 1
+        try:
+            msg = _loads(raw)
+            data = msg.get("data")
+            if data is not None:  # combined stream: {"stream": ..., "data": {...}}
+                msg = data
+            e = msg.get("e")
+            if e == "trade":
+                self._on_trade(msg, msg["t"], "trade", recv_ms)
+            elif e is None:
+                if "u" in msg and "b" in msg:
+                    self._on_book(msg, recv_ms)
+                elif "lastUpdateId" in msg:
+                    self._depth = (msg["bids"], msg["asks"])
+                else:
+                    self._on_control(msg)
+            elif e == "aggTrade":
+                self._on_trade(msg, msg["a"], "aggTrade", recv_ms)
+            elif e == "kline":
+                self._kline = msg["k"]
+            elif e == "depthUpdate":
+                self.depth_updates += 1
+            elif e == SHUTDOWN:
+                return SHUTDOWN
+            else:
+                self.ignored += 1
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.invalid += 1
+            if self.invalid == 1 or self.invalid % 1000 == 0:
+                log.warning("unreadable market message (%d so far): %s", self.invalid, exc)
+        return None
+
+    def _on_trade(self, d: dict[str, Any], trade_id: int, kind: str, recv_ms: int) -> None:
+        if d["s"] != self.symbol:
+            self.ignored += 1
+            return
+        last_ids = self._last_ids
+        if trade_id <= last_ids[kind]:  # seen already (overlapping connections)
+            self.duplicates += 1
+            return
+        last_ids[kind] = trade_id
+        price_s = d["p"]
+        price = float(price_s)
+        time_ms = d["T"]
+        self.indicators.on_trade(time_ms, price, float(d["q"]), d["m"])
+        self._price = price
+        self._price_s = price_s
+        self._price_ms = time_ms
+        self.lag.add(recv_ms - d["E"])
+        if price >= self._band_hi or price <= self._band_lo or recv_ms >= self._tick_due:
+            self._tick(recv_ms)
+
+    def _on_book(self, d: dict[str, Any], recv_ms: int) -> None:
+        if d["s"] != self.symbol:
+            self.ignored += 1
+            return
+        update_id = d["u"]
+        if update_id <= self._last_ids["book"]:
+            self.duplicates += 1
+            return
+        self._last_ids["book"] = update_id
+        self._book = (d["b"], d["B"], d["a"], d["A"])
+        if recv_ms >= self._tick_due:
+            self._tick(recv_ms)
+
+    def _on_control(self, msg: dict[str, Any]) -> None:
+        if "error" in msg:
+            log.error("market stream error: %s", msg["error"])
+        elif "result" not in msg:  # a SUBSCRIBE answer carries "result": null
+            self.ignored += 1
+
+    # --- the slow path ------------------------------------------------------------------
+    def poll(self, now_ms: int) -> MarketSnapshot | None:
+        """The throttle's time rule; a snapshot if due (at most every ``snapshot_seconds``)."""
+        if now_ms >= self._tick_due:
+            self._tick(now_ms)
+        if now_ms < self._next_snapshot:
+            return None
+        snapshot = self.snapshot(now_ms)
+        if snapshot is not None:
+            self._next_snapshot = now_ms + self._snapshot_ms
+        return snapshot
+
+    def snapshot(self, now_ms: int) -> MarketSnapshot | None:
+        """The indicators at ``now_ms``, or ``None`` before any trade or book top."""
+        indicators = self.indicators
+        if self._book is not None:
+            bid, bid_qty, ask, ask_qty = self._book
+            indicators.on_book(Decimal(bid), Decimal(bid_qty), Decimal(ask), Decimal(ask_qty))
+        if not indicators.has_data:
+            return None
+        snapshot = indicators.snapshot(now_ms)
+        extra: dict[str, str] = {}
+        if self._depth is not None:
+            bids, asks = self._depth
+            bids_qty = sum(float(level[1]) for level in bids)
+            asks_qty = sum(float(level[1]) for level in asks)
+            total = bids_qty + asks_qty
+            extra["depth_levels"] = str(max(len(bids), len(asks)))
+            imbalance = (bids_qty - asks_qty) / total if total > 0 else 0.0
+            extra["depth_imbalance"] = f"{imbalance:.6f}"
+        if self._kline is not None:
+            k = self._kline
+            extra["kline_1m_open_ms"] = str(k.get("t", ""))
+            extra["kline_1m_close"] = str(k.get("c", ""))
+            extra["kline_1m_volume"] = str(k.get("v", ""))
+            extra["kline_1m_closed"] = "true" if k.get("x") else "false"
+        return replace(snapshot, extra=extra) if extra else snapshot
+
+    def reset_sequence(self) -> None:
+        """Forget the last trade and book update ids (a new, non-overlapping connection)."""
+        self._last_ids = {"trade": -1, "aggTrade": -1, "book": -1}
+
+    def _tick(self, now_ms: int) -> None:
+        bid = ask = None
+        if self._book is not None:
+            bid, ask = Decimal(self._book[0]), Decimal(self._book[2])
+        price: Decimal
+        reference: float
+        time_ms: int
+        if self._price is not None:
+            price, reference, time_ms = Decimal(self._price_s), self._price, self._price_ms
+        elif bid is not None and ask is not None:
+            price = (bid + ask) / 2
+            reference, time_ms = float(price), now_ms
+        else:
+            return
+        detail = PriceTicked(symbol=self.symbol, price=price, bid=bid, ask=ask, time_ms=time_ms)
+        self.queue.put(Outbound("PriceTicked", detail.model_dump(mode="json"), critical=False))
+        self.ticks += 1
+        self._band_hi = reference * (1 + self._fraction)
+        self._band_lo = reference * (1 - self._fraction)
+        self._tick_due = now_ms + self._tick_ms
+
+
+class OrderStream:
+    """Execution reports -> ``OrderUpdated`` / ``OrderFilled``, each report exactly once."""
+
+    def __init__(self, queue: OutboundQueue, *, remember: int = 4096) -> None:
+        self.queue = queue
+        self.lag = LagHistogram()
+        self.reports = 0
+        self.duplicates = 0
+        self.invalid = 0
+        self._seen: set[tuple[Any, ...]] = set()
+        self._order: deque[tuple[Any, ...]] = deque()
+        self._remember = remember
+
+    def on_execution_report(self, message: Mapping[str, Any], recv_ms: int) -> int:
+        """Queue the events of one report; returns how many (0 for a duplicate)."""
+        event = unwrap(dict(message))
+        key = (
+            event.get("s"),
+            event.get("i"),
+            event.get("I"),
+            event.get("x"),
+            event.get("X"),
+            event.get("t"),
+            event.get("z"),
+        )
+        if key in self._seen:
+            self.duplicates += 1
+            return 0
+        try:
+            events = events_for_execution_report(dict(message))
+        except InvalidEvent as exc:
+            # The fill it may carry is unknown: let reconcile look at the exchange.
+            self.invalid += 1
+            log.error("unreadable executionReport (published as a stream gap): %s", exc)
+            event_time = event.get("E")
+            event_ms = event_time if isinstance(event_time, int) else recv_ms
+            self.gap("user", f"invalid executionReport: {exc}", event_ms, recv_ms)
+            return 0
+        self._remember_key(key)
+        self.reports += 1
+        for detail_type, detail in events:
+            self.queue.put(Outbound(detail_type, detail, critical=True))
+        self.lag.add(recv_ms - int(event["E"]))
+        return len(events)
+
+    def gap(
+        self, stream: Literal["user", "market"], reason: str, since_ms: int, until_ms: int
+    ) -> None:
+        """Queue a ``StreamGapDetected`` (critical: reconcile recovers what the gap hid)."""
+        detail = StreamGapDetected(
+            stream=stream,
+            reason=reason[:200],
+            since_ms=min(since_ms, until_ms),
+            until_ms=until_ms,
+        )
+        self.queue.put(Outbound("StreamGapDetected", detail.model_dump(mode="json"), critical=True))
+
+    def _remember_key(self, key: tuple[Any, ...]) -> None:
+        self._seen.add(key)
+        self._order.append(key)
+        if len(self._order) > self._remember:
+            self._seen.discard(self._order.popleft())

@@ -1,0 +1,372 @@
+"""The listener process end to end: loopback Binance streams in, moto EventBridge out.
+
+Acceptance: one ``OrderUpdated`` per execution report, in order, with the
+right detail; killed connections and a silent subscription both end reconnected,
+re-subscribed, with a ``StreamGapDetected`` published and no fill lost (each report is
+either published once or falls inside a published gap window, which reconcile covers);
+SIGTERM with a full queue publishes every queued order update before exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from flipbot.listener import health
+
+from .conftest import (
+    SYMBOL,
+    TABLE,
+    Aws,
+    Rig,
+    expected_detail,
+    report_key,
+    start_rig,
+    within_a_gap,
+)
+
+NOISY = ("botocore", "boto3", "urllib3", "websockets", "pynamodb")
+
+
+def run(scenario: Any, limit: float = 8.0) -> Any:
+    return asyncio.run(asyncio.wait_for(scenario, limit))
+
+
+def assert_no_fill_lost(rig: Rig, gaps: list[dict[str, Any]]) -> None:
+    """Each pushed report is published exactly once, or hidden inside a published gap."""
+    published = [report_key(d) for d in rig.publisher.of_type("OrderUpdated")]
+    counts = Counter(published)
+    assert all(n == 1 for n in counts.values()), "an execution report was published twice"
+    for report in rig.reports():
+        key = report_key(expected_detail(report))
+        assert key in counts or within_a_gap(report["E"], gaps), f"lost: {key}"
+    # The listener published every report it received (none stuck in the queue).
+    assert rig.listener.orders.reports == len(published)
+
+
+# --- the happy path -----------------------------------------------------------------------
+def test_given_orders_on_the_exchange_then_one_order_updated_per_report_in_order(
+    aws: Aws,
+) -> None:
+    async def scenario() -> tuple[Rig, int]:
+        rig = await start_rig()
+        await rig.place("BUY", "9.99", "2")  # NEW
+        await rig.place("BUY", "9.50", "1")  # NEW
+        await rig.place("SELL", "10.50", "1")  # NEW
+        await rig.trade("9.98", "1")  # order 1: PARTIALLY_FILLED
+        await rig.trade("9.97", "5")  # order 1: FILLED
+        rig.exchange.cancel_order(SYMBOL, orig_client_order_id="fb-t00002-B1")
+        await rig.server.push_exchange_events(rig.exchange)  # order 2: CANCELED
+        await rig.trade("10.60", "3", buyer_maker=False)  # order 3: FILLED
+        await rig.settle()
+        await asyncio.sleep(0.3)  # a snapshot is due every 0.2 s
+        return rig, await rig.stop()
+
+    rig, status = run(scenario())
+    assert status == 0
+    reports = rig.reports()
+    assert [r["X"] for r in reports] == [
+        "NEW",
+        "NEW",
+        "NEW",
+        "PARTIALLY_FILLED",
+        "FILLED",
+        "CANCELED",
+        "FILLED",
+    ]
+    # Exactly one OrderUpdated per report, in the order of the reports, detail as parsed.
+    assert rig.publisher.of_type("OrderUpdated") == [expected_detail(r) for r in reports]
+    filled = [expected_detail(r) for r in reports if r["X"] == "FILLED"]
+    assert rig.publisher.of_type("OrderFilled") == filled
+    # What reached the bus (through the rule's SQS target) is the same.
+    on_bus = aws.published()
+    bus_updates = [e["detail"] for e in on_bus if e["detail-type"] == "OrderUpdated"]
+    assert sorted(map(report_key, bus_updates)) == sorted(
+        report_key(expected_detail(r)) for r in reports
+    )
+    assert {e["source"] for e in on_bus} == {"flipbot.listener"}
+    assert "PriceTicked" in {e["detail-type"] for e in on_bus}
+    gaps = rig.publisher.of_type("StreamGapDetected")
+    assert [g["reason"] for g in gaps] == ["startup"]
+    # The market snapshot went to MarketTable.
+    item = aws.dynamodb.get_item(TableName=TABLE, Key={"symbol": {"S": SYMBOL}})["Item"]
+    assert int(item["time_ms"]["N"]) > 0
+    assert rig.listener.snapshots_written >= 1
+
+
+# --- resilience ---------------------------------------------------------------------------
+def test_given_connections_killed_mid_stream_then_reconnected_resubscribed_and_no_fill_lost(
+    aws: Aws,
+) -> None:
+    async def scenario() -> Rig:
+        rig = await start_rig()
+        for round_ in range(3):
+            for i in range(8):
+                await rig.place("BUY", f"9.{50 + i:02d}", "1")
+                await rig.trade(f"9.{40 + round_:02d}", "20")  # fills every resting buy
+                await asyncio.sleep(0.005)
+            subscribed, markets = rig.server.subscriptions_made, rig.server.connections["market"]
+            dropped = await rig.server.drop_connections("all")
+            assert dropped == 2
+            # Pushed while nobody is subscribed: lost on the stream, inside the gap.
+            await rig.place("BUY", "9.10", "1")
+            await rig.wait_for(
+                lambda s=subscribed, m=markets: (
+                    rig.listener.live
+                    and rig.server.subscriptions_made > s
+                    and rig.server.connections["market"] > m
+                ),
+                3,
+            )
+        await rig.place("BUY", "9.20", "1")
+        await rig.settle()
+        await rig.stop()
+        return rig
+
+    rig = run(scenario())
+    listener = rig.listener
+    assert rig.server.subscriptions_made == listener.subscriptions >= 4  # startup + 3
+    assert rig.server.connections["market"] >= 4
+    gaps = rig.publisher.of_type("StreamGapDetected")
+    user_gaps = [g for g in gaps if g["stream"] == "user"]
+    assert len(user_gaps) >= 4  # startup + one per kill
+    assert all(g["since_ms"] < g["until_ms"] for g in gaps)
+    assert {g["stream"] for g in gaps} == {"user", "market"}
+    assert ("user", "closed") in listener.reconnect_reasons
+    undelivered = [p for p in rig.server.pushed if not p.deliveries]
+    assert len(undelivered) >= 3  # the orders placed while disconnected...
+    assert all(within_a_gap(p.event["E"], user_gaps) for p in undelivered)  # ...are covered
+    assert_no_fill_lost(rig, user_gaps)
+
+
+def test_given_a_silent_subscription_then_reconnected_resubscribed_and_gap_published(
+    aws: Aws,
+) -> None:
+    async def scenario() -> Rig:
+        rig = await start_rig()
+        await rig.place("BUY", "9.90", "1")
+        await rig.settle()
+        rig.server.go_silent("user")  # the socket stays open: only silence tells
+        await rig.place("BUY", "9.80", "1")  # swallowed by the silent server
+        await rig.trade("9.70", "5")  # fills both, swallowed too
+        await rig.wait_for(lambda: ("user", "silent") in rig.listener.reconnect_reasons)
+        rig.server.go_silent("user", silent=False)
+        await rig.wait_for(lambda: rig.listener.live and rig.listener.subscriptions >= 2)
+        await rig.place("BUY", "9.60", "1")
+        await rig.settle()
+        await rig.stop()
+        return rig
+
+    rig = run(scenario())
+    assert rig.listener.subscriptions >= 2
+    gaps = [g for g in rig.publisher.of_type("StreamGapDetected") if g["stream"] == "user"]
+    assert [g["reason"] for g in gaps][:2] == ["startup", "silent"]
+    silent_gap = gaps[1]
+    swallowed = [p.event for p in rig.server.pushed if not p.deliveries]
+    assert [e["X"] for e in swallowed if e["e"] == "executionReport"] == ["NEW", "FILLED", "FILLED"]
+    assert all(silent_gap["since_ms"] <= e["E"] <= silent_gap["until_ms"] for e in swallowed)
+    assert_no_fill_lost(rig, gaps)
+    assert rig.publisher.of_type("OrderUpdated")[-1]["price"] == "9.60000000"
+
+
+def test_given_event_stream_terminated_then_resubscribed_with_a_gap(aws: Aws) -> None:
+    async def scenario() -> Rig:
+        rig = await start_rig()
+        ended = await rig.server.terminate_subscriptions()
+        assert ended == 1
+        await rig.wait_for(lambda: rig.listener.subscriptions >= 2)
+        await rig.place()
+        await rig.settle()
+        await rig.stop()
+        return rig
+
+    rig = run(scenario())
+    reasons = [g["reason"] for g in rig.publisher.of_type("StreamGapDetected")]
+    assert reasons == ["startup", "eventStreamTerminated"]
+    assert len(rig.publisher.of_type("OrderUpdated")) == 1
+
+
+@pytest.mark.parametrize("trigger", ["serverShutdown", "rotate"])
+def test_given_server_shutdown_or_24h_rotation_then_hand_over_without_gap_or_duplicate(
+    aws: Aws, trigger: str
+) -> None:
+    overrides = {"MAX_CONNECTION_AGE_SECONDS": "0.3"} if trigger == "rotate" else {}
+
+    async def scenario() -> Rig:
+        rig = await start_rig(**overrides)
+        if trigger == "serverShutdown":
+            await rig.server.server_shutdown("all")
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline:  # orders keep flowing through the hand-over
+            await rig.place("BUY", "9.90", "1")
+            await rig.trade("9.80", "1")
+            await asyncio.sleep(0.02)
+            reasons = rig.listener.reconnect_reasons
+            if trigger == "serverShutdown" and {("user", trigger), ("market", trigger)} <= set(
+                reasons
+            ):
+                break
+        await rig.settle()
+        await rig.stop()
+        return rig
+
+    rig = run(scenario())
+    listener = rig.listener
+    assert listener.subscriptions >= 2
+    assert ("user", trigger) in listener.reconnect_reasons
+    assert ("market", trigger) in listener.reconnect_reasons
+    reasons = [g["reason"] for g in rig.publisher.of_type("StreamGapDetected")]
+    assert reasons == ["startup"]  # hand-over: no gap
+    assert all(p.deliveries for p in rig.server.pushed)
+    published = [report_key(d) for d in rig.publisher.of_type("OrderUpdated")]
+    assert published == [report_key(expected_detail(r)) for r in rig.reports()]
+
+
+# --- shutdown -----------------------------------------------------------------------------
+def test_given_sigterm_with_a_full_queue_then_every_order_update_is_published_before_exit(
+    aws: Aws,
+) -> None:
+    gate = threading.Event()  # PutEvents is held until SIGTERM: the queue fills up
+
+    async def scenario() -> tuple[Rig, int, float]:
+        rig = await start_rig(
+            gate=gate,
+            handle_signals=True,
+            QUEUE_CAPACITY="10",
+            PRICE_TICK_BPS="1",
+            STOP_TIMEOUT_SECONDS="4.5",
+        )
+        for i in range(12):
+            await rig.place("BUY", f"9.{10 + i:02d}", "1")
+        for i in range(12):  # every trade moves the price > 1 bp: a PriceTicked each
+            await rig.trade(f"{9.0 - i * 0.01:.2f}", "0.001")
+        await rig.wait_for(lambda: rig.listener.orders.reports >= 12 + 12)
+        queue = rig.listener.queue
+        assert queue.critical_pending > queue.capacity  # over capacity: order updates kept
+        assert queue.dropped > 0  # ticks were dropped instead
+        started = time.monotonic()
+        signal.raise_signal(signal.SIGTERM)
+        gate.set()
+        status = await asyncio.wait_for(rig.task, 5)
+        return rig, status, time.monotonic() - started
+
+    rig, status, elapsed = run(scenario())
+    assert status == 0
+    assert elapsed < rig.listener.settings.stop_timeout_seconds
+    assert rig.listener.queue.critical_pending == 0
+    expected = [expected_detail(r) for r in rig.reports()]
+    assert rig.publisher.of_type("OrderUpdated") == expected
+    on_bus = [e for e in aws.published() if e["detail-type"] == "OrderUpdated"]
+    assert len(on_bus) == len(expected)
+
+
+# --- health and metrics -------------------------------------------------------------------
+def test_given_a_running_listener_then_health_answers_and_metrics_reach_cloudwatch(
+    aws: Aws,
+) -> None:
+    async def scenario() -> tuple[Rig, tuple[int, str], int, tuple[int, str]]:
+        rig = await start_rig(HEALTH_MAX_GAP_SECONDS="0.3")
+        port = rig.listener.health_port
+        assert port
+        await rig.place()
+        await rig.trade("9.00", "1")
+        ok = await asyncio.to_thread(health.check, "127.0.0.1", port)
+        command = [sys.executable, "-m", "flipbot.listener.health", "--port", str(port)]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=subprocess.DEVNULL, env={**os.environ}
+        )
+        exit_status = await process.wait()
+        await asyncio.sleep(0.4)  # metrics every 0.3 s
+        await rig.server.stop()  # Binance gone for longer than HEALTH_MAX_GAP_SECONDS
+        await asyncio.sleep(0.6)
+        down = await asyncio.to_thread(health.check, "127.0.0.1", port)
+        await rig.stop()
+        return rig, ok, exit_status, down
+
+    _rig, ok, exit_status, down = run(scenario())
+    assert ok[0] == 200
+    assert '"status": "ok"' in ok[1]
+    assert exit_status == 0
+    assert down[0] == 503
+    names = {m["MetricName"] for m in aws.cloudwatch.list_metrics(Namespace="flipbot")["Metrics"]}
+    assert names == {"ListenerHeartbeat", "ListenerLagMs", "Reconnects"}
+    dims = {
+        tuple((d["Name"], d["Value"]) for d in m["Dimensions"])
+        for m in aws.cloudwatch.list_metrics(Namespace="flipbot")["Metrics"]
+    }
+    assert dims == {(("service", "flipbot"),)}
+
+
+def test_given_debug_logging_then_no_secret_is_ever_logged(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flipbot.listener.wiring import configure_logging
+    from flipbot.observability import forget_secrets
+
+    from .conftest import KEY, SECRET
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in NOISY}
+    forget_secrets()
+    configure_logging("DEBUG", secrets=[KEY, SECRET])
+    try:
+
+        async def scenario() -> None:
+            rig = await start_rig()
+            await rig.place()
+            await rig.server.drop_connections("user")
+            await rig.wait_for(lambda: rig.listener.subscriptions >= 2)
+            logging.getLogger("flipbot.listener").debug("key=%s secret=%s", KEY, SECRET)
+            await rig.stop()
+
+        run(scenario())
+    finally:
+        handlers, level, levels = saved
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, noisy_level in levels.items():
+            logging.getLogger(name).setLevel(noisy_level)
+        forget_secrets()
+    out = capsys.readouterr().out
+    assert "user data stream subscribed" in out
+    assert "key=*** secret=***" in out
+    assert KEY not in out
+    assert SECRET not in out
+
+
+def test_given_a_rejected_subscription_then_it_retries_with_back_off_and_turns_unhealthy() -> None:
+    from flipbot.listener.service import Listener
+    from flipbot.listener.wiring import LogPublisher
+    from flipbot.paper.ws import BinanceWsServer
+
+    from .conftest import KEY, listener_settings
+
+    async def scenario() -> tuple[Listener, BinanceWsServer, bool, int]:
+        server = await BinanceWsServer(api_key=KEY, api_secret="notTheListenersSecret").start()
+        settings = listener_settings(server.base_url, HEALTH_MAX_GAP_SECONDS="0.5")
+        listener = Listener(settings, publisher=LogPublisher())
+        task = asyncio.create_task(listener.run(handle_signals=False))
+        await asyncio.sleep(1.0)
+        healthy, _ = listener.health_state()
+        listener.request_stop("test done")
+        status = await asyncio.wait_for(task, 5)
+        await server.stop()
+        return listener, server, healthy, status
+
+    listener, server, healthy, status = run(scenario())
+    attempts = [m for m, _ in server.requests if m == "userDataStream.subscribe.signature"]
+    assert 3 <= len(attempts) <= 20  # retried, with back-off (-1022 each time)
+    assert listener.subscriptions == 0
+    assert not healthy
+    assert status == 0
+    assert listener.gaps == 0  # never subscribed: no gap to report yet

@@ -1,0 +1,68 @@
+"""The versioned prompt: a fixed system message and a user message carrying the context.
+
+Change :data:`PROMPT_VERSION` whenever the wording or the context layout changes: every
+consultation record stores it, so answers (and their accuracy) can be compared by
+version. The user message is one line of text followed by the context as compact JSON;
+:func:`context_from_messages` reads that JSON back (the local fake endpoint uses it to
+answer like a model that read the market).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["PROMPT_VERSION", "SYSTEM_PROMPT", "build_messages", "context_from_messages"]
+
+PROMPT_VERSION = "flip-v1"
+
+SYSTEM_PROMPT = """\
+You price limit orders for a spot-market flip bot on Binance. Each cycle buys with one \
+resting LIMIT order below the market, then sells what it bought with one LIMIT order \
+above the entry price. You are asked about ONE leg, named in the context ("leg").
+
+Code enforces these limits whatever you answer; an answer that breaks one is rejected:
+- BUY: the price must be below the best ask (the order must rest on the book) and not \
+lower than the best bid minus price_band (a fraction); quote_per_cycle is the most spent.
+- SELL: the price must be at or above position.floor_price (entry + fees + min_profit).
+- Any action with confidence below constraints.min_confidence is not acted on.
+
+Answer with the JSON schema only:
+- action: "BUY" on the buy leg, "SELL" on the sell leg, or "WAIT" when no price is good now.
+- base_price: the limit price for this leg, in the quote currency.
+- price_range: the lowest and highest limit price you would still accept.
+- confidence: 0..1.
+- reasoning: one or two short sentences citing the context.
+- buy_strategy.timeout_seconds: how long a buy may rest unfilled before asking again.
+- sell_strategy.suggested_margin: profit over entry plus fees, as a fraction; \
+sell_strategy.timeout_seconds: how long a sell may rest before re-pricing.
+Use only the data in the context; a null value is unknown."""
+
+
+def build_messages(context: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The chat messages for one consultation (system, then user with the context)."""
+    leg = context.get("leg", "?")
+    user = f"Leg: {leg}. Context (prompt {PROMPT_VERSION}):\n" + json.dumps(
+        context, sort_keys=True, separators=(",", ":")
+    )
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]
+
+
+def context_from_messages(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The context JSON of the last user message built by :func:`build_messages`, if any."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if not isinstance(content, str) or "\n" not in content:
+            return None
+        try:
+            value = json.loads(content.split("\n", 1)[1])
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None

@@ -1,0 +1,71 @@
+"""The answer schema and its mapping to a Decision."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from flipbot.ai.answer import MAX_TIMEOUT_SECONDS, AiAnswer, InvalidAnswer, to_decision
+from flipbot.domain.model import Side
+
+
+def _answer(**changes: Any) -> AiAnswer:
+    fields: dict[str, Any] = {
+        "action": "SELL",
+        "base_price": 10.23,
+        "price_range": {"low": 10.3, "high": 10.12},
+        "confidence": 0.9,
+        "reasoning": "  above the floor  ",
+        "buy_strategy": {"timeout_seconds": 600},
+        "sell_strategy": {"suggested_margin": 0.012, "timeout_seconds": 3600},
+    }
+    fields.update(changes)
+    return AiAnswer.model_validate(fields)
+
+
+def test_the_sell_leg_takes_the_sell_strategy() -> None:
+    decision = to_decision(_answer(), Side.SELL)
+    assert decision.base_price == Decimal("10.23")  # the number's shortest text, exactly
+    assert (decision.price_range.low, decision.price_range.high) == (  # type: ignore[union-attr]
+        Decimal("10.12"),
+        Decimal("10.3"),
+    )
+    assert decision.timeout_seconds == 3600
+    assert decision.suggested_margin == Decimal("0.012")
+    assert decision.reasoning == "above the floor"
+
+
+def test_the_buy_leg_takes_the_buy_strategy_and_no_margin() -> None:
+    decision = to_decision(_answer(action="BUY"), Side.BUY)
+    assert decision.timeout_seconds == 600
+    assert decision.suggested_margin is None
+
+
+@pytest.mark.parametrize(("given", "kept"), [(-5, 0), (10**9, MAX_TIMEOUT_SECONDS)])
+def test_timeouts_are_clamped(given: int, kept: int) -> None:
+    answer = _answer(buy_strategy={"timeout_seconds": given})
+    assert to_decision(answer, Side.BUY).timeout_seconds == kept
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_price": float("inf")},
+        {"price_range": {"low": float("nan"), "high": 1.0}},
+        {"sell_strategy": {"suggested_margin": float("inf"), "timeout_seconds": 1}},
+    ],
+)
+def test_non_finite_numbers_are_invalid(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidAnswer):
+        to_decision(_answer(**changes), Side.SELL)
+
+
+def test_absurd_but_finite_prices_pass_through_for_the_guards() -> None:
+    assert to_decision(_answer(base_price=-3.0), Side.SELL).base_price == Decimal("-3.0")
+
+
+def test_the_schema_is_strict() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        _answer(leverage=10)

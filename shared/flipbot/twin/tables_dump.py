@@ -1,0 +1,71 @@
+"""The books of a run as JSON files, so that a finished replay can still be inspected.
+
+:func:`dump_tables` writes ``cycles.json``, ``orders.json``, ``fills.json``,
+``trades.json`` and ``consultations.json``: one JSON array per table, each element the
+item's body exactly as the DynamoDB adapter stores it, in a stable order.
+:func:`load_tables` reads them back as records (``flipbot status``, ``history`` and
+``pnl`` with ``--run``); :func:`read_tables` reads live tables the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flipbot.adapters.dynamodb import _consultation, _cycle, _dump, _fill, _order, _trade
+from flipbot.app.metrics import Books
+from flipbot.app.records import Repositories
+
+TABLES = ("cycles", "orders", "fills", "trades", "consultations")
+"""The tables written, one ``<name>.json`` each."""
+
+
+def read_tables(repos: Repositories, symbol: str) -> Books:
+    """Every row of the five tables, in a stable order (trades of ``symbol``)."""
+    return Books(
+        cycles=sorted(repos.cycles.all(), key=lambda c: c.cycle_id),
+        orders=sorted(repos.orders.all(), key=lambda o: (o.created_ms, o.client_order_id)),
+        fills=sorted(repos.fills.all(), key=lambda f: (f.time_ms, f.order_id, f.trade_id)),
+        trades=sorted(repos.trades.all(symbol), key=lambda t: (t.closed_ms, t.cycle_id)),
+        consultations=sorted(
+            repos.consultations.all(), key=lambda c: (c.time_ms, c.consultation_id)
+        ),
+    )
+
+
+def dump_tables(repos: Repositories, symbol: str, out_dir: Path) -> list[Path]:
+    """Write the five tables into ``out_dir``; return the files written."""
+    books = read_tables(repos, symbol)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in TABLES:
+        rows = [_dump(row) for row in getattr(books, name)]
+        path = out_dir / f"{name}.json"
+        path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def load_tables(directory: Path) -> Books:
+    """The tables written by :func:`dump_tables` in ``directory``.
+
+    Raises ``FileNotFoundError`` naming the first missing file.
+    """
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        path = directory / f"{name}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such table dump")
+        data = json.loads(path.read_text())
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON array")
+        return data
+
+    return Books(
+        cycles=[_cycle(r) for r in rows("cycles")],
+        orders=[_order(r) for r in rows("orders")],
+        fills=[_fill(r) for r in rows("fills")],
+        trades=[_trade(r) for r in rows("trades")],
+        consultations=[_consultation(r) for r in rows("consultations")],
+    )

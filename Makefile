@@ -5,17 +5,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 OUT    ?= out/replay
 
+# Tools whose pins clash with the project's (checkov pins boto3 1.35) live in their own venvs.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP   := .checkov-venv/.installed-$(CHECKOV_VERSION)
+SAM_CLI_VERSION := 1.170.0
+SAM_STAMP       := .sam-venv/.installed-$(SAM_CLI_VERSION)
+# sam build runs pip for the functions' runtime, python3.12: the first one found.
+PY312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 \
+	/usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
+	&& { command -v "$$p"; break; }; done)
+
 .PHONY: help setup demo test test-all lint format typecheck bench soak chaos build clean
 
 help:
 	@echo "make demo       paper-trade the whole system on the bundled sample (no AWS, no keys)"
 	@echo "make test       run the test suite (what CI runs)"
-	@echo "make lint       ruff, cfn-lint on template.yaml and on its SAM-translated form"
+	@echo "make lint       ruff, cfn-lint on template.yaml and on its SAM-translated form, checkov"
 	@echo "make typecheck  mypy on the shipped package"
 	@echo "make bench      run every benchmark; results in bench/results/*.json"
 	@echo "make soak       the long, slow test runs excluded from 'make test'"
 	@echo "make chaos      200 seeded chaos replays (every scenario) and the invariants table"
-	@echo "make build      sam build (installs aws-sam-cli in its own venv)"
+	@echo "make build      sam build for arm64, no container (aws-sam-cli in its own venv; needs python3.12)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +51,15 @@ soak: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/flipbot replay --chaos all --seeds 200 --out out/chaos
 
-lint: $(STAMP)
+$(CHECKOV_STAMP):
+	rm -rf .checkov-venv && $(PYTHON) -m venv .checkov-venv
+	.checkov-venv/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check shared functions tests tools bench
 	$(BIN)/python tools/lint_template.py template.yaml
+	.checkov-venv/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: $(STAMP)
 	$(BIN)/ruff format shared functions tests tools bench
@@ -53,9 +70,18 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-build: $(STAMP)
-	test -x .sam-venv/bin/sam || ($(PYTHON) -m venv .sam-venv && .sam-venv/bin/pip install --quiet aws-sam-cli)
-	.sam-venv/bin/sam build
+$(SAM_STAMP):
+	rm -rf .sam-venv && $(PYTHON) -m venv .sam-venv
+	.sam-venv/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+# Then precompile every module for python3.12: the layers are read-only in Lambda, so
+# without .pyc files each cold start compiles what it imports.
+build: $(SAM_STAMP)
+	@test -n "$(PY312)" || { echo "make build: no python3.12 found (the functions' runtime);" \
+		"install one, or run .sam-venv/bin/sam build --use-container"; exit 1; }
+	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam build
+	$(PY312) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 clean:
-	rm -rf $(VENV) .sam-venv .aws-sam out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .sam-venv .checkov-venv .aws-sam out .pytest_cache .ruff_cache .mypy_cache

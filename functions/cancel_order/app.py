@@ -7,14 +7,16 @@ from aws_lambda_powertools import Logger
 from flipbot.app.orders import cancel_order
 from flipbot.app.requests import CancelOrderRequest
 from flipbot.composition import container
+from flipbot.observability import ScrubbingFormatter
 
-logger = Logger()
+logger = Logger(logger_formatter=ScrubbingFormatter())
 
 
 @logger.inject_lambda_context(correlation_id_path="cycle_id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = CancelOrderRequest.parse(event)
-    result = cancel_order(container(), cycle_id=request.cycle_id, leg=request.leg,
-                          attempt=request.attempt)
+    result = cancel_order(
+        container(), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
+    )
     logger.info("order canceled", extra=result)
     return result

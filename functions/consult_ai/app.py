@@ -8,8 +8,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flipbot.app.consult import consult
 from flipbot.app.requests import ConsultRequest
 from flipbot.composition import container
+from flipbot.observability import ScrubbingFormatter
 
-logger = Logger()
+logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 
 
@@ -21,6 +22,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric("AiConfidence", MetricUnit.Count, float(result["confidence"]))
     if result["guard"]:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
-    logger.info("consulted", extra={"leg": request.leg, "action": result["action"],
-                                    "reason": result["reason"]})
+    logger.info(
+        "consulted",
+        extra={"leg": request.leg, "action": result["action"], "reason": result["reason"]},
+    )
     return result

@@ -7,8 +7,9 @@ from aws_lambda_powertools import Logger
 from flipbot.app.orders import place_order
 from flipbot.app.requests import PlaceOrderRequest
 from flipbot.composition import container
+from flipbot.observability import ScrubbingFormatter
 
-logger = Logger()
+logger = Logger(logger_formatter=ScrubbingFormatter())
 
 
 @logger.inject_lambda_context(correlation_id_path="cycle_id")

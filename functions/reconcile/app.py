@@ -1,4 +1,8 @@
-"""ReconcileFunction: on a schedule, after a stream gap, and when a cycle step fails."""
+"""ReconcileFunction: on a schedule, after a stream gap, and when a cycle step fails.
+
+``{"source": "recover"}`` (invoked by hand, e.g. after a first deploy onto an account with
+history) rebuilds the records from the exchange alone and resumes the cycle.
+"""
 
 from typing import Any
 
@@ -8,15 +12,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flipbot.app.reconcile import reconcile_cycle, reconcile_open_orders
 from flipbot.app.requests import CycleReconcileRequest
 from flipbot.composition import container
+from flipbot.observability import ScrubbingFormatter
 
-logger = Logger()
+logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("source") == "cycle":
+    if event.get("source") == "recover":
+        from flipbot.app.recovery import recover_from_exchange
+
+        result = recover_from_exchange(container())
+    elif event.get("source") == "cycle":
         request = CycleReconcileRequest.parse(event)
         result = reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
     else:  # the schedule ("aws.events") or a StreamGapDetected event

@@ -8,8 +8,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flipbot.app.requests import RecordTradeRequest
 from flipbot.app.trades import record_trade
 from flipbot.composition import container
+from flipbot.observability import ScrubbingFormatter
 
-logger = Logger()
+logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 
 

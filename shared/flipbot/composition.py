@@ -68,7 +68,8 @@ class Container:
         from flipbot.adapters.aws import StepFunctionsWorkflow
 
         return self._decorated(  # type: ignore[no-any-return]
-            "workflow", StepFunctionsWorkflow(boto3.client("stepfunctions"))
+            "workflow",
+            StepFunctionsWorkflow(boto3.client("stepfunctions"), self.settings.state_machine_arn),
         )
 
     @cached_property
@@ -90,7 +91,9 @@ class Container:
         if client_factory is not None:
             client = client_factory(self)(creds["api_key"], creds["api_secret"])
         else:
-            client = _binance_client(creds["api_key"], creds["api_secret"], self.settings.binance_base_url)
+            client = _binance_client(
+                creds["api_key"], creds["api_secret"], self.settings.binance_base_url
+            )
         return self._decorated("exchange", BinanceExchange(client))  # type: ignore[no-any-return]
 
     @cached_property
@@ -110,6 +113,9 @@ class Container:
 
         log = logging.getLogger(__name__)
         s = self.settings
+        strategy = self.env.get("STRATEGY", "ai") or "ai"
+        if strategy != "ai":
+            return self._strategy(strategy)
         offline = OfflineStrategy()
         if not s.openai_secret_arn:
             log.warning("AI off: OPENAI_SECRET_ARN is not set; the offline strategy decides")
@@ -120,12 +126,16 @@ class Container:
         try:
             api_key = read_secret(s.openai_secret_arn, "api_key")["api_key"]
         except Exception as exc:  # missing key, unreadable secret: trade on, offline
-            log.warning("AI off: the OpenAI secret has no usable api_key (%s); "
-                        "the offline strategy decides", type(exc).__name__)
+            log.warning(
+                "AI off: the OpenAI secret has no usable api_key (%s); "
+                "the offline strategy decides",
+                type(exc).__name__,
+            )
             return offline
         if is_placeholder_key(api_key):
-            log.warning("AI off: the OpenAI secret's api_key is a placeholder; "
-                        "the offline strategy decides")
+            log.warning(
+                "AI off: the OpenAI secret's api_key is a placeholder; the offline strategy decides"
+            )
             return offline
         return build_ai_decider(
             api_key,
@@ -138,6 +148,31 @@ class Container:
             price_table=s.ai_price_table,
             price_band=s.price_band,
         )
+
+    def _strategy(self, name: str) -> DecisionMaker:
+        """A strategy chosen by the ``Strategy`` parameter, without AI."""
+        from flipbot.domain.strategy import FixedMarginStrategy, OfflineStrategy
+
+        if name == "offline":
+            return OfflineStrategy()
+        if name == "fixed":
+            return FixedMarginStrategy()
+        from flipbot.app.lab import build_decider
+
+        built = build_decider(
+            name,
+            repos=self.repos,
+            symbol=self.settings.symbol,
+            quote_per_cycle=self.settings.quote_per_cycle,
+            env=self.env,
+        )
+        if built is None:
+            from flipbot.domain.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"STRATEGY={name!r}: choose ai, offline, fixed, adaptive or ma-cross"
+            )
+        return built
 
 
 def _binance_client(api_key: str, api_secret: str, base_url: str) -> Any:

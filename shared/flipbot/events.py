@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 SOURCE = "flipbot.listener"
 
 # Decimals travel as plain fixed-point strings ("26.13000000", never "2.613E+1").
-Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")]
+Dec = Annotated[
+    Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
+]
 
 
 class _Detail(BaseModel):

@@ -49,8 +49,15 @@ class Settings(BaseModel):
     binance_base_url: str = ""
     ai_model: str = "gpt-4o-mini"
     openai_base_url: str = ""
+    ai_daily_budget_usd: Decimal = Field(default=Decimal("1"), ge=0)
+    ai_fallback: Literal["fallback", "wait"] = "fallback"
+    ai_price_table: str = Field(default="", description='JSON {"model": [usd_in, usd_out]}')
     kill_switch_parameter: str = ""
     max_cycles: int = Field(default=0, ge=0, description="0 = no limit")
+    state_machine_arn: str = ""
+    recovery_open_buy: Literal["wait", "cancel"] = "cancel"
+    manual_sell_margin: Decimal = Field(default=Decimal("0.01"), ge=0)
+    manual_dry_run: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -78,15 +85,23 @@ class Settings(BaseModel):
             "binance_base_url": env.get("BINANCE_BASE_URL", ""),
             "ai_model": env.get("AI_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
             "openai_base_url": env.get("OPENAI_BASE_URL", ""),
+            "ai_daily_budget_usd": _decimal(env, "AI_DAILY_BUDGET_USD", "1"),
+            "ai_fallback": env.get("AI_FALLBACK", "fallback") or "fallback",
+            "ai_price_table": _price_table(env.get("AI_PRICE_TABLE", "")),
             "kill_switch_parameter": env.get("KILL_SWITCH_PARAMETER", ""),
             "max_cycles": env.get("MAX_CYCLES", "0"),
+            "state_machine_arn": env.get("STATE_MACHINE_ARN", ""),
+            "recovery_open_buy": env.get("RECOVERY_OPEN_BUY", "cancel") or "cancel",
+            "manual_sell_margin": _decimal(env, "MANUAL_SELL_MARGIN", "0.01"),
+            "manual_dry_run": env.get("MANUAL_DRY_RUN", "false").strip().lower()
+            in {"1", "true", "yes", "on"},
         }
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{_ENV_NAME.get(str(err['loc'][0]), err['loc'][0])}={err.get('input')!r}: {err['msg']}"
-                for err in exc.errors()
+                f"{_ENV_NAME.get(str(e['loc'][0]), e['loc'][0])}={e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()
             )
             raise ConfigurationError(f"invalid configuration: {problems}") from exc
 
@@ -110,7 +125,18 @@ _ENV_NAME = {
     "buy_order_timeout_seconds": "BUY_ORDER_TIMEOUT_SECONDS",
     "sell_heartbeat_seconds": "SELL_HEARTBEAT_SECONDS",
     "max_cycles": "MAX_CYCLES",
+    "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
+    "ai_fallback": "AI_FALLBACK",
 }
+
+
+def _price_table(raw: str) -> str:
+    """``AI_PRICE_TABLE`` as given, once it parses (``ConfigurationError`` otherwise)."""
+    if raw.strip():
+        from flipbot.ai.cost import parse_price_table
+
+        parse_price_table(raw)
+    return raw
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:

@@ -51,5 +51,5 @@ def test_given_a_seed_then_the_chaos_is_reproducible() -> None:
 
 
 def test_given_an_unknown_profile_then_the_error_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown chaos profile 'typo'.*duplicate"):
+    with pytest.raises(ValueError, match=r"unknown chaos profile 'typo'.*duplicate"):
         Chaos("typo", 1)

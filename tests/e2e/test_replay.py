@@ -52,8 +52,16 @@ def test_given_the_bundled_sample_when_replayed_then_full_cycles_complete_with_i
     # Then: money adds up: the recorded P&L is what the balances say after closed cycles.
     assert report["consultations"] >= report["orders_placed"]
     assert set(report) >= {
-        "cycles_completed", "realized_pnl_usdc", "fees_usdc", "ai_cost_usdc", "win_rate",
-        "orders_placed", "fills", "max_position_usdc", "final_balances", "invariants",
+        "cycles_completed",
+        "realized_pnl_usdc",
+        "fees_usdc",
+        "ai_cost_usdc",
+        "win_rate",
+        "orders_placed",
+        "fills",
+        "max_position_usdc",
+        "final_balances",
+        "invariants",
     }
     assert float(report["max_position_usdc"]) <= 10 * 1.05  # 10 USDC a cycle, price drift
 
@@ -70,9 +78,10 @@ def test_given_the_same_seed_when_replayed_twice_then_outputs_are_byte_identical
         assert first == second, f"{name} differs between two runs:\n{diff[:3000]}"
     trades = (tmp_path / "b" / "trades.csv").read_text().splitlines()
     assert trades[0].startswith("cycle_id,opened,closed")
-    assert len(trades) - 1 == json.loads((tmp_path / "b" / "report.json").read_text())[
-        "cycles_completed"
-    ]
+    assert (
+        len(trades) - 1
+        == json.loads((tmp_path / "b" / "report.json").read_text())["cycles_completed"]
+    )
 
 
 def test_given_a_template_whose_order_update_rule_never_matches_then_no_fill_reaches_the_handler(
@@ -110,8 +119,9 @@ def test_given_the_real_template_then_every_fill_reaches_the_order_update_handle
 def test_given_real_btcbusd_klines_when_replayed_then_invariants_hold(
     tmp_path: Path, reference_data: Path
 ) -> None:
-    data = load_market_data(reference_data / "klines" / "BTCBUSD_1m_2022-12-13_lean.csv",
-                            symbol="BTCBUSD")
+    data = load_market_data(
+        reference_data / "klines" / "BTCBUSD_1m_2022-12-13_lean.csv", symbol="BTCBUSD"
+    )
     report = _replay(tmp_path, "btcbusd", data=data, symbol="BTCBUSD")
     _assert_invariants(report)
     assert report["market_events"] == len(data)
@@ -120,7 +130,9 @@ def test_given_real_btcbusd_klines_when_replayed_then_invariants_hold(
 def test_given_real_btcusdt_trades_when_replayed_then_invariants_hold(
     tmp_path: Path, reference_data: Path
 ) -> None:
-    path = reference_data / "trades" / "BTCUSDT_trades_2024-08-08T2354_2024-08-09T0005_hftbacktest.csv"
+    path = (
+        reference_data / "trades" / "BTCUSDT_trades_2024-08-08T2354_2024-08-09T0005_hftbacktest.csv"
+    )
     data = load_market_data(path, symbol="BTCUSDT")
     report = _replay(tmp_path, "btcusdt", data=data, symbol="BTCUSDT", warmup_ms=60_000)
     _assert_invariants(report)
@@ -135,6 +147,8 @@ def test_given_every_table_emptied_mid_cycle_then_recovery_rebuilds_and_trading_
     # Then: the records are rebuilt from the exchange, the money adds up, cycles go on.
     assert report["recoveries"] == 1
     _assert_invariants(report)
-    assert any("-recovered-" in name for name in report["executions"]["succeeded"]
-               + report["executions"]["running"])
+    assert any(
+        "-recovered-" in name
+        for name in report["executions"]["succeeded"] + report["executions"]["running"]
+    )
     assert report["cycles_completed"] >= 2

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.domain.errors import (
     ClockSkew,

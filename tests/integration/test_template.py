@@ -16,9 +16,10 @@ from typing import Any, cast
 
 import pytest
 from aws_lambda_powertools.utilities.parser import envelopes, parse
+from moto.events.models import EventPattern
+
 from flipbot.events import SOURCE, OrderUpdated, StreamGapDetected
 from flipbot.twin.template import SamTemplate, load_template, resolve, substitute_definition
-from moto.events.models import EventPattern
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -201,6 +202,72 @@ def test_no_wildcard_actions(translated: dict[str, Any]) -> None:
         for where, statement in _statements(resource.get("Properties", {}), logical_id)
         for action in _as_list(statement.get("Action"))
         if action == "*" or str(action).endswith(":*")
+    ]
+    assert offenders == []
+
+
+# Resources that end in a wildcard inside a named scope; anything else with a "*" fails.
+PARTIAL_WILDCARDS = {
+    # SAM DynamoDB policy templates: the indexes of one named table
+    r":table/\$\{tableName\}/index/\*$",
+    # SAM LambdaInvokePolicy: one named function, its versions and aliases
+    r":function:\$\{functionName\}\*$",
+    # executions of this stack's trade-cycle state machine (named by cycle id)
+    r":execution:\$\{AWS::StackName\}-trade-cycle:\*$",
+    # ECR repositories of this account: the listener image is a parameter
+    r":ecr:\$\{AWS::Region\}:\$\{AWS::AccountId\}:repository/\*$",
+}
+
+
+def _resource_text(resource: Any) -> str:
+    """An ARN as written: a plain string, or the template string of an ``Fn::Sub``."""
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        sub = resource["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return resource if isinstance(resource, str) else json.dumps(resource)
+
+
+def _all_statements(translated: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        found
+        for logical_id, resource in translated["Resources"].items()
+        for found in _statements(resource.get("Properties", {}), logical_id)
+    ]
+
+
+def test_every_role_policy_statement_is_listed(translated: dict[str, Any]) -> None:
+    # Given the translated template, Then the walker the IAM tests rely on sees every
+    # inline policy of every role (an empty list would let the wildcard tests pass)
+    listed = {where.split("/")[0] for where, _ in _all_statements(translated)}
+    roles = {
+        logical_id
+        for logical_id, resource in translated["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and resource["Properties"].get("Policies")
+    }
+    assert roles
+    assert roles <= listed
+
+
+def test_no_partial_wildcard_resource_outside_the_allow_list(translated: dict[str, Any]) -> None:
+    offenders = [
+        f"{where}: {text}"
+        for where, statement in _all_statements(translated)
+        if statement.get("Effect") == "Allow"
+        for text in map(_resource_text, _as_list(statement.get("Resource")))
+        if "*" in text
+        and text != "*"
+        and not any(re.search(pattern, text) for pattern in PARTIAL_WILDCARDS)
+    ]
+    assert offenders == []
+
+
+def test_no_allow_by_exclusion(translated: dict[str, Any]) -> None:
+    # NotAction / NotResource on an Allow grant everything else: a wildcard in disguise
+    offenders = [
+        where
+        for where, statement in _all_statements(translated)
+        if statement.get("Effect") == "Allow"
+        and ("NotAction" in statement or "NotResource" in statement)
     ]
     assert offenders == []
 

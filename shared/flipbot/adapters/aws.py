@@ -23,17 +23,40 @@ def _code(exc: Exception) -> str:
 class StepFunctionsWorkflow:
     """``flipbot.ports.WorkflowPort`` on the Step Functions callback API."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, state_machine_arn: str = "") -> None:
         self._sfn = client
+        self._arn = state_machine_arn
 
     def task_succeeded(self, task_token: str, output: Mapping[str, Any]) -> None:
         self._call("send_task_success", taskToken=task_token, output=json.dumps(output))
 
     def task_failed(self, task_token: str, error: str, cause: str) -> None:
-        self._call("send_task_failure", taskToken=task_token, error=error[:256], cause=cause[:32768])
+        self._call(
+            "send_task_failure", taskToken=task_token, error=error[:256], cause=cause[:32768]
+        )
 
     def task_heartbeat(self, task_token: str) -> None:
         self._call("send_task_heartbeat", taskToken=task_token)
+
+    def running_cycles(self) -> list[tuple[str, str]]:
+        self._need_arn()
+        pages = self._sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self._arn, statusFilter="RUNNING"
+        )
+        return [(e["name"], e["executionArn"]) for page in pages for e in page["executions"]]
+
+    def start_cycle(self, name: str, cycle_input: Mapping[str, Any]) -> None:
+        self._need_arn()
+        self._sfn.start_execution(
+            stateMachineArn=self._arn, name=name, input=json.dumps(cycle_input, default=str)
+        )
+
+    def stop_cycle(self, execution_arn: str, cause: str) -> None:
+        self._sfn.stop_execution(executionArn=execution_arn, error="Recovered", cause=cause)
+
+    def _need_arn(self) -> None:
+        if not self._arn:
+            raise ConfigurationError("STATE_MACHINE_ARN is not set")
 
     def _call(self, method: str, **kwargs: Any) -> None:
         from botocore.exceptions import ClientError
@@ -71,14 +94,20 @@ class StaticKillSwitch:
 
 
 def read_secret(arn: str, *required: str) -> dict[str, str]:
-    """A JSON secret from Secrets Manager (cached by Powertools); names missing keys, never values."""
+    """A JSON secret from Secrets Manager (cached by Powertools).
+
+    Errors name the missing keys, never the values.
+    """
     if not arn:
         raise ConfigurationError(f"no secret configured for {', '.join(required) or 'this value'}")
     from aws_lambda_powertools.utilities import parameters
 
+    from flipbot.observability import register_secret
+
     value = parameters.get_secret(arn, transform="json", max_age=300)
     if not isinstance(value, dict):
         raise ConfigurationError(f"secret {arn} is not a JSON object")
+    register_secret(*value.values())  # no log line may show them from now on
     missing = [key for key in required if not value.get(key)]
     if missing:
         raise ConfigurationError(f"secret {arn} lacks {', '.join(missing)}")
@@ -88,8 +117,9 @@ def read_secret(arn: str, *required: str) -> dict[str, str]:
 class EventBridgePublisher:
     """PutEvents in batches of at most 10, retrying only the failed entries with back-off."""
 
-    def __init__(self, client: Any, bus_name: str, source: str, *, attempts: int = 5,
-                 sleep: Any = time.sleep) -> None:
+    def __init__(
+        self, client: Any, bus_name: str, source: str, *, attempts: int = 5, sleep: Any = time.sleep
+    ) -> None:
         self._events = client
         self._bus = bus_name
         self._source = source

@@ -21,6 +21,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from flipbot.app.records import (
@@ -66,9 +67,19 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         version = NumberAttribute()
         body = JSONAttribute()
 
+    class OpenOrdersIndex(GlobalSecondaryIndex["OrderItem"]):
+        class Meta:
+            index_name = "open-orders"
+            projection = AllProjection()
+
+        open_symbol = UnicodeAttribute(hash_key=True)
+        client_order_id = UnicodeAttribute(range_key=True)
+
     class OrderItem(Model):
         Meta = meta(tables.orders)
         client_order_id = UnicodeAttribute(hash_key=True)
+        open_symbol = UnicodeAttribute(null=True)  # set while live: the sparse index key
+        open_orders = OpenOrdersIndex()
         symbol = UnicodeAttribute()
         status = UnicodeAttribute()
         origin = UnicodeAttribute()
@@ -119,10 +130,18 @@ def _dump(obj: Any) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(obj), default=str))
 
 
-_CYCLE_DECIMALS = (
-    "bought_qty spent_quote held_qty sold_qty received_quote fees_quote entry_price "
-    "floor_price realized_pnl ai_cost_usd"
-).split()
+_CYCLE_DECIMALS = [
+    "bought_qty",
+    "spent_quote",
+    "held_qty",
+    "sold_qty",
+    "received_quote",
+    "fees_quote",
+    "entry_price",
+    "floor_price",
+    "realized_pnl",
+    "ai_cost_usd",
+]
 
 
 def _cycle(body: dict[str, Any]) -> Cycle:
@@ -155,10 +174,16 @@ def _fill(body: dict[str, Any]) -> Fill:
 
 def _trade(body: dict[str, Any]) -> TradeRecord:
     data = dict(body)
-    for key in (
-        "quantity entry_price exit_price spent_quote received_quote fees_quote ai_cost_usd "
-        "realized_pnl"
-    ).split():
+    for key in [
+        "quantity",
+        "entry_price",
+        "exit_price",
+        "spent_quote",
+        "received_quote",
+        "fees_quote",
+        "ai_cost_usd",
+        "realized_pnl",
+    ]:
         data[key] = Decimal(data[key])
     return TradeRecord(**data)
 
@@ -216,7 +241,9 @@ class DynamoCycles:
             self._item(new).save(condition=self._m.version == cycle.version)
         except PutError as exc:
             if _is_conditional_failure(exc):
-                raise ConcurrentUpdate(f"cycle {cycle.cycle_id} moved past v{cycle.version}") from exc
+                raise ConcurrentUpdate(
+                    f"cycle {cycle.cycle_id} moved past v{cycle.version}"
+                ) from exc
             raise
         return new
 
@@ -281,13 +308,13 @@ class DynamoOrders:
             raise
         return True
 
-    def open_orders(self) -> list[OrderRecord]:
-        return [o for o in self.all() if o.status not in _FINAL]
+    def open_orders(self, symbol: str) -> list[OrderRecord]:
+        """Orders not final yet, from the sparse ``open-orders`` index (no table scan)."""
+        items = self._m.open_orders.query(symbol)  # type: ignore[attr-defined]
+        return sorted((self._record(i) for i in items), key=lambda o: o.client_order_id)
 
     def all(self) -> list[OrderRecord]:
-        return sorted(
-            (self._record(i) for i in self._m.scan()), key=lambda o: o.client_order_id
-        )
+        return sorted((self._record(i) for i in self._m.scan()), key=lambda o: o.client_order_id)
 
     def _record(self, item: Model) -> OrderRecord:
         order = _order(item.body)
@@ -304,6 +331,9 @@ class DynamoOrders:
             token_state=order.token_state or None,
             cancel_requested=order.cancel_requested,
             updated_ms=order.updated_ms,
+            open_symbol=None
+            if order.status in _FINAL or order.status == "DRY_RUN"
+            else order.symbol,
             body=_dump(order),
         )
 
@@ -329,7 +359,9 @@ class DynamoFills:
         return [_fill(i.body) for i in self._m.query(client_order_id, consistent_read=True)]
 
     def all(self) -> list[Fill]:
-        return sorted((_fill(i.body) for i in self._m.scan()), key=lambda f: (f.time_ms, f.trade_id))
+        return sorted(
+            (_fill(i.body) for i in self._m.scan()), key=lambda f: (f.time_ms, f.trade_id)
+        )
 
 
 class DynamoTrades:
@@ -353,7 +385,8 @@ class DynamoConsultations:
 
     def all(self) -> list[ConsultationRecord]:
         return sorted(
-            (_consultation(i.body) for i in self._m.scan()), key=lambda c: (c.time_ms, c.consultation_id)
+            (_consultation(i.body) for i in self._m.scan()),
+            key=lambda c: (c.time_ms, c.consultation_id),
         )
 
 
@@ -371,7 +404,9 @@ class DynamoMarket:
             return None
 
 
-def repositories(tables: Tables, region: str | None = None, host: str | None = None) -> Repositories:
+def repositories(
+    tables: Tables, region: str | None = None, host: str | None = None
+) -> Repositories:
     models = _models(tables, region, host)
     return Repositories(
         cycles=DynamoCycles(models["cycles"]),

@@ -22,9 +22,7 @@ def fee_in_quote(fill: Fill, base_asset: str, quote_asset: str) -> Decimal:
     return ZERO
 
 
-def with_totals(
-    cycle: Cycle, fills: Iterable[Fill], base_asset: str, quote_asset: str
-) -> Cycle:
+def with_totals(cycle: Cycle, fills: Iterable[Fill], base_asset: str, quote_asset: str) -> Cycle:
     """Recompute the cycle's quantities and money from every fill of its orders."""
     fills = list(fills)
     bought = spent = base_fee = sold = received = fees = ZERO

@@ -84,7 +84,17 @@ def _consult_buy(
     decision, meta = _decide(services, request)
     coid = f"fb-{cycle.cycle_id}-B{attempt}"
     if decision.action != "BUY":
-        _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "WAIT", decision.reasoning)
+        _audit(
+            services,
+            cycle,
+            Side.BUY,
+            consultation_id,
+            now,
+            decision,
+            meta,
+            "WAIT",
+            decision.reasoning,
+        )
         return _wait(s.reconsult_seconds, consultation_id, f"decision: {decision.action}", decision)
     try:
         order = check_buy(
@@ -97,12 +107,23 @@ def _consult_buy(
             client_order_id=coid,
         )
     except GuardRejected as rejected:
-        _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta,
-               f"REJECTED:{rejected.guard}", str(rejected))
+        _audit(
+            services,
+            cycle,
+            Side.BUY,
+            consultation_id,
+            now,
+            decision,
+            meta,
+            f"REJECTED:{rejected.guard}",
+            str(rejected),
+        )
         return _wait(s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard)
     _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "PLACE", "")
     timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
-    return _place(order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds)
+    return _place(
+        order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds
+    )
 
 
 def _consult_sell(
@@ -122,17 +143,29 @@ def _consult_sell(
         if order is not None:
             fills += sync_order_fills(order, exchange, repos, now)[1]
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+    if cycle.bought_qty <= 0:
+        return {**_wait(0, consultation_id, "nothing bought: nothing to sell"), "action": "DUST"}
     floor = profit_floor(cycle.entry_price, fees, s.min_profit, rules.tick_size)
-    state = advance(cycle.state, CycleEvent.BUY_FILLED) if cycle.state is CycleState.BUYING else cycle.state
+    state = (
+        advance(cycle.state, CycleEvent.BUY_FILLED)
+        if cycle.state is CycleState.BUYING
+        else cycle.state
+    )
     cycle = repos.cycles.save(cycle.evolve(floor_price=floor, state=state, updated_ms=now))
     held = rules.floor_qty(cycle.held_qty)
     book = exchange.book_top(s.symbol)
     if held <= 0 or held * floor < (rules.min_notional or Decimal(0)):
-        return {**_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"), "action": "DUST"}
+        return {
+            **_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"),
+            "action": "DUST",
+        }
     snapshot = _with_book(snapshot, book)
     if s.sell_mode == "on_profit" and snapshot.last_price < floor:
-        return _wait(s.reconsult_seconds, consultation_id,
-                     f"on_profit: last {snapshot.last_price} below floor {floor}")
+        return _wait(
+            s.reconsult_seconds,
+            consultation_id,
+            f"on_profit: last {snapshot.last_price} below floor {floor}",
+        )
     request = DecisionRequest(
         leg=Side.SELL,
         symbol=s.symbol,
@@ -150,17 +183,26 @@ def _consult_sell(
     coid = f"fb-{cycle.cycle_id}-S{attempt}"
     limits = risk_limits(services)
     try:
-        order = check_sell(decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid)
+        order = check_sell(
+            decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
+        )
         verdict, reason = "PLACE", ""
     except GuardRejected as rejected:
         verdict, reason = f"REJECTED:{rejected.guard}", str(rejected)
         safe_price = max(floor, book.bid + rules.tick_size)
-        safe = Decision(action="SELL", base_price=safe_price, confidence=1.0,
-                        reasoning=f"safe price after rejection: {rejected}")
-        order = check_sell(safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid)
+        safe = Decision(
+            action="SELL",
+            base_price=safe_price,
+            confidence=1.0,
+            reasoning=f"safe price after rejection: {rejected}",
+        )
+        order = check_sell(
+            safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
+        )
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
-    return _place(order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds,
-                  reason)
+    return _place(
+        order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
+    )
 
 
 def _decide(services: Services, request: DecisionRequest) -> tuple[Decision, dict[str, Any]]:
@@ -168,8 +210,12 @@ def _decide(services: Services, request: DecisionRequest) -> tuple[Decision, dic
     try:
         decision = decider.decide(request)
     except FlipbotError as exc:
-        decision = Decision(action="WAIT", base_price=Decimal(0), confidence=0.0,
-                            reasoning=f"decision maker failed: {type(exc).__name__}: {exc}")
+        decision = Decision(
+            action="WAIT",
+            base_price=Decimal(0),
+            confidence=0.0,
+            reasoning=f"decision maker failed: {type(exc).__name__}: {exc}",
+        )
     meta = dict(getattr(decider, "last_call", None) or {})
     meta.setdefault("decided_by", decider.name)
     return decision, meta

@@ -14,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.records import ZERO, OrderRecord, Repositories
+from flipbot.app.records import ZERO, OrderRecord, Repositories, is_system_client_order_id
 from flipbot.domain.errors import TaskNotWaiting
 from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
 from flipbot.events import OrderUpdated
@@ -78,7 +78,7 @@ def apply_order_update(
     now_ms: int,
     follow_manual: Callable[[OrderRecord, list[Fill]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Record the update's fill (once), move the order forward, resume the cycle on a final state."""
+    """Record the update's fill (once), move the order forward, resume a finished cycle leg."""
     coid = update.client_order_id
     if update.execution_type == "CANCELED" and update.orig_client_order_id:
         coid = update.orig_client_order_id
@@ -91,7 +91,7 @@ def apply_order_update(
                 side=Side(update.side),
                 price=update.price,
                 quantity=update.orig_qty,
-                origin=Origin.MANUAL,
+                origin=Origin.SYSTEM if is_system_client_order_id(coid) else Origin.MANUAL,
                 status=update.status,
                 order_id=update.order_id,
                 created_ms=now_ms,
@@ -116,7 +116,10 @@ def apply_order_update(
     repos.orders.put(order)
     resumed = resume_waiting_task(order, fills, repos, workflow)
     result: dict[str, Any] = {
-        "client_order_id": coid, "new_fill": new_fill, "status": status, "resumed": resumed
+        "client_order_id": coid,
+        "new_fill": new_fill,
+        "status": status,
+        "resumed": resumed,
     }
     if follow_manual is not None and order.origin is Origin.MANUAL and status == "FILLED":
         result["follow_up"] = follow_manual(order, fills)
@@ -201,10 +204,8 @@ def sync_order_fills(
     if state is not None:
         order = order_from_state(order, state, now_ms)
         if state.executed_qty > 0:
-            for fill in exchange.my_trades(order.symbol, order_id=state.order_id):
-                if fill.client_order_id != order.client_order_id:
-                    fill = replace(fill, client_order_id=order.client_order_id)
+            for trade in exchange.my_trades(order.symbol, order_id=state.order_id):
+                fill = replace(trade, client_order_id=order.client_order_id)
                 repaired += int(repos.fills.add(fill))
         repos.orders.put(order)
     return order, repos.fills.for_order(order.client_order_id), repaired
-

@@ -17,14 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.fills import order_from_state
-from flipbot.app.orders import _place_once
+from flipbot.app.orders import _place_recorded
+from flipbot.app.reconcile import MANUAL_CYCLE
 from flipbot.app.records import ZERO, OrderRecord
 from flipbot.app.services import Services
 from flipbot.domain.errors import OrderRejected
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.model import Fill, OrderRequest, Origin, Side
-
-MANUAL_CYCLE = "manual"
 
 
 def follow_up_client_order_id(manual_order_id: int) -> str:
@@ -38,7 +37,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     repos, s = services.repos, services.settings
     coid = follow_up_client_order_id(order.order_id)
     existing = repos.orders.get(coid)
-    if existing is not None:
+    if existing is not None and existing.status != "UNKNOWN":
         return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}
     exchange = services.exchange
     rules = exchange.symbol_rules(order.symbol)
@@ -69,14 +68,23 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         return {"action": "none", "reason": f"{quantity} x {price} is below min notional"}
     if s.manual_dry_run:
         repos.orders.create(record.evolve(status="DRY_RUN"))
-        return {"action": "dry_run", "client_order_id": coid, "price": str(price),
-                "quantity": str(quantity)}
+        return {
+            "action": "dry_run",
+            "client_order_id": coid,
+            "price": str(price),
+            "quantity": str(quantity),
+        }
     record = repos.orders.create(record)
     try:
-        state = _place_once(services, OrderRequest(order.symbol, Side.SELL, price, quantity, coid))
+        request = OrderRequest(order.symbol, Side.SELL, price, quantity, coid)
+        state = _place_recorded(services, record, request, now)
     except OrderRejected as rejected:
         repos.orders.put(record.evolve(status="REJECTED", reject_reason=str(rejected)))
         return {"action": "rejected", "client_order_id": coid, "reason": str(rejected)}
     repos.orders.put(order_from_state(record, state, now))
-    return {"action": "placed", "client_order_id": coid, "price": str(price),
-            "quantity": str(quantity)}
+    return {
+        "action": "placed",
+        "client_order_id": coid,
+        "price": str(price),
+        "quantity": str(quantity),
+    }

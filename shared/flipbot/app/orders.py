@@ -8,6 +8,7 @@ is looked up by its client order id instead of being sent again.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -26,11 +27,13 @@ from flipbot.domain.errors import (
     GuardRejected,
     InvalidTransition,
     KillSwitchEngaged,
+    OrderNotFound,
     OrderNotSettled,
     OrderRejected,
     UnknownOrderOutcome,
 )
 from flipbot.domain.model import OrderRequest, OrderState, Side
+from flipbot.ports import ExchangePort
 
 
 def advance(state: CycleState, event: CycleEvent) -> CycleState:
@@ -79,12 +82,12 @@ def place_order(
     repos.orders.put(order)
     _link_order(services, cycle_id, leg, coid, now)
 
-    if order.order_id == 0 and order.status == "PENDING":
+    if order.order_id == 0 and order.status in ("PENDING", "UNKNOWN"):
         if leg is Side.BUY and services.kill_switch.engaged():
             return _rejected(services, order, KillSwitchEngaged("kill switch engaged"), now)
         request = OrderRequest(s.symbol, leg, price, quantity, coid)
         try:
-            state = _place_once(services, request)
+            state = _place_recorded(services, order, request, now)
         except OrderRejected as rejected:
             return _rejected(services, order, rejected, now)
         order = order_from_state(order, state, now)
@@ -96,29 +99,90 @@ def place_order(
     return {"client_order_id": coid, "order_id": order.order_id, "status": order.status}
 
 
-def _place_once(services: Services, request: OrderRequest) -> OrderState:
-    exchange = services.exchange
+#: How long "not found" after an unknown create-order outcome still means "not visible yet".
+UNKNOWN_GRACE_MS = 30_000
+
+
+def place_once(
+    exchange: ExchangePort,
+    request: OrderRequest,
+    *,
+    now_ms: int,
+    unknown_since_ms: int = 0,
+    grace_ms: int = UNKNOWN_GRACE_MS,
+) -> OrderState:
+    """Place one intent without ever sending it twice.
+
+    After an unknown outcome (a timeout, a 5XX, or a duplicate-id answer) the order is
+    looked up by its client order id. While it is not found and the grace period since
+    the outcome became unknown has not passed, ``OrderNotSettled`` says "look again
+    later" - even a filled order may not be visible yet, and its client order id is free
+    again, so sending it now could buy twice. Only after the grace period does "not
+    found" mean the exchange never received it, and the intent is sent again.
+    """
+    if unknown_since_ms:
+        known = exchange.get_order(request.symbol, request.client_order_id)
+        if known is not None:
+            return known
+        if now_ms - unknown_since_ms < grace_ms:
+            raise OrderNotSettled(
+                f"order {request.client_order_id} not visible "
+                f"{(now_ms - unknown_since_ms) / 1000:.0f}s after an unknown outcome",
+                unknown_since_ms,
+            )
     try:
         return exchange.place_limit(request)
     except (UnknownOrderOutcome, DuplicateOrder):
         known = exchange.get_order(request.symbol, request.client_order_id)
         if known is None:
             raise OrderNotSettled(
-                f"order {request.client_order_id} outcome unknown and not visible yet"
+                f"order {request.client_order_id}: outcome unknown and not visible yet",
+                now_ms,
             ) from None
         return known
 
 
-def _rejected(services: Services, order: OrderRecord, error: OrderRejected | KillSwitchEngaged,
-              now: int) -> dict[str, Any]:
+def _place_recorded(
+    services: Services, order: OrderRecord, request: OrderRequest, now: int
+) -> OrderState:
+    """``place_once`` with the unknown-outcome state kept on the order item."""
+    try:
+        return place_once(
+            services.exchange, request, now_ms=now, unknown_since_ms=order.unknown_since_ms
+        )
+    except OrderNotSettled as unsettled:
+        services.repos.orders.put(
+            order.evolve(
+                status="UNKNOWN", unknown_since_ms=unsettled.unknown_since_ms, updated_ms=now
+            )
+        )
+        raise
+
+
+def _rejected(
+    services: Services, order: OrderRecord, error: OrderRejected | KillSwitchEngaged, now: int
+) -> dict[str, Any]:
     repos = services.repos
-    order = order.evolve(status="REJECTED_BY_BOT" if isinstance(error, KillSwitchEngaged) else "REJECTED",
-                         reject_reason=f"{type(error).__name__}: {error}", updated_ms=now)
+    order = order.evolve(
+        status="REJECTED_BY_BOT" if isinstance(error, KillSwitchEngaged) else "REJECTED",
+        reject_reason=f"{type(error).__name__}: {error}",
+        updated_ms=now,
+    )
     repos.orders.put(order)
-    send_callback(repos, services.workflow, order, "FAILED", error=type(error).__name__,
-                  cause=str(error)[:250])
-    return {"client_order_id": order.client_order_id, "order_id": 0, "status": order.status,
-            "reason": order.reject_reason}
+    send_callback(
+        repos,
+        services.workflow,
+        order,
+        "FAILED",
+        error=type(error).__name__,
+        cause=str(error)[:250],
+    )
+    return {
+        "client_order_id": order.client_order_id,
+        "order_id": 0,
+        "status": order.status,
+        "reason": order.reject_reason,
+    }
 
 
 def _link_order(services: Services, cycle_id: str, leg: Side, coid: str, now: int) -> None:
@@ -127,11 +191,17 @@ def _link_order(services: Services, cycle_id: str, leg: Side, coid: str, now: in
     if cycle is None:
         return
     if leg is Side.BUY and coid not in cycle.buy_order_ids:
-        cycle = cycle.evolve(buy_order_ids=(*cycle.buy_order_ids, coid),
-                             state=advance(cycle.state, CycleEvent.BUY_PLACED), updated_ms=now)
+        cycle = cycle.evolve(
+            buy_order_ids=(*cycle.buy_order_ids, coid),
+            state=advance(cycle.state, CycleEvent.BUY_PLACED),
+            updated_ms=now,
+        )
     elif leg is Side.SELL and coid not in cycle.sell_order_ids:
-        cycle = cycle.evolve(sell_order_ids=(*cycle.sell_order_ids, coid),
-                             state=advance(cycle.state, CycleEvent.SELL_PLACED), updated_ms=now)
+        cycle = cycle.evolve(
+            sell_order_ids=(*cycle.sell_order_ids, coid),
+            state=advance(cycle.state, CycleEvent.SELL_PLACED),
+            updated_ms=now,
+        )
     else:
         return
     repos.cycles.save(cycle)
@@ -147,21 +217,22 @@ def cancel_order(services: Services, *, cycle_id: str, leg: Side, attempt: int) 
         return {"client_order_id": coid, "status": "UNKNOWN", "executed": False}
     order = order.evolve(cancel_requested=True, updated_ms=now)
     repos.orders.put(order)
-    from flipbot.domain.errors import OrderNotFound
-
-    try:
+    # Already final (filled or canceled) or never placed: the lookup below tells.
+    with contextlib.suppress(OrderNotFound):
         exchange.cancel_order(order.symbol, coid)
-    except OrderNotFound:
-        pass  # already final (filled or canceled) or never placed: the lookup below tells
     order, fills, _ = sync_order_fills(order, exchange, repos, now)
     executed = any(f.qty > 0 for f in fills)
     cycle = repos.cycles.get(cycle_id)
     if cycle is not None:
         rules = exchange.symbol_rules(order.symbol)
-        all_fills = [f for c in cycle.buy_order_ids + cycle.sell_order_ids for f in repos.fills.for_order(c)]
+        all_fills = [
+            f for c in cycle.buy_order_ids + cycle.sell_order_ids for f in repos.fills.for_order(c)
+        ]
         event = (
-            CycleEvent.BUY_CANCELED_PARTIAL if executed else CycleEvent.BUY_CANCELED_UNFILLED
-        ) if leg is Side.BUY else CycleEvent.SELL_CANCELED
+            (CycleEvent.BUY_CANCELED_PARTIAL if executed else CycleEvent.BUY_CANCELED_UNFILLED)
+            if leg is Side.BUY
+            else CycleEvent.SELL_CANCELED
+        )
         cycle = with_totals(cycle, all_fills, rules.base_asset, rules.quote_asset)
         repos.cycles.save(cycle.evolve(state=advance(cycle.state, event), updated_ms=now))
     return {"client_order_id": coid, "status": order.status, "executed": executed}

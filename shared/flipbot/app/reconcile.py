@@ -8,14 +8,18 @@ failed cycle where it really stands.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.fills import resume_waiting_task, sync_order_fills
-from flipbot.app.records import Cycle
+from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
+from flipbot.app.orders import _place_recorded
+from flipbot.app.records import Cycle, OrderRecord
 from flipbot.app.services import Services
-from flipbot.domain.errors import FlipbotError, OrderNotFound
-from flipbot.domain.model import Fill, Origin
+from flipbot.domain.errors import FlipbotError, OrderNotFound, OrderNotSettled, OrderRejected
+from flipbot.domain.model import Fill, OrderRequest, Origin
+
+MANUAL_CYCLE = "manual"
 
 MAX_REPAIRS_PER_CYCLE = 5
 
@@ -25,10 +29,15 @@ def reconcile_open_orders(services: Services) -> dict[str, Any]:
     repos, exchange = services.repos, services.exchange
     now = services.clock.now_ms()
     repaired = resumed = heartbeats = 0
-    for order in repos.orders.open_orders():
-        if order.origin is not Origin.SYSTEM or order.order_id == 0:
+    for stored in repos.orders.open_orders(services.settings.symbol):
+        if stored.origin is not Origin.SYSTEM:
             continue
-        order, fills, found = sync_order_fills(order, exchange, repos, now)
+        if stored.status == "UNKNOWN":
+            repaired += _settle_unknown(services, stored, now)
+            continue
+        if stored.order_id == 0:
+            continue
+        order, fills, found = sync_order_fills(stored, exchange, repos, now)
         repaired += found
         if resume_waiting_task(order, fills, repos, services.workflow):
             resumed += 1
@@ -59,10 +68,8 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
             continue
         if order.status in ("NEW", "PARTIALLY_FILLED"):
             repos.orders.put(order.evolve(cancel_requested=True, updated_ms=now))
-            try:
+            with contextlib.suppress(OrderNotFound):
                 exchange.cancel_order(order.symbol, coid)
-            except OrderNotFound:
-                pass
         fills += sync_order_fills(order, exchange, repos, now)[1]
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
     resume = _where(cycle, rules.floor_qty(cycle.held_qty) > 0)
@@ -82,3 +89,21 @@ def _error_name(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("Error", "an error"))
     return "an error"
+
+
+def _settle_unknown(services: Services, order: OrderRecord, now: int) -> int:
+    """An order whose create-order outcome is unknown: find it, or (after the grace
+    period, for a manual follow-up sell that no execution retries) place it again."""
+    state = services.exchange.get_order(order.symbol, order.client_order_id)
+    if state is not None:
+        services.repos.orders.put(order_from_state(order, state, now))
+        return 1
+    if order.cycle_id == MANUAL_CYCLE:
+        request = OrderRequest(
+            order.symbol, order.side, order.price, order.quantity, order.client_order_id
+        )
+        with contextlib.suppress(OrderNotSettled, OrderRejected):
+            state = _place_recorded(services, order, request, now)
+            services.repos.orders.put(order_from_state(order, state, now))
+            return 1
+    return 0

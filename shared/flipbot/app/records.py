@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol, Self
@@ -16,6 +17,23 @@ ZERO = Decimal(0)
 def client_order_id(cycle_id: str, leg: Side | str, attempt: int) -> str:
     """Deterministic client order id for one intent: ``fb-<cycle>-<B|S><attempt>``."""
     return f"fb-{cycle_id}-{str(leg)[0]}{attempt}"
+
+
+_SYSTEM_ID = re.compile(r"^fb-(c\d{6})-([BS])(\d+)$")
+
+
+def parse_client_order_id(coid: str) -> tuple[str, Side, int] | None:
+    """(cycle id, leg, attempt) of a cycle's client order id, or None for any other id."""
+    match = _SYSTEM_ID.match(coid)
+    if match is None:
+        return None
+    cycle, leg, attempt = match.groups()
+    return cycle, Side.BUY if leg == "B" else Side.SELL, int(attempt)
+
+
+def is_system_client_order_id(coid: str) -> bool:
+    """The bot's own orders: a cycle's, or the sell that follows a manual buy."""
+    return coid.startswith("fb-")
 
 
 def cycle_id_for(sequence: int) -> str:
@@ -81,6 +99,7 @@ class OrderRecord(_Record):
     updated_ms: int = 0
     reject_reason: str = ""
     floor_price: Decimal = ZERO  # sells: the lowest price this order may rest at
+    unknown_since_ms: int = 0  # when a create-order's outcome became unknown
 
 
 @dataclass(frozen=True)
@@ -133,9 +152,11 @@ class CycleRepository(Protocol):
     def create(self, cycle: Cycle) -> Cycle:
         """Store a new cycle, or return the stored one when it already exists."""
         ...
+
     def save(self, cycle: Cycle) -> Cycle:
         """Optimistic write: fails with ``ConcurrentUpdate`` when ``version`` moved on."""
         ...
+
     def all(self) -> list[Cycle]: ...
 
 
@@ -144,11 +165,16 @@ class OrderRepository(Protocol):
     def create(self, order: OrderRecord) -> OrderRecord:
         """Store a new order, or return the stored one when the id exists already."""
         ...
+
     def put(self, order: OrderRecord) -> None: ...
     def claim_token(self, client_order_id: str, token: str, outcome: str) -> bool:
         """Mark the order's task token used; True only for the first caller with that token."""
         ...
-    def open_orders(self) -> list[OrderRecord]: ...
+
+    def open_orders(self, symbol: str) -> list[OrderRecord]:
+        """Orders of ``symbol`` that are not final (placed, or about to be)."""
+        ...
+
     def all(self) -> list[OrderRecord]: ...
 
 
@@ -156,6 +182,7 @@ class FillRepository(Protocol):
     def add(self, fill: Fill) -> bool:
         """Record a fill; False when (client order id, trade id) was recorded already."""
         ...
+
     def for_order(self, client_order_id: str) -> list[Fill]: ...
     def all(self) -> list[Fill]: ...
 

@@ -17,6 +17,7 @@ here are recorded without a follow-up sell. Executions still running on lost rec
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from typing import Any
 
@@ -78,8 +79,12 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
     cycle_input = _resume_input(services, latest, rules, now)
     name = f"{cycle_input['cycle_id']}-recovered-{now}"
     services.workflow.start_cycle(name, cycle_input)
-    return {**summary, "resume": cycle_input.get("resume", "CONSULT_BUY"),
-            "cycle_id": cycle_input["cycle_id"], "execution": name}
+    return {
+        **summary,
+        "resume": cycle_input.get("resume", "CONSULT_BUY"),
+        "cycle_id": cycle_input["cycle_id"],
+        "execution": name,
+    }
 
 
 def _order_record(coid: str, state: OrderState, now: int) -> OrderRecord:
@@ -118,17 +123,22 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
                     CycleState.READY_TO_BUY,
                     created_ms=first,
                     updated_ms=now,
-                    buy_order_ids=tuple(sorted(
-                        o.client_order_id for o in orders[cycle_id] if o.side is Side.BUY)),
-                    sell_order_ids=tuple(sorted(
-                        o.client_order_id for o in orders[cycle_id] if o.side is Side.SELL)),
+                    buy_order_ids=tuple(
+                        sorted(o.client_order_id for o in orders[cycle_id] if o.side is Side.BUY)
+                    ),
+                    sell_order_ids=tuple(
+                        sorted(o.client_order_id for o in orders[cycle_id] if o.side is Side.SELL)
+                    ),
                 )
             )
             fills = [f for o in orders[cycle_id] for f in repos.fills.for_order(o.client_order_id)]
             cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
             fees = services.exchange.fee_schedule(cycle.symbol)
-            floor = profit_floor(cycle.entry_price, fees, services.settings.min_profit,
-                                 rules.tick_size) if cycle.entry_price else ZERO
+            floor = (
+                profit_floor(cycle.entry_price, fees, services.settings.min_profit, rules.tick_size)
+                if cycle.entry_price
+                else ZERO
+            )
             cycle = repos.cycles.save(
                 cycle.evolve(state=_state_of(orders[cycle_id], cycle, rules), floor_price=floor)
             )
@@ -164,22 +174,31 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
     orders = [repos.orders.get(c) for c in cycle.buy_order_ids + cycle.sell_order_ids]
     live = [o for o in orders if o is not None and o.status in _LIVE]
     sells = len(cycle.sell_order_ids)
-    base = {"cycle_id": cycle.cycle_id, "attempt": max(len(cycle.buy_order_ids), 1),
-            "sell_attempt": max(sells, 1)}
+    base = {
+        "cycle_id": cycle.cycle_id,
+        "attempt": max(len(cycle.buy_order_ids), 1),
+        "sell_attempt": max(sells, 1),
+    }
     live_buy = next((o for o in live if o.side is Side.BUY), None)
     live_sell = next((o for o in live if o.side is Side.SELL), None)
     if live_sell is not None:
-        return {**base, "sell_attempt": live_sell.attempt, "resume": "WAIT_SELL",
-                "sell_decision": _decision(live_sell, heartbeat=s.sell_heartbeat_seconds)}
+        return {
+            **base,
+            "sell_attempt": live_sell.attempt,
+            "resume": "WAIT_SELL",
+            "sell_decision": _decision(live_sell, heartbeat=s.sell_heartbeat_seconds),
+        }
     if live_buy is not None and s.recovery_open_buy == "wait":
-        return {**base, "attempt": live_buy.attempt, "resume": "WAIT_BUY",
-                "buy_decision": _decision(live_buy, timeout=s.buy_order_timeout_seconds)}
+        return {
+            **base,
+            "attempt": live_buy.attempt,
+            "resume": "WAIT_BUY",
+            "buy_decision": _decision(live_buy, timeout=s.buy_order_timeout_seconds),
+        }
     if live_buy is not None:
         repos.orders.put(live_buy.evolve(cancel_requested=True, updated_ms=now))
-        try:
+        with contextlib.suppress(OrderNotFound):
             services.exchange.cancel_order(live_buy.symbol, live_buy.client_order_id)
-        except OrderNotFound:
-            pass
         state = services.exchange.get_order(live_buy.symbol, live_buy.client_order_id)
         if state is not None:
             repos.orders.put(order_from_state(live_buy, state, now))
@@ -210,4 +229,3 @@ def _decision(order: OrderRecord, *, timeout: int = 0, heartbeat: int = 0) -> di
         "reason": "resumed from the exchange after recovery",
         "guard": "",
     }
-

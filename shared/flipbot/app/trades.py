@@ -24,8 +24,11 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
     if cycle is None:
         return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": "0"}
     if cycle.state is CycleState.COMPLETED:  # a retry: the trade is recorded already
-        return {"next_cycle_id": next_id, "continue": keep_going,
-                "realized_pnl": str(cycle.realized_pnl)}
+        return {
+            "next_cycle_id": next_id,
+            "continue": keep_going,
+            "realized_pnl": str(cycle.realized_pnl),
+        }
     rules = exchange.symbol_rules(s.symbol)
     fills: list[Fill] = []
     for coid in cycle.buy_order_ids + cycle.sell_order_ids:
@@ -58,8 +61,13 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
     repos.trades.add(trade)
     # SELL_FILLED closes a sold cycle; a cycle whose buy left only dust closes as well.
     repos.cycles.save(
-        cycle.evolve(state=CycleState.COMPLETED, realized_pnl=pnl, ai_cost_usd=ai_cost,
-                     closed_ms=now, updated_ms=now)
+        cycle.evolve(
+            state=CycleState.COMPLETED,
+            realized_pnl=pnl,
+            ai_cost_usd=ai_cost,
+            closed_ms=now,
+            updated_ms=now,
+        )
     )
     return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": str(pnl)}
 

@@ -132,9 +132,12 @@ def run_chaos(args: argparse.Namespace) -> int:
         done[0] += 1
         verdict = "ok" if not run.violations else "VIOLATED " + ", ".join(run.violations)
         if not args.quiet:
-            print(f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<10} seed {run.seed:<5} "
-                  f"cycles {run.cycles:<3} crashes {run.crashes:<3} faults {run.faults:<3} "
-                  f"{verdict}", file=sys.stderr)
+            print(
+                f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<10} seed {run.seed:<5} "
+                f"cycles {run.cycles:<3} crashes {run.crashes:<3} faults {run.faults:<3} "
+                f"{verdict}",
+                file=sys.stderr,
+            )
 
     try:
         runs = run_many(args.chaos, args.seeds, hours=hours, progress=progress)
@@ -146,9 +149,17 @@ def run_chaos(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "chaos.json").write_text(
-        json.dumps({"profile": args.chaos, "seeds": args.seeds, "hours": hours, "rows": rows,
-                    "runs": [run.__dict__ | {"violations": list(run.violations)}
-                             for run in runs]}, indent=2) + "\n"
+        json.dumps(
+            {
+                "profile": args.chaos,
+                "seeds": args.seeds,
+                "hours": hours,
+                "rows": rows,
+                "runs": [run.__dict__ | {"violations": list(run.violations)} for run in runs],
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print(f"chaos table: {out / 'chaos.json'}")
     return 0 if all(row["violations"] == 0 for row in rows) else 1

@@ -56,7 +56,16 @@ class UnknownOrderOutcome(RetryableError):
 
 
 class OrderNotSettled(RetryableError):
-    """The order exists but its final state is not known yet; ask again later."""
+    """A create-order's outcome is still unknown; look again later, do not re-send yet.
+
+    ``unknown_since_ms`` is when the outcome became unknown: Binance may answer -2013 for a
+    short while after accepting an order, so "not found" means "not yet" until a grace
+    period has passed.
+    """
+
+    def __init__(self, message: str, unknown_since_ms: int = 0) -> None:
+        super().__init__(message)
+        self.unknown_since_ms = unknown_since_ms
 
 
 # --- terminal: retrying the same request cannot help ----------------------------------

@@ -84,7 +84,7 @@ def check_buy(
     return OrderRequest(symbol, Side.BUY, price, quantity, client_order_id)
 
 
-def check_sell(  # noqa: PLR0917 - the positional order is the published contract
+def check_sell(
     decision: Decision,
     book: BookTop,
     rules: SymbolRules,

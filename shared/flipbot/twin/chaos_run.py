@@ -95,12 +95,29 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
     for run in runs:
         row = rows.setdefault(
             run.scenario,
-            {"scenario": run.scenario, "seeds": 0, "cycles": 0, "duplicated": 0, "reordered": 0,
-             "gaps": 0, "crashes": 0, "faults": 0, "dead_letters": 0, "violations": 0},
+            {
+                "scenario": run.scenario,
+                "seeds": 0,
+                "cycles": 0,
+                "duplicated": 0,
+                "reordered": 0,
+                "gaps": 0,
+                "crashes": 0,
+                "faults": 0,
+                "dead_letters": 0,
+                "violations": 0,
+            },
         )
         row["seeds"] += 1
-        for key in ("cycles", "duplicated", "reordered", "gaps", "crashes", "faults",
-                    "dead_letters"):
+        for key in (
+            "cycles",
+            "duplicated",
+            "reordered",
+            "gaps",
+            "crashes",
+            "faults",
+            "dead_letters",
+        ):
             row[key] += getattr(run, key)
         row["violations"] += len(run.violations)
     ordered = [rows[s] for s in (*SCENARIOS, *PROFILES) if s in rows]
@@ -108,8 +125,18 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    columns = ["scenario", "seeds", "cycles", "duplicated", "reordered", "gaps", "crashes",
-               "faults", "dead_letters", "violations"]
+    columns = [
+        "scenario",
+        "seeds",
+        "cycles",
+        "duplicated",
+        "reordered",
+        "gaps",
+        "crashes",
+        "faults",
+        "dead_letters",
+        "violations",
+    ]
     total = {c: sum(r[c] for r in rows) for c in columns[1:]}
     lines = ["  ".join(f"{c:>12}" for c in columns)]
     for row in [*rows, {"scenario": "total", **total}]:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flipbot.twin.moto_hooks import Handler, LambdaRegistry, environment
 from flipbot.twin.template import (
@@ -72,7 +71,8 @@ def load_handler(code_uri: Path, handler: str, logical_id: str) -> Handler:
         raise FileNotFoundError(f"{logical_id}: handler file {path} (CodeUri + Handler) is missing")
     unique = f"flipbot_function_{logical_id}"
     spec = importlib.util.spec_from_file_location(unique, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[unique] = module
     spec.loader.exec_module(module)
@@ -86,8 +86,14 @@ def rate_to_ms(expression: str) -> int:
     if not (inner.startswith("rate(") and inner.endswith(")")):
         raise ValueError(f"only rate() schedules replay in the twin, got {expression!r}")
     value, unit = inner[5:-1].split()
-    seconds = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400,
-               "days": 86400}[unit]
+    seconds = {
+        "minute": 60,
+        "minutes": 60,
+        "hour": 3600,
+        "hours": 3600,
+        "day": 86400,
+        "days": 86400,
+    }[unit]
     return int(value) * seconds * 1000
 
 
@@ -119,25 +125,7 @@ def build(
         name = f"{stack_name}-{logical_id}"
         refs[logical_id] = name
         attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-        kwargs: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in table.key_schema],
-            "AttributeDefinitions": [
-                {"AttributeName": a, "AttributeType": t}
-                for a, t in table.attribute_definitions.items()
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if table.gsis:
-            kwargs["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": gsi_name,
-                    "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in keys],
-                    "Projection": projection or {"ProjectionType": "ALL"},
-                }
-                for gsi_name, keys, projection in table.gsis
-            ]
-        ddb.create_table(**kwargs)
+        ddb.create_table(**table.create_table_kwargs(name))
 
     events = boto3.client("events", region_name=REGION)
     bus_name = "default"
@@ -151,7 +139,9 @@ def build(
     sm = boto3.client("secretsmanager", region_name=REGION)
     for logical_id in template.secrets:
         value = (secrets or {}).get(logical_id, {})
-        arn = sm.create_secret(Name=f"{stack_name}/{logical_id}", SecretString=json.dumps(value))["ARN"]
+        arn = sm.create_secret(Name=f"{stack_name}/{logical_id}", SecretString=json.dumps(value))[
+            "ARN"
+        ]
         refs[logical_id] = arn
         attrs[(logical_id, "Arn")] = arn
 
@@ -204,10 +194,17 @@ def build(
         for rule in fn.event_rules:
             rule_bus = refs[rule.bus_ref] if rule.bus_ref else "default"
             rule_name = f"{name}-{rule.name}"[:64]
-            events.put_rule(Name=rule_name, EventBusName=rule_bus,
-                            EventPattern=json.dumps(rule.pattern), State="ENABLED")
-            events.put_targets(Rule=rule_name, EventBusName=rule_bus,
-                               Targets=[{"Id": logical_id, "Arn": attrs[(logical_id, "Arn")]}])
+            events.put_rule(
+                Name=rule_name,
+                EventBusName=rule_bus,
+                EventPattern=json.dumps(rule.pattern),
+                State="ENABLED",
+            )
+            events.put_targets(
+                Rule=rule_name,
+                EventBusName=rule_bus,
+                Targets=[{"Id": logical_id, "Arn": attrs[(logical_id, "Arn")]}],
+            )
         for schedule in fn.schedules:
             expression = resolve(schedule.expression, refs, attrs)
             schedules.append(ScheduledTarget(name, schedule.name, rate_to_ms(expression)))

@@ -193,7 +193,6 @@ class LambdaRegistry:
                 kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
                 kept.extend(output.getvalue().splitlines())
 
-
     def invoke_async(self, name: str, event: dict[str, Any]) -> bool:
         """An asynchronous invocation (EventBridge, schedules): retried, then dead-lettered."""
         error: Exception | None = None
@@ -258,6 +257,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     from moto.awslambda.models import LambdaFunction
     from moto.events.models import Rule
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_sfn,
     )
@@ -318,12 +318,18 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     # parameters (StateMachineArn, Name, Input) to boto3, which wants camelCase.
     original_normalise = state_task_service_sfn.StateTaskServiceSfn._normalise_parameters
 
-    def normalise_sfn_parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    def normalise_sfn_parameters(
+        self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
         original_normalise(self, parameters, *args, **kwargs)
         for key in [k for k in parameters if k[:1].isupper()]:
             parameters[key[0].lower() + key[1:]] = parameters.pop(key)
 
-    patch(state_task_service_sfn.StateTaskServiceSfn, "_normalise_parameters", normalise_sfn_parameters)
+    patch(
+        state_task_service_sfn.StateTaskServiceSfn,
+        "_normalise_parameters",
+        normalise_sfn_parameters,
+    )
 
     # Step Functions: execution lifecycle.
     original_start = execution_worker.ExecutionWorker.start
@@ -393,10 +399,21 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     # Step Functions: Wait states and Retry intervals on the virtual clock.
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0:
-            scheduler.park(seconds=wait_seconds, event=None, label="Wait state",
-                           cancelled=lambda: not env.is_running())
+            scheduler.park(
+                seconds=wait_seconds,
+                event=None,
+                label="Wait state",
+                cancelled=lambda: not env.is_running(),
+            )
 
     patch(wait_function.WaitFunction, "_wait_interval", wait_interval)
+
+    # A Task's TimeoutSeconds: moto's parent thread waits for the task's own thread with a
+    # real-time timeout, which a slow or loaded machine would hit in wall-clock time. The
+    # task's thread keeps the timeout in virtual time (the callback wait above), so the
+    # parent waits for it without one. (A plain Lambda task's TimeoutSeconds is therefore
+    # not enforced in the twin; the trade cycle sets timeouts only on callback waits.)
+    patch(execute_state, "threading", SimpleNamespace(Event=_UntimedEvent))
     patch(
         retrier_decl,
         "time",
@@ -409,6 +426,13 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     finally:
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
+
+
+class _UntimedEvent(threading.Event):
+    """An Event whose ``wait`` ignores a timeout: waits end in virtual time, not real time."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return super().wait()
 
 
 def _poking(method: Callable[..., Any], scheduler: VirtualScheduler) -> Callable[..., Any]:

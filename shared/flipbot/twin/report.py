@@ -28,7 +28,9 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
-def expected_balances(initial: dict[str, Decimal], fills: list[Fill], base: str, quote: str) -> dict[str, Decimal]:
+def expected_balances(
+    initial: dict[str, Decimal], fills: list[Fill], base: str, quote: str
+) -> dict[str, Decimal]:
     """Initial balances moved by every recorded fill and its commission."""
     out = dict(initial)
     for f in fills:
@@ -58,7 +60,8 @@ def build_report(
     consultations = repos.consultations.all()
 
     final = {
-        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in exchange.account()["balances"]
+        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+        for b in exchange.account()["balances"]
     }
     expected = expected_balances(initial_balances, fills, base, quote)
     assets = sorted(set(final) | set(expected))
@@ -74,7 +77,11 @@ def build_report(
     system_orders = [o for o in orders if o.origin is Origin.SYSTEM]
     placed = [o for o in system_orders if o.order_id]
     sells = [o for o in placed if o.side is Side.SELL]
-    below_floor = [o.client_order_id for o in sells if floors.get(o.cycle_id, ZERO) > o.price]
+    below_floor = [
+        o.client_order_id
+        for o in sells
+        if max(floors.get(o.cycle_id, ZERO), o.floor_price) > o.price
+    ]
     # Exposure: what each cycle actually bought, and each buy order as placed.
     cycle_of = {o.client_order_id: o.cycle_id for o in system_orders}
     spent_by_cycle: dict[str, Decimal] = {}
@@ -98,11 +105,17 @@ def build_report(
 
     pnl = sum((t.realized_pnl for t in trades), ZERO)
     fees = sum((t.fees_quote for t in trades), ZERO)
-    open_fees = sum(
-        (f.commission * (f.price if f.commission_asset == base else 1) for f in fills
-         if f.commission_asset in (base, quote)),
-        ZERO,
-    ) - fees
+    open_fees = (
+        sum(
+            (
+                f.commission * (f.price if f.commission_asset == base else 1)
+                for f in fills
+                if f.commission_asset in (base, quote)
+            ),
+            ZERO,
+        )
+        - fees
+    )
     ai_cost = sum((c.cost_usd for c in consultations), ZERO)
     wins = sum(1 for t in trades if t.realized_pnl > 0)
     buy_waits = [t.buy_fill_seconds for t in trades]
@@ -143,8 +156,13 @@ def build_report(
         if start_equity
         else 0.0,
         "open_orders": [
-            {"client_order_id": o.client_order_id, "side": str(o.side), "price": str(o.price),
-             "quantity": str(o.quantity), "status": o.status}
+            {
+                "client_order_id": o.client_order_id,
+                "side": str(o.side),
+                "price": str(o.price),
+                "quantity": str(o.quantity),
+                "status": o.status,
+            }
             for o in placed
             if o.status in ("NEW", "PARTIALLY_FILLED")
         ],
@@ -161,6 +179,25 @@ def build_report(
         },
         "_trades": [asdict(t) for t in trades],
     }
+    from flipbot.twin.report_extras import extra_fields
+
+    report["initial_equity_usdc"] = str(start_equity.quantize(Decimal("0.00000001")))
+    report.update(
+        extra_fields(
+            first_ms=config.data.first_ms,
+            last_ms=config.data.last_ms,
+            price_path=state.price_path,
+            initial_balances=initial_balances,
+            base=base,
+            quote=quote,
+            taker_fee=config.taker_fee,
+            cycles=cycles,
+            orders=orders,
+            fills=fills,
+            trades=trades,
+            consultations=consultations,
+        )
+    )
     return report
 
 
@@ -181,9 +218,10 @@ TRADE_COLUMNS = [
 ]
 
 
-def write_outputs(report: dict[str, Any], *, repos_snapshot: list[dict[str, Any]], out_dir: Path,
-                  state: Any) -> None:
-    """``report.json`` and ``trades.csv`` (deterministic), plus the plots when matplotlib is there."""
+def write_outputs(
+    report: dict[str, Any], *, repos_snapshot: list[dict[str, Any]], out_dir: Path, state: Any
+) -> None:
+    """Write ``report.json``, ``trades.csv`` (both deterministic) and the PNG plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     with (out_dir / "trades.csv").open("w", newline="") as handle:
@@ -194,6 +232,36 @@ def write_outputs(report: dict[str, Any], *, repos_snapshot: list[dict[str, Any]
                 [t["cycle_id"], _iso(t["opened_ms"]), _iso(t["closed_ms"])]
                 + [str(t[c]) for c in TRADE_COLUMNS[3:]]
             )
+    from flipbot.twin.plots import write_plots
+
+    write_plots(report, repos_snapshot, report.get("fill_log", []), state.price_path, out_dir)
+
+
+def format_lab_lines(report: dict[str, Any]) -> list[str]:
+    """The strategy lab's lines of :func:`format_report` (absent fields: no lines)."""
+    if "ai_accuracy" not in report:
+        return []
+    ai, lat = report["ai_accuracy"], report["latency_seconds"]
+    stages = ", ".join(f"{stage} {lat[stage]['avg']:.0f}s" for stage in lat if lat[stage]["count"])
+    lines = [
+        f"  capital            {report['initial_equity_usdc']} -> {report['equity_usdc']} USDC",
+        f"  profit per trade   {Decimal(report['net_pnl_per_trade_usdc']):+.4f} USDC "
+        "(after fees and AI cost)",
+        f"  avg fill time      {report['avg_fill_seconds']:.0f}s (all filled orders)",
+        f"  AI accuracy        proposals filled {ai['price_fill_rate'] * 100:.1f}% "
+        f"(buy {ai['buy_price_fill_rate'] * 100:.1f}%, "
+        f"sell {ai['sell_price_fill_rate'] * 100:.1f}%), "
+        f"profitable cycles {ai['profitable_cycles'] * 100:.1f}%",
+        f"  latency (avg)      {stages or 'no completed stage'}",
+        f"  max drawdown       {report['max_drawdown_pct']:.2f}%  "
+        f"(time in position {report['time_in_position_pct']:.1f}%)",
+        f"  buy and hold       {report['buy_and_hold_return_pct']:+.4f}%  "
+        f"(max drawdown {report['buy_and_hold_max_drawdown_pct']:.2f}%)",
+    ]
+    if report.get("session_stop"):
+        stop = report["session_stop"]
+        lines.append(f"  session stopped    {stop['time']}: {stop['reason']}")
+    return lines
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -215,6 +283,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['guard_rejections']})",
         f"  max position       {report['max_position_usdc']} USDC",
         f"  equity             {report['equity_usdc']} USDC  ({report['return_pct']:+.4f}%)",
+        *format_lab_lines(report),
         "  invariants         "
         + ", ".join(f"{k} {'OK' if v else 'VIOLATED'}" for k, v in inv.items()),
     ]

@@ -93,14 +93,22 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
         if name == "openai":  # the CLI's OPENAI_API_KEY / OPENAI_BASE_URL, offline fallback
             from flipbot.adapters.openai_decider import decider_from_env
 
-            return decider_from_env(cli_env, fallback=strategy.OfflineStrategy(),
-                                    now_ms=container.clock.now_ms,
-                                    default_model=container.settings.ai_model,
-                                    price_band=container.settings.price_band)
+            return decider_from_env(
+                cli_env,
+                fallback=strategy.OfflineStrategy(),
+                now_ms=container.clock.now_ms,
+                default_model=container.settings.ai_model,
+                price_band=container.settings.price_band,
+            )
         from flipbot.app.lab import STRATEGIES, build_decider
 
-        lab = build_decider(name, repos=container.repos, symbol=container.settings.symbol,
-                            quote_per_cycle=container.settings.quote_per_cycle, env=container.env)
+        lab = build_decider(
+            name,
+            repos=container.repos,
+            symbol=container.settings.symbol,
+            quote_per_cycle=container.settings.quote_per_cycle,
+            env=container.env,
+        )
         if lab is not None:
             return lab
         raise ValueError(f"unknown decision maker {name!r}: choose one of {', '.join(STRATEGIES)}")
@@ -110,6 +118,7 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
 
 def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Replay ``config.data`` through the whole system; return (and write) the report."""
+    import logging
     import warnings
 
     import boto3
@@ -133,6 +142,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     # A function that fails before adding a metric makes Powertools warn; the failure
     # itself is what matters and is retried and reported.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    # moto's ASL interpreter logs every handled error (timeouts, Catch, IsPresent on an
+    # absent path) at ERROR; the report and the executions' history tell what happened.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
     data = config.data
     if not data.events:
         raise ValueError(f"{data.source}: no market events to replay")
@@ -143,9 +155,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     parameters = {"Symbol": config.symbol, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), install(
-        scheduler, registry
-    ), ClientLink(config.exchange) as link:
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        install(scheduler, registry),
+        ClientLink(config.exchange) as link,
+    ):
         exchange = PaperExchange(
             [config.symbol],
             clock=scheduler.time_ms,
@@ -183,7 +197,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         settings = Settings.from_env(env)
         repos = repositories(settings.tables, region=local_cloud.REGION)
         publisher = EventBridgePublisher(
-            boto3.client("events", region_name=local_cloud.REGION), cloud.bus_name, SOURCE,
+            boto3.client("events", region_name=local_cloud.REGION),
+            cloud.bus_name,
+            SOURCE,
             sleep=lambda _: None,
         )
         sfn = boto3.client("stepfunctions", region_name=local_cloud.REGION)
@@ -224,8 +240,12 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 if gap:  # the listener reconnected: it says so, and reconcile catches up
                     publisher.publish(
                         "StreamGapDetected",
-                        {"stream": "user", "reason": "reconnected", "since_ms": scheduler.now_ms,
-                         "until_ms": scheduler.now_ms},
+                        {
+                            "stream": "user",
+                            "reason": "reconnected",
+                            "since_ms": scheduler.now_ms,
+                            "until_ms": scheduler.now_ms,
+                        },
                     )
                     scheduler.settle()
             _announce_closed_cycles(repos, seen_cycles, out)
@@ -246,8 +266,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             scheduler.advance_to(target_ms)
             drain()
 
-        pending = sorted((data.first_ms + minutes * 60_000, action)
-                         for minutes, action in config.interventions)
+        pending = sorted(
+            (data.first_ms + minutes * 60_000, action) for minutes, action in config.interventions
+        )
         reconcile_function = cloud.function_names["ReconcileFunction"]
         for event in data.events:
             while pending and pending[0][0] <= event.time_ms:
@@ -311,8 +332,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         report["invariants"]["no_wait_without_live_order"] = not stuck
         report["violations"]["waits_without_live_order"] = stuck
         if chaos is not None:
-            report["chaos"] = {"profile": chaos.profile, "seed": chaos.seed,
-                               **chaos.stats.as_dict()}
+            report["chaos"] = {
+                "profile": chaos.profile,
+                "seed": chaos.seed,
+                **chaos.stats.as_dict(),
+            }
         report["invocations"] = {
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
@@ -323,13 +347,17 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             dump_tables(repos, config.symbol, config.out_dir / "tables")
     composition.reset()
     if config.out_dir is not None:
-        write_outputs(report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir,
-                      state=state)
+        write_outputs(
+            report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir, state=state
+        )
     else:
         report.pop("_trades")
     elapsed = time.monotonic() - started
-    print(f"replayed {state.events:,} market events in {elapsed:.1f}s "
-          f"({state.published} order updates, {state.schedules_fired} scheduled runs)", file=out)
+    print(
+        f"replayed {state.events:,} market events in {elapsed:.1f}s "
+        f"({state.published} order updates, {state.schedules_fired} scheduled runs)",
+        file=out,
+    )
     return report
 
 
@@ -341,10 +369,7 @@ def _quote_asset(symbol: str) -> str:
 
 def _balances(exchange: Any) -> dict[str, Decimal]:
     account = exchange.account()
-    return {
-        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
-        for b in account["balances"]
-    }
+    return {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account["balances"]}
 
 
 def _base_total(exchange: Any, symbol: str) -> Decimal:
@@ -413,19 +438,25 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
     stuck = []
     running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
     for execution in running["executions"]:
-        history = sfn.get_execution_history(executionArn=execution["executionArn"],
-                                            reverseOrder=True)["events"]
+        history = sfn.get_execution_history(
+            executionArn=execution["executionArn"], reverseOrder=True
+        )["events"]
         entered = next(
-            (e["stateEnteredEventDetails"]["name"] for e in history
-             if "stateEnteredEventDetails" in e),
+            (
+                e["stateEnteredEventDetails"]["name"]
+                for e in history
+                if "stateEnteredEventDetails" in e
+            ),
             "",
         )
         if entered not in ("PlaceBuy", "PlaceSell"):
             continue
         cycle = execution["name"]
         live = [
-            o for o in repos.orders.all()
-            if o.cycle_id == cycle and o.status in ("NEW", "PARTIALLY_FILLED")
+            o
+            for o in repos.orders.all()
+            if o.cycle_id == cycle
+            and o.status in ("NEW", "PARTIALLY_FILLED")
             and o.token_state == "WAITING"
         ]
         if not live:
@@ -438,8 +469,11 @@ def _stop_running(sfn: Any, state_machine_arn: str) -> None:
     paginator = sfn.get_paginator("list_executions")
     for page in paginator.paginate(stateMachineArn=state_machine_arn, statusFilter="RUNNING"):
         for execution in page["executions"]:
-            sfn.stop_execution(executionArn=execution["executionArn"], error="ReplayEnded",
-                               cause="the replayed market data ended")
+            sfn.stop_execution(
+                executionArn=execution["executionArn"],
+                error="ReplayEnded",
+                cause="the replayed market data ended",
+            )
 
 
 def _announce_closed_cycles(repos: Any, seen: set[str], out: TextIO) -> None:
@@ -478,8 +512,12 @@ class _Progress:
         width = 30
         filled = int(width * done / max(self.total, 1))
         bar = "#" * filled + "-" * (width - filled)
-        print(f"\r  [{bar}] {100 * done / max(self.total, 1):5.1f}%  {stamp} UTC",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  [{bar}] {100 * done / max(self.total, 1):5.1f}%  {stamp} UTC",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def done(self) -> None:
         if self.out is not None:

@@ -156,7 +156,7 @@ class SamTemplate:
 def load_template(path: str | Path) -> SamTemplate:
     """Read a SAM template; relative ``CodeUri``/``DefinitionUri`` resolve from its folder."""
     # Imported here: cfn-lint takes ~0.8 s to import and only loading needs it.
-    from cfnlint.decode import cfn_yaml  # noqa: PLC0415
+    from cfnlint.decode import cfn_yaml
 
     template_path = Path(path).resolve()
     try:

@@ -110,9 +110,7 @@ class Bot:
         """The executionReports the exchange emitted since last asked, as OrderUpdated."""
         events = self.paper.drain()
         return [
-            order_update_from_execution_report(e)
-            for e in events
-            if e.get("e") == "executionReport"
+            order_update_from_execution_report(e) for e in events if e.get("e") == "executionReport"
         ]
 
 
@@ -128,16 +126,7 @@ def create_tables(settings: Settings) -> None:
         "MarketTable": settings.tables.market,
     }
     for logical_id, name in names.items():
-        table = template.tables[logical_id]
-        ddb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": a, "KeyType": k} for a, k in table.key_schema],
-            AttributeDefinitions=[
-                {"AttributeName": a, "AttributeType": t}
-                for a, t in table.attribute_definitions.items()
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**template.tables[logical_id].create_table_kwargs(name))
 
 
 @pytest.fixture
@@ -151,8 +140,14 @@ def bot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
             min_profit=Decimal("0.01"),
             target_profit=Decimal("0.05"),
             price_band=Decimal("0.02"),
-            tables=Tables(cycles="cycles", orders="orders", fills="fills", trades="trades",
-                          consultations="consultations", market="market"),
+            tables=Tables(
+                cycles="cycles",
+                orders="orders",
+                fills="fills",
+                trades="trades",
+                consultations="consultations",
+                market="market",
+            ),
         )
         create_tables(settings)
         clock = Clock()

@@ -19,8 +19,13 @@ def _deliver(bot: Bot, *, twice: bool = False) -> list[dict[str, Any]]:
     if twice:
         updates += updates
     return [
-        apply_order_update(u, bot.repos, bot.workflow, bot.clock.now,
-                           follow_manual=lambda o, f: follow_manual_buy(bot, o, f))
+        apply_order_update(
+            u,
+            bot.repos,
+            bot.workflow,
+            bot.clock.now,
+            follow_manual=lambda o, f: follow_manual_buy(bot, o, f),
+        )
         for u in updates
     ]
 
@@ -44,7 +49,8 @@ def test_given_a_manual_buy_filled_twice_delivered_then_one_system_sell_at_the_f
     assert Decimal(sells[0]["price"]) == Decimal("26.22")
     assert Decimal(sells[0]["origQty"]) == Decimal("0.499")
     follow = bot.repos.orders.get(placed[0]["client_order_id"])
-    assert follow is not None and follow.origin is Origin.SYSTEM
+    assert follow is not None
+    assert follow.origin is Origin.SYSTEM
     assert follow.floor_price == Decimal("26.22")
 
 
@@ -77,8 +83,15 @@ def test_given_dry_run_then_the_sell_is_recorded_not_placed(
     bot.trade("25.80", "2.000")
     results = _deliver(bot)
     follow = [r["follow_up"] for r in results if "follow_up" in r]
-    assert follow == [{"action": "dry_run", "client_order_id": follow[0]["client_order_id"],
-                       "price": "26.22", "quantity": "0.499"}]
+    assert follow == [
+        {
+            "action": "dry_run",
+            "client_order_id": follow[0]["client_order_id"],
+            "price": "26.22",
+            "quantity": "0.499",
+        }
+    ]
     assert [o["side"] for o in bot.paper.all_orders("TRUMPUSDC")] == ["BUY"]
     record = bot.repos.orders.get(follow[0]["client_order_id"])
-    assert record is not None and record.status == "DRY_RUN"
+    assert record is not None
+    assert record.status == "DRY_RUN"

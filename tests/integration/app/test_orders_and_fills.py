@@ -23,15 +23,24 @@ from .conftest import START_MS, Bot
 
 def _cycle(bot: Bot, cycle_id: str = "c000001") -> None:
     bot.repos.cycles.create(
-        Cycle(cycle_id, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS,
-              updated_ms=START_MS)
+        Cycle(
+            cycle_id, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS
+        )
     )
 
 
-def _place_buy(bot: Bot, token: str = "token-1", attempt: int = 1, price: str = "25.90",
-               qty: str = "0.385") -> dict[str, Any]:
-    return place_order(bot, cycle_id="c000001", leg=Side.BUY, attempt=attempt,
-                       price=Decimal(price), quantity=Decimal(qty), task_token=token)
+def _place_buy(
+    bot: Bot, token: str = "token-1", attempt: int = 1, price: str = "25.90", qty: str = "0.385"
+) -> dict[str, Any]:
+    return place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.BUY,
+        attempt=attempt,
+        price=Decimal(price),
+        quantity=Decimal(qty),
+        task_token=token,
+    )
 
 
 def _apply_all(bot: Bot, updates: list[Any]) -> list[dict[str, Any]]:
@@ -52,8 +61,10 @@ def test_given_an_intent_when_placed_then_the_order_item_and_token_exist_before_
     bot.faults[0] = inspect
     result = _place_buy(bot)
     assert result["status"] == "NEW"
-    assert seen and seen[0] is not None
-    assert seen[0].task_token == "token-1" and seen[0].token_state == "WAITING"
+    assert seen
+    assert seen[0] is not None
+    assert seen[0].task_token == "token-1"
+    assert seen[0].token_state == "WAITING"
     assert len(bot.paper.open_orders("TRUMPUSDC")) == 1
 
 
@@ -79,7 +90,8 @@ def test_given_a_redelivered_intent_when_placed_again_then_no_second_order_and_n
     _place_buy(bot, token="token-2")
     assert len(bot.paper.all_orders("TRUMPUSDC")) == 1
     order = bot.repos.orders.get("fb-c000001-B1")
-    assert order is not None and order.task_token == "token-2"
+    assert order is not None
+    assert order.task_token == "token-2"
 
 
 def test_given_a_price_off_the_tick_when_placed_then_the_task_fails_with_the_filter_named(
@@ -114,10 +126,14 @@ def test_given_partial_then_full_fills_delivered_twice_and_reordered_then_each_c
     summary = successes[0][2]
     assert Decimal(summary["executed_qty"]) == Decimal("0.385")
     order = bot.repos.orders.get("fb-c000001-B1")
-    assert order is not None and order.status == "FILLED" and order.token_state == "SUCCEEDED"
+    assert order is not None
+    assert order.status == "FILLED"
+    assert order.token_state == "SUCCEEDED"
 
 
-def test_given_an_order_canceled_by_hand_without_fills_then_the_waiting_task_fails(bot: Bot) -> None:
+def test_given_an_order_canceled_by_hand_without_fills_then_the_waiting_task_fails(
+    bot: Bot,
+) -> None:
     _cycle(bot)
     bot.market("25.95", "25.96")
     _place_buy(bot)
@@ -138,7 +154,8 @@ def test_given_the_bot_cancels_after_a_timeout_then_no_failure_is_sent_and_parti
     assert result == {"client_order_id": "fb-c000001-B1", "status": "CANCELED", "executed": True}
     assert [c for c in bot.workflow.calls if c[0] == "failure"] == []
     cycle = bot.repos.cycles.get("c000001")
-    assert cycle is not None and cycle.state is CycleState.READY_TO_SELL
+    assert cycle is not None
+    assert cycle.state is CycleState.READY_TO_SELL
     assert cycle.bought_qty == Decimal("0.100")
 
 
@@ -150,7 +167,9 @@ def test_given_a_fill_of_an_order_the_bot_did_not_place_then_it_is_recorded_as_m
     bot.trade("25.80", "1.000")
     _apply_all(bot, bot.updates())
     order = bot.repos.orders.get("by-hand-1")
-    assert order is not None and order.origin is Origin.MANUAL and order.status == "FILLED"
+    assert order is not None
+    assert order.origin is Origin.MANUAL
+    assert order.status == "FILLED"
     assert len(bot.repos.fills.for_order("by-hand-1")) == 1
     assert bot.workflow.calls == []
 
@@ -164,12 +183,15 @@ def test_given_fills_that_no_event_delivered_when_reconciled_then_recorded_and_t
     bot.trade("25.80", "1.000")
     bot.updates()  # the stream dropped them: nothing applied
     summary = reconcile_open_orders(bot)
-    assert summary["repaired_fills"] == 1 and summary["resumed"] == 1
+    assert summary["repaired_fills"] == 1
+    assert summary["resumed"] == 1
     assert [c[0] for c in bot.workflow.calls] == ["success"]
     assert reconcile_open_orders(bot) == {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
 
 
-def test_given_a_live_order_when_reconciled_then_its_waiting_task_gets_a_heartbeat(bot: Bot) -> None:
+def test_given_a_live_order_when_reconciled_then_its_waiting_task_gets_a_heartbeat(
+    bot: Bot,
+) -> None:
     _cycle(bot)
     bot.market("25.95", "25.96")
     _place_buy(bot)
@@ -221,7 +243,8 @@ def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: B
     bot.market("25.95", "25.96")
     bot.kill_switch.value = True
     result = consult(bot, "c000001", Side.BUY, 1)
-    assert result["action"] == "WAIT" and "kill switch" in result["reason"]
+    assert result["action"] == "WAIT"
+    assert "kill switch" in result["reason"]
     assert bot.decider.requests == []
 
 
@@ -233,8 +256,15 @@ def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pn
     _apply_all(bot, bot.updates())
     bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
     sell = consult(bot, "c000001", Side.SELL, 1)
-    place_order(bot, cycle_id="c000001", leg=Side.SELL, attempt=1, price=Decimal(sell["price"]),
-                quantity=Decimal(sell["quantity"]), task_token="token-s")
+    place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.SELL,
+        attempt=1,
+        price=Decimal(sell["price"]),
+        quantity=Decimal(sell["quantity"]),
+        task_token="token-s",
+    )
     bot.trade("26.40", "1.000", taker_sold=False)
     _apply_all(bot, bot.updates())
     first = record_trade(bot, cycle_id="c000001")

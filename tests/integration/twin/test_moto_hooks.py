@@ -31,8 +31,14 @@ def _definition(wait_seconds: int, timeout_seconds: int) -> str:
                     "Parameters": {"FunctionName": "work", "Payload.$": "$"},
                     "ResultSelector": {"value.$": "$.Payload.value"},
                     "ResultPath": "$.work",
-                    "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 30,
-                               "MaxAttempts": 3, "BackoffRate": 2}],
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["Flaky"],
+                            "IntervalSeconds": 30,
+                            "MaxAttempts": 3,
+                            "BackoffRate": 2,
+                        }
+                    ],
                     "Next": "Pause",
                 },
                 "Pause": {"Type": "Wait", "Seconds": wait_seconds, "Next": "Callback"},
@@ -42,12 +48,21 @@ def _definition(wait_seconds: int, timeout_seconds: int) -> str:
                     "Parameters": {"FunctionName": "park", "Payload": {"token.$": "$$.Task.Token"}},
                     "TimeoutSeconds": timeout_seconds,
                     "ResultPath": "$.callback",
-                    "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error",
-                               "Next": "TimedOut"}],
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["States.Timeout"],
+                            "ResultPath": "$.error",
+                            "Next": "TimedOut",
+                        }
+                    ],
                     "End": True,
                 },
-                "TimedOut": {"Type": "Pass", "Result": "timed out", "ResultPath": "$.callback",
-                             "End": True},
+                "TimedOut": {
+                    "Type": "Pass",
+                    "Result": "timed out",
+                    "ResultPath": "$.callback",
+                    "End": True,
+                },
             },
         }
     )
@@ -63,8 +78,13 @@ def twin() -> Any:
             iam = boto3.client("iam", region_name=REGION)
             role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
             for name in ("work", "park"):
-                lam.create_function(FunctionName=name, Runtime="python3.12", Role=role,
-                                    Handler="app.handler", Code={"ZipFile": b"x"})
+                lam.create_function(
+                    FunctionName=name,
+                    Runtime="python3.12",
+                    Role=role,
+                    Handler="app.handler",
+                    Code={"ZipFile": b"x"},
+                )
             yield scheduler, registry, boto3.client("stepfunctions", region_name=REGION)
 
 
@@ -143,24 +163,39 @@ def test_given_a_waiting_execution_when_stopped_then_it_is_aborted_not_failed(tw
 
 def test_given_start_execution_in_asl_then_the_next_execution_starts(twin: Any) -> None:
     scheduler, _registry, sfn = twin
-    definition = json.dumps({
-        "StartAt": "Check",
-        "States": {
-            "Check": {"Type": "Choice", "Default": "Next",
-                      "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 3,
-                                   "Next": "Done"}]},
-            "Next": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
-                     "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id",
-                                    "Name.$": "States.Format('run-{}', States.MathAdd($.n, 1))",
-                                    "Input": {"n.$": "States.MathAdd($.n, 1)"}},
-                     "End": True},
-            "Done": {"Type": "Succeed"},
-        },
-    })
+    definition = json.dumps(
+        {
+            "StartAt": "Check",
+            "States": {
+                "Check": {
+                    "Type": "Choice",
+                    "Default": "Next",
+                    "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 3, "Next": "Done"}],
+                },
+                "Next": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution",
+                    "Parameters": {
+                        "StateMachineArn.$": "$$.StateMachine.Id",
+                        "Name.$": "States.Format('run-{}', States.MathAdd($.n, 1))",
+                        "Input": {"n.$": "States.MathAdd($.n, 1)"},
+                    },
+                    "End": True,
+                },
+                "Done": {"Type": "Succeed"},
+            },
+        }
+    )
     sm = sfn.create_state_machine(name="chain", definition=definition, roleArn=ROLE)
     sfn.start_execution(stateMachineArn=sm["stateMachineArn"], name="run-0", input='{"n": 0}')
     scheduler.settle()
-    names = {e["name"]: e["status"] for e in
-             sfn.list_executions(stateMachineArn=sm["stateMachineArn"])["executions"]}
-    assert names == {"run-0": "SUCCEEDED", "run-1": "SUCCEEDED", "run-2": "SUCCEEDED",
-                     "run-3": "SUCCEEDED"}
+    names = {
+        e["name"]: e["status"]
+        for e in sfn.list_executions(stateMachineArn=sm["stateMachineArn"])["executions"]
+    }
+    assert names == {
+        "run-0": "SUCCEEDED",
+        "run-1": "SUCCEEDED",
+        "run-2": "SUCCEEDED",
+        "run-3": "SUCCEEDED",
+    }

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from flipbot.domain.filters import PercentPriceBySide, SymbolRules
 from flipbot.domain.model import BookTop
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.fees import (
     FeeSchedule,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flipbot.domain.errors import ConfigurationError, FilterViolation
 from flipbot.domain.filters import (
     PercentPrice,

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from flipbot.domain.decision import Decision
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.filters import SymbolRules

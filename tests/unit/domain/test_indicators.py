@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from flipbot.domain.indicators import (
     SMA,
     VWAP,

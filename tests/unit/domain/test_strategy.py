@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.model import BookTop, MarketSnapshot, Side
 from flipbot.domain.strategy import FixedMarginStrategy, OfflineStrategy

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from flipbot.domain.model import BookTop, Side
 from flipbot.replay.data import (
     BookEvent,

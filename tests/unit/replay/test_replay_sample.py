@@ -10,6 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import pytest
+
 from flipbot.replay.data import BookEvent, DataKind, MarketData, TradeEvent, load_market_data
 from flipbot.replay.sample import DEFAULT_START_MS, SAMPLE_SYMBOL, generate_sample, write_csv
 

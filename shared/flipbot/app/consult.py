@@ -71,17 +71,7 @@ def _consult_buy(
     book = exchange.book_top(s.symbol)
     snapshot = _with_book(snapshot, book)
     free_quote = exchange.balances().get(rules.quote_asset)
-    request = DecisionRequest(
-        leg=Side.BUY,
-        symbol=s.symbol,
-        snapshot=snapshot,
-        quote_per_cycle=s.quote_per_cycle,
-        min_confidence=s.min_confidence,
-        min_profit=s.min_profit,
-        target_profit=s.target_profit,
-        fee_rate_round_trip=fees.round_trip(),
-    )
-    decision, meta = _decide(services, request)
+    decision, meta = _decide(services, _request(services, Side.BUY, snapshot, fees))
     coid = f"fb-{cycle.cycle_id}-B{attempt}"
     if decision.action != "BUY":
         _audit(
@@ -166,15 +156,11 @@ def _consult_sell(
             consultation_id,
             f"on_profit: last {snapshot.last_price} below floor {floor}",
         )
-    request = DecisionRequest(
-        leg=Side.SELL,
-        symbol=s.symbol,
-        snapshot=snapshot,
-        quote_per_cycle=s.quote_per_cycle,
-        min_confidence=s.min_confidence,
-        min_profit=s.min_profit,
-        target_profit=s.target_profit,
-        fee_rate_round_trip=fees.round_trip(),
+    request = _request(
+        services,
+        Side.SELL,
+        snapshot,
+        fees,
         entry_price=cycle.entry_price,
         floor_price=floor,
         quantity=held,
@@ -202,6 +188,24 @@ def _consult_sell(
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
     return _place(
         order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
+    )
+
+
+def _request(
+    services: Services, leg: Side, snapshot: MarketSnapshot, fees: Any, **sell: Any
+) -> DecisionRequest:
+    """What the decision maker is told: the leg, the market, the cycle's constraints."""
+    s = services.settings
+    return DecisionRequest(
+        leg=leg,
+        symbol=s.symbol,
+        snapshot=snapshot,
+        quote_per_cycle=s.quote_per_cycle,
+        min_confidence=s.min_confidence,
+        min_profit=s.min_profit,
+        target_profit=s.target_profit,
+        fee_rate_round_trip=fees.round_trip(),
+        **sell,
     )
 
 

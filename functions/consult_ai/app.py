@@ -22,8 +22,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric("AiConfidence", MetricUnit.Count, float(result["confidence"]))
     if result["guard"]:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
+    if "cost_usd" in result:
+        metrics.add_metric("AiCostUsd", MetricUnit.Count, float(result["cost_usd"]))
     logger.info(
         "consulted",
-        extra={"leg": request.leg, "action": result["action"], "reason": result["reason"]},
+        extra={
+            "leg": request.leg,
+            "action": result["action"],
+            "reason": result["reason"],
+            "decided_by": result.get("decided_by", ""),
+        },
     )
     return result

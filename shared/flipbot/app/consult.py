@@ -85,7 +85,8 @@ def _consult_buy(
             "WAIT",
             decision.reasoning,
         )
-        return _wait(s.reconsult_seconds, consultation_id, f"decision: {decision.action}", decision)
+        reason = f"decision: {decision.action}"
+        return _wait(s.reconsult_seconds, consultation_id, reason, decision) | _source(meta)
     try:
         order = check_buy(
             decision,
@@ -108,12 +109,15 @@ def _consult_buy(
             f"REJECTED:{rejected.guard}",
             str(rejected),
         )
-        return _wait(s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard)
+        waiting = _wait(
+            s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard
+        )
+        return waiting | _source(meta)
     _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "PLACE", "")
     timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
     return _place(
         order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds
-    )
+    ) | _source(meta)
 
 
 def _consult_sell(
@@ -188,7 +192,15 @@ def _consult_sell(
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
     return _place(
         order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
-    )
+    ) | _source(meta)
+
+
+def _source(meta: dict[str, Any]) -> dict[str, Any]:
+    """Who decided and what the consultation cost, for the handler's metrics."""
+    return {
+        "decided_by": str(meta.get("decided_by", "")),
+        "cost_usd": str(meta.get("cost_usd", "0")),
+    }
 
 
 def _request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +60,7 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
         sell_fill_seconds=_fill_seconds(services, cycle.sell_order_ids, sell_fills),
     )
     repos.trades.add(trade)
+    _record_outcomes(services, cycle_id, pnl)
     # SELL_FILLED closes a sold cycle; a cycle whose buy left only dust closes as well.
     repos.cycles.save(
         cycle.evolve(
@@ -79,3 +81,26 @@ def _fill_seconds(services: Services, order_ids: tuple[str, ...], fills: list[Fi
     order = services.repos.orders.get(order_ids[-1])
     placed = order.created_ms if order else fills[0].time_ms
     return max(0.0, (max(f.time_ms for f in fills) - placed) / 1000)
+
+
+def _record_outcomes(services: Services, cycle_id: str, pnl: Decimal) -> None:
+    """Give each consultation of the closed cycle its outcome, for AI accuracy reports:
+    whether the price it proposed was placed and filled, how fast, and the cycle's P&L."""
+    repos = services.repos
+    orders = {o.consultation_id: o for o in repos.orders.all() if o.cycle_id == cycle_id}
+    for consultation in repos.consultations.all():
+        if consultation.cycle_id != cycle_id:
+            continue
+        order = orders.get(consultation.consultation_id)
+        filled = order is not None and order.status == "FILLED"
+        outcome = {
+            "outcome_placed": str(order is not None).lower(),
+            "outcome_filled": str(filled).lower(),
+            "outcome_fill_seconds": (
+                str(round((order.updated_ms - order.created_ms) / 1000, 1))
+                if filled and order is not None
+                else ""
+            ),
+            "outcome_cycle_pnl": str(pnl),
+        }
+        repos.consultations.add(replace(consultation, extra={**consultation.extra, **outcome}))

@@ -148,6 +148,10 @@ def build_report(
         "avg_sell_fill_seconds": round(sum(sell_waits) / len(sell_waits), 1) if sell_waits else 0.0,
         "consultations": len(consultations),
         "guard_rejections": len(rejections),
+        "guard_rejections_by_reason": dict(
+            sorted(Counter(c.verdict.split(":", 1)[1] for c in rejections).items())
+        ),
+        "decisions_by_source": dict(sorted(Counter(c.decided_by for c in consultations).items())),
         "max_position_usdc": str(state.max_position_quote.quantize(Decimal("0.0001"))),
         "initial_balances": {k: str(v) for k, v in sorted(initial_balances.items())},
         "final_balances": {a: str(final.get(a, ZERO)) for a in assets},

@@ -264,6 +264,7 @@ def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pn
         price=Decimal(sell["price"]),
         quantity=Decimal(sell["quantity"]),
         task_token="token-s",
+        consultation_id=sell["consultation_id"],
     )
     bot.trade("26.40", "1.000", taker_sold=False)
     _apply_all(bot, bot.updates())
@@ -276,3 +277,9 @@ def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pn
     assert trades[0].spent_quote == Decimal("9.97150000")
     assert trades[0].received_quote == Decimal("10.08910080")
     assert Decimal(first["realized_pnl"]) == Decimal("0.11760080")
+    # Then: the sell's consultation learns its outcome: placed, filled, the cycle's P&L.
+    audit = {c.consultation_id: c for c in bot.repos.consultations.all()}
+    outcome = audit[sell["consultation_id"]].extra
+    assert outcome["outcome_filled"] == "true"
+    assert outcome["outcome_cycle_pnl"] == first["realized_pnl"]
+    assert sell["decided_by"] == "scripted"

@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = ROOT / "listener" / "Dockerfile"
 KEY = "imageTestApiKey00001"
@@ -128,7 +126,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.slow
 def test_the_dockerfile_steps_install_a_listener_that_starts_and_answers_its_health_check(
     tmp_path: Path,
 ) -> None:

@@ -58,7 +58,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         return type("Meta", (), {"table_name": name, "region": region, "host": host})
 
     class CycleItem(Model):
-        Meta = meta(tables.cycles)
+        Meta = meta(tables.cycles)  # type: ignore[assignment]
         cycle_id = UnicodeAttribute(hash_key=True)
         symbol = UnicodeAttribute()
         state = UnicodeAttribute()
@@ -67,7 +67,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         version = NumberAttribute()
         body = JSONAttribute()
 
-    class OpenOrdersIndex(GlobalSecondaryIndex["OrderItem"]):
+    class OpenOrdersIndex(GlobalSecondaryIndex["OrderItem"]):  # type: ignore[no-untyped-call]
         class Meta:
             index_name = "open-orders"
             projection = AllProjection()
@@ -76,7 +76,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         client_order_id = UnicodeAttribute(range_key=True)
 
     class OrderItem(Model):
-        Meta = meta(tables.orders)
+        Meta = meta(tables.orders)  # type: ignore[assignment]
         client_order_id = UnicodeAttribute(hash_key=True)
         open_symbol = UnicodeAttribute(null=True)  # set while live: the sparse index key
         open_orders = OpenOrdersIndex()
@@ -91,26 +91,26 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         body = JSONAttribute()
 
     class FillItem(Model):
-        Meta = meta(tables.fills)
+        Meta = meta(tables.fills)  # type: ignore[assignment]
         client_order_id = UnicodeAttribute(hash_key=True)
         trade_id = NumberAttribute(range_key=True)
         body = JSONAttribute()
 
     class TradeItem(Model):
-        Meta = meta(tables.trades)
+        Meta = meta(tables.trades)  # type: ignore[assignment]
         symbol = UnicodeAttribute(hash_key=True)
         closed_key = UnicodeAttribute(range_key=True)
         cycle_id = UnicodeAttribute()
         body = JSONAttribute()
 
     class ConsultationItem(Model):
-        Meta = meta(tables.consultations)
+        Meta = meta(tables.consultations)  # type: ignore[assignment]
         consultation_id = UnicodeAttribute(hash_key=True)
         cycle_id = UnicodeAttribute()
         body = JSONAttribute()
 
     class MarketItem(Model):
-        Meta = meta(tables.market)
+        Meta = meta(tables.market)  # type: ignore[assignment]
         symbol = UnicodeAttribute(hash_key=True)
         time_ms = NumberAttribute()
         body = JSONAttribute()
@@ -127,7 +127,8 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
 
 # -- (de)serialisation -------------------------------------------------------------
 def _dump(obj: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(obj), default=str))
+    dumped: dict[str, Any] = json.loads(json.dumps(asdict(obj), default=str))
+    return dumped
 
 
 _CYCLE_DECIMALS = [
@@ -214,7 +215,7 @@ def snapshot_from_json(body: dict[str, Any]) -> MarketSnapshot:
 
 # -- repositories --------------------------------------------------------------------
 class DynamoCycles:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def get(self, cycle_id: str) -> Cycle | None:
@@ -250,7 +251,7 @@ class DynamoCycles:
     def all(self) -> list[Cycle]:
         return sorted((_cycle(i.body) for i in self._m.scan()), key=lambda c: c.cycle_id)
 
-    def _item(self, cycle: Cycle) -> Model:
+    def _item(self, cycle: Cycle) -> Any:
         return self._m(
             cycle.cycle_id,
             symbol=cycle.symbol,
@@ -263,7 +264,7 @@ class DynamoCycles:
 
 
 class DynamoOrders:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def get(self, client_order_id: str) -> OrderRecord | None:
@@ -310,17 +311,17 @@ class DynamoOrders:
 
     def open_orders(self, symbol: str) -> list[OrderRecord]:
         """Orders not final yet, from the sparse ``open-orders`` index (no table scan)."""
-        items = self._m.open_orders.query(symbol)  # type: ignore[attr-defined]
+        items = self._m.open_orders.query(symbol)
         return sorted((self._record(i) for i in items), key=lambda o: o.client_order_id)
 
     def all(self) -> list[OrderRecord]:
         return sorted((self._record(i) for i in self._m.scan()), key=lambda o: o.client_order_id)
 
-    def _record(self, item: Model) -> OrderRecord:
+    def _record(self, item: Any) -> OrderRecord:
         order = _order(item.body)
         return order.evolve(token_state=item.token_state or "", task_token=item.task_token or "")
 
-    def _item(self, order: OrderRecord) -> Model:
+    def _item(self, order: OrderRecord) -> Any:
         return self._m(
             order.client_order_id,
             symbol=order.symbol,
@@ -339,7 +340,7 @@ class DynamoOrders:
 
 
 class DynamoFills:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def add(self, fill: Fill) -> bool:
@@ -365,7 +366,7 @@ class DynamoFills:
 
 
 class DynamoTrades:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def add(self, trade: TradeRecord) -> None:
@@ -377,7 +378,7 @@ class DynamoTrades:
 
 
 class DynamoConsultations:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def add(self, record: ConsultationRecord) -> None:
@@ -391,7 +392,7 @@ class DynamoConsultations:
 
 
 class DynamoMarket:
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: Any) -> None:
         self._m = model
 
     def put(self, snapshot: MarketSnapshot) -> None:

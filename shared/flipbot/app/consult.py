@@ -173,7 +173,7 @@ def _consult_sell(
     coid = f"fb-{cycle.cycle_id}-S{attempt}"
     limits = risk_limits(services)
     try:
-        order = check_sell(
+        sell = check_sell(
             decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
         )
         verdict, reason = "PLACE", ""
@@ -186,12 +186,12 @@ def _consult_sell(
             confidence=1.0,
             reasoning=f"safe price after rejection: {rejected}",
         )
-        order = check_sell(
+        sell = check_sell(
             safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
         )
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
     return _place(
-        order.price, order.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
+        sell.price, sell.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
     ) | _source(meta)
 
 

@@ -154,15 +154,22 @@ def deployment_from_template(path: Path, region: str = "us-east-1") -> Deploymen
     def of_type(kind: str) -> dict[str, Any]:
         return {k: v for k, v in resources.items() if v.get("Type") == kind}
 
-    task = next(iter(of_type("AWS::ECS::TaskDefinition").values()), {}).get("Properties", {})
+    def first_properties(kind: str) -> dict[str, Any]:
+        """The Properties of the template's first resource of ``kind`` ({} when none)."""
+        for resource in of_type(kind).values():
+            properties: dict[str, Any] = resource.get("Properties", {})
+            return properties
+        return {}
+
+    task = first_properties("AWS::ECS::TaskDefinition")
     platform = task.get("RuntimePlatform") or {}
-    cluster = next(iter(of_type("AWS::ECS::Cluster").values()), {}).get("Properties", {})
+    cluster = first_properties("AWS::ECS::Cluster")
     insights = any(
         s.get("Name") == "containerInsights"
         and str(s.get("Value")).lower() in ("enabled", "enhanced")
         for s in cluster.get("ClusterSettings") or []
     )
-    service = next(iter(of_type("AWS::ECS::Service").values()), {}).get("Properties", {})
+    service = first_properties("AWS::ECS::Service")
     vpc = (service.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration") or {}
     memory = {}
     for logical_id, fn in of_type("AWS::Serverless::Function").items():

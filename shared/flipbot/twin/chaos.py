@@ -80,10 +80,12 @@ class Chaos:
     seed: int
     stats: ChaosStats = field(default_factory=ChaosStats)
     restart_events_left: int = 0
+    _held: list[dict[str, Any]] = field(default_factory=list)
 
     def flush(self) -> list[dict[str, Any]]:
         """Deliveries still held back (the end of a run: they arrive late, but arrive)."""
-        held, self._held = self._held, []
+        held: list[dict[str, Any]] = self._held
+        self._held = []
         return held
 
     def __post_init__(self) -> None:
@@ -93,7 +95,6 @@ class Chaos:
             )
         self.p = PROFILES[self.profile]
         self._rng = random.Random(self.seed)
-        self._held: list[dict[str, Any]] = []
 
     def _hit(self, name: str) -> bool:
         chance = self.p.get(name, 0.0)

@@ -345,7 +345,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
 
         scheduler.execution_started()
         self._execution_logic = counted
-        original_start(self)
+        original_start(self)  # type: ignore[no-untyped-call]
 
     patch(execution_worker.ExecutionWorker, "start", start)
 

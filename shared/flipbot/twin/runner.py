@@ -374,7 +374,7 @@ def _balances(exchange: Any) -> dict[str, Decimal]:
 
 def _base_total(exchange: Any, symbol: str) -> Decimal:
     free, locked = exchange.balance(exchange.symbol_info(symbol)["baseAsset"])
-    return free + locked
+    return Decimal(free + locked)
 
 
 def _scheduled_event(rule_name: str, when_ms: int) -> dict[str, Any]:

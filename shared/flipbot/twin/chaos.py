@@ -7,9 +7,9 @@ A :class:`Chaos` is seeded and deterministic. Depending on its profile it
 * drops deliveries (a stream gap) and then publishes ``StreamGapDetected``, as the
   listener does after reconnecting,
 * restarts the listener: drops everything for a stretch, then reports the gap,
-* crashes a function before or after any side effect (an exchange call, a DynamoDB
-  write, a Step Functions callback) - the function fails as a Lambda crash would, and
-  Step Functions or the event source retries it,
+* crashes a function (at most once per invocation) before or after one of its side
+  effects (an exchange call, a DynamoDB write, a Step Functions callback) - the function
+  fails as a Lambda crash would, and Step Functions or the event source retries it,
 * makes the exchange fail: responses lost after the order was accepted, 5XX, 429,
   timestamps out of the receive window.
 
@@ -25,6 +25,9 @@ from typing import Any
 
 from flipbot.domain.errors import FlipbotError
 
+#: An armed crash strikes at one of the invocation's first CRASH_REACH side effects.
+CRASH_REACH = 12
+
 SCENARIOS = ("duplicate", "reorder", "drop", "crash", "exchange", "restart", "combined")
 
 #: What each scenario turns on (probabilities per opportunity).
@@ -33,15 +36,14 @@ PROFILES: dict[str, dict[str, float]] = {
     "duplicate": {"duplicate": 0.5},
     "reorder": {"reorder": 0.5},
     "drop": {"drop": 0.3},
-    "crash": {"crash_before": 0.03, "crash_after": 0.03},
+    "crash": {"crash": 0.15},
     "exchange": {"lost_response": 0.05, "http_5xx": 0.03, "rate_limited": 0.02, "skew": 0.02},
     "restart": {"restart": 0.15},
     "combined": {
         "duplicate": 0.3,
         "reorder": 0.3,
         "drop": 0.08,
-        "crash_before": 0.01,
-        "crash_after": 0.01,
+        "crash": 0.05,
         "lost_response": 0.02,
         "http_5xx": 0.01,
         "rate_limited": 0.01,
@@ -95,6 +97,7 @@ class Chaos:
             )
         self.p = PROFILES[self.profile]
         self._rng = random.Random(self.seed)
+        self._crash_at: tuple[int, str] | None = None
 
     def _hit(self, name: str) -> bool:
         chance = self.p.get(name, 0.0)
@@ -137,10 +140,31 @@ class Chaos:
         return out, gap
 
     # -- crashes around side effects -------------------------------------------------
+    def arm(self) -> None:
+        """At the start of an invocation: maybe pick the side effect it will die at.
+
+        A function dies at most once per invocation, as a real one does; over many
+        invocations and seeds every side effect is hit, before it and after it.
+        """
+        self._crash_at = None
+        if self._hit("crash"):
+            self._crash_at = (
+                self._rng.randint(1, CRASH_REACH),
+                self._rng.choice(("before", "after")),
+            )
+
     def maybe_crash(self, where: str, when: str) -> None:
-        if self._hit(f"crash_{when}"):
-            self.stats.crashes += 1
-            raise InjectedCrash(f"injected crash {when} {where}")
+        if self._crash_at is None:
+            return
+        countdown, moment = self._crash_at
+        if when != moment:
+            return
+        if countdown > 1:
+            self._crash_at = (countdown - 1, moment)
+            return
+        self._crash_at = None
+        self.stats.crashes += 1
+        raise InjectedCrash(f"injected crash {when} {where}")
 
     def wrap(self, target: Any, label: str) -> Any:
         """A proxy of a port whose public methods may crash before or after running."""

@@ -214,7 +214,12 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             if function_name == consult_function and indicators.has_data:
                 repos.market.put(indicators.snapshot(scheduler.now_ms))
 
-        registry.before_invoke = fresh_snapshot
+        def before_invoke(function_name: str, event: dict[str, Any]) -> None:
+            fresh_snapshot(function_name, event)
+            if chaos is not None:
+                chaos.arm()
+
+        registry.before_invoke = before_invoke
         start_at = data.first_ms + config.warmup_ms
         started_cycle = False
         schedule_due = {s.rule_name: data.first_ms + s.every_ms for s in cloud.schedules}

@@ -251,7 +251,7 @@ def format_lab_lines(report: dict[str, Any]) -> list[str]:
         f"  capital            {report['initial_equity_usdc']} -> {report['equity_usdc']} USDC",
         f"  profit per trade   {Decimal(report['net_pnl_per_trade_usdc']):+.4f} USDC "
         "(after fees and AI cost)",
-        f"  avg fill time      {report['avg_fill_seconds']:.0f}s (all filled orders)",
+        f"  avg order fill     {report['avg_fill_seconds']:.0f}s (every filled order)",
         f"  AI accuracy        proposals filled {ai['price_fill_rate'] * 100:.1f}% "
         f"(buy {ai['buy_price_fill_rate'] * 100:.1f}%, "
         f"sell {ai['sell_price_fill_rate'] * 100:.1f}%), "

@@ -84,11 +84,16 @@ class Chaos:
     restart_events_left: int = 0
     _held: list[dict[str, Any]] = field(default_factory=list)
 
-    def flush(self) -> list[dict[str, Any]]:
-        """Deliveries still held back (the end of a run: they arrive late, but arrive)."""
+    def flush(self) -> tuple[list[dict[str, Any]], bool]:
+        """The end of a run: held deliveries arrive late but arrive, and a listener restart
+        still under way finishes - it reconnects and reports its gap, as it would."""
         held: list[dict[str, Any]] = self._held
         self._held = []
-        return held
+        gap = self.restart_events_left > 0
+        if gap:
+            self.restart_events_left = 0
+            self.stats.gaps += 1
+        return held, gap
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

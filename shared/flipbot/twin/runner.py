@@ -236,7 +236,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 if chaos is not None:
                     reports, gap = chaos.deliveries(reports)
                     if final:
-                        reports += chaos.flush()
+                        late, restart_gap = chaos.flush()
+                        reports += late
+                        gap = gap or restart_gap
                 final = False
                 for message in reports:
                     publisher.publish_many(events_for_execution_report(message))

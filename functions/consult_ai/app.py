@@ -24,6 +24,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
     if "cost_usd" in result:
         metrics.add_metric("AiCostUsd", MetricUnit.Count, float(result["cost_usd"]))
+    if str(result.get("ai_error", "")).startswith("budget"):
+        # The daily AI budget is spent: the AiBudgetSpent alarm watches this metric.
+        metrics.add_metric("AiBudgetExceeded", MetricUnit.Count, 1)
     logger.info(
         "consulted",
         extra={

@@ -200,6 +200,7 @@ def _source(meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "decided_by": str(meta.get("decided_by", "")),
         "cost_usd": str(meta.get("cost_usd", "0")),
+        "ai_error": str(meta.get("ai_error", "")),
     }
 
 

@@ -8,7 +8,13 @@ from typing import Any
 
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import sync_order_fills
-from flipbot.app.records import TradeRecord, cycle_id_for, cycle_sequence
+from flipbot.app.records import (
+    ConsultationRecord,
+    OrderRecord,
+    TradeRecord,
+    cycle_id_for,
+    cycle_sequence,
+)
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.model import Fill, Side
@@ -32,14 +38,15 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
         }
     rules = exchange.symbol_rules(s.symbol)
     fills: list[Fill] = []
+    orders: dict[str, OrderRecord] = {}  # the cycle's orders, as synced from the exchange
     for coid in cycle.buy_order_ids + cycle.sell_order_ids:
         order = repos.orders.get(coid)
         if order is not None:
-            fills += sync_order_fills(order, exchange, repos, now)[1]
+            orders[coid], order_fills, _ = sync_order_fills(order, exchange, repos, now)
+            fills += order_fills
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
-    ai_cost = sum(
-        (c.cost_usd for c in repos.consultations.all() if c.cycle_id == cycle_id), Decimal(0)
-    )
+    consultations = [c for c in repos.consultations.all() if c.cycle_id == cycle_id]
+    ai_cost = sum((c.cost_usd for c in consultations), Decimal(0))
     pnl = cycle.received_quote - cycle.spent_quote
     buy_fills = [f for f in fills if f.side is Side.BUY]
     sell_fills = [f for f in fills if f.side is Side.SELL]
@@ -56,11 +63,11 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
         fees_quote=cycle.fees_quote,
         ai_cost_usd=ai_cost,
         realized_pnl=pnl,
-        buy_fill_seconds=_fill_seconds(services, cycle.buy_order_ids, buy_fills),
-        sell_fill_seconds=_fill_seconds(services, cycle.sell_order_ids, sell_fills),
+        buy_fill_seconds=_fill_seconds(orders, cycle.buy_order_ids, buy_fills),
+        sell_fill_seconds=_fill_seconds(orders, cycle.sell_order_ids, sell_fills),
     )
     repos.trades.add(trade)
-    _record_outcomes(services, cycle_id, pnl)
+    _record_outcomes(services, consultations, orders, pnl)
     # SELL_FILLED closes a sold cycle; a cycle whose buy left only dust closes as well.
     repos.cycles.save(
         cycle.evolve(
@@ -74,24 +81,28 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
     return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": str(pnl)}
 
 
-def _fill_seconds(services: Services, order_ids: tuple[str, ...], fills: list[Fill]) -> float:
+def _fill_seconds(
+    orders: dict[str, OrderRecord], order_ids: tuple[str, ...], fills: list[Fill]
+) -> float:
     """Seconds from placing the leg's last order to its last fill."""
     if not fills or not order_ids:
         return 0.0
-    order = services.repos.orders.get(order_ids[-1])
+    order = orders.get(order_ids[-1])
     placed = order.created_ms if order else fills[0].time_ms
     return max(0.0, (max(f.time_ms for f in fills) - placed) / 1000)
 
 
-def _record_outcomes(services: Services, cycle_id: str, pnl: Decimal) -> None:
+def _record_outcomes(
+    services: Services,
+    consultations: list[ConsultationRecord],
+    orders: dict[str, OrderRecord],
+    pnl: Decimal,
+) -> None:
     """Give each consultation of the closed cycle its outcome, for AI accuracy reports:
     whether the price it proposed was placed and filled, how fast, and the cycle's P&L."""
-    repos = services.repos
-    orders = {o.consultation_id: o for o in repos.orders.all() if o.cycle_id == cycle_id}
-    for consultation in repos.consultations.all():
-        if consultation.cycle_id != cycle_id:
-            continue
-        order = orders.get(consultation.consultation_id)
+    by_consultation = {o.consultation_id: o for o in orders.values()}
+    for consultation in consultations:
+        order = by_consultation.get(consultation.consultation_id)
         filled = order is not None and order.status == "FILLED"
         outcome = {
             "outcome_placed": str(order is not None).lower(),
@@ -103,4 +114,6 @@ def _record_outcomes(services: Services, cycle_id: str, pnl: Decimal) -> None:
             ),
             "outcome_cycle_pnl": str(pnl),
         }
-        repos.consultations.add(replace(consultation, extra={**consultation.extra, **outcome}))
+        services.repos.consultations.add(
+            replace(consultation, extra={**consultation.extra, **outcome})
+        )

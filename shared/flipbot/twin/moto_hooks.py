@@ -167,6 +167,7 @@ class LambdaRegistry:
     environments: dict[str, Mapping[str, str]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     invocations: dict[str, int] = field(default_factory=dict)
+    async_retries: dict[str, int] = field(default_factory=dict)
     before_invoke: Callable[[str, dict[str, Any]], None] | None = None
     dead_letters: list[tuple[str, str]] = field(default_factory=list)
     #: What each function printed (its CloudWatch Logs stream), the last lines of it.
@@ -178,12 +179,17 @@ class LambdaRegistry:
         self.handlers[name] = handler
         self.environments[name] = dict(environment)
 
-    def invoke(self, name: str, event: dict[str, Any]) -> Any:
-        """Run one handler, serialised with every other invocation of the twin."""
+    def invoke(self, name: str, event: dict[str, Any], *, retry: bool = False) -> Any:
+        """Run one handler, serialised with every other invocation of the twin.
+
+        ``invocations`` counts deliveries; an asynchronous retry of a failed delivery is
+        counted in ``async_retries`` instead.
+        """
         handler = self.handlers[name]
         output = io.StringIO()
         with self.lock, environment(self.environments[name]):
-            self.invocations[name] = self.invocations.get(name, 0) + 1
+            counts = self.async_retries if retry else self.invocations
+            counts[name] = counts.get(name, 0) + 1
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
             try:
@@ -196,9 +202,9 @@ class LambdaRegistry:
     def invoke_async(self, name: str, event: dict[str, Any]) -> bool:
         """An asynchronous invocation (EventBridge, schedules): retried, then dead-lettered."""
         error: Exception | None = None
-        for _ in range(self.async_attempts):
+        for attempt in range(self.async_attempts):
             try:
-                self.invoke(name, event)
+                self.invoke(name, event, retry=attempt > 0)
                 return True
             except Exception as exc:  # the Lambda service retries any failure
                 error = exc

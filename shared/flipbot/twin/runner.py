@@ -362,7 +362,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     elapsed = time.monotonic() - started
     print(
         f"replayed {state.events:,} market events in {elapsed:.1f}s "
-        f"({state.published} order updates, {state.schedules_fired} scheduled runs)",
+        f"({state.published} order updates, {state.schedules_fired} scheduled runs, "
+        f"{sum(registry.async_retries.values())} async retries)",
         file=out,
     )
     return report

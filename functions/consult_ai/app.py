@@ -1,13 +1,19 @@
-"""ConsultAiFunction: ask the decision maker for a leg's price; guards decide what is placed."""
+"""ConsultAiFunction: ask the decision maker for a leg's price; guards decide what is placed.
+
+``purpose: check`` asks instead whether the resting sell stays (``KEEP``) or is replaced
+(``REPLACE``, when the stop-loss has fired); the decision maker is not consulted then.
+"""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flipbot.app.consult import consult
+from flipbot.app.consult import check_resting_sell, consult
 from flipbot.app.requests import ConsultRequest
 from flipbot.composition import container
+from flipbot.domain.errors import InvalidEvent
+from flipbot.domain.model import Side
 from flipbot.observability import ScrubbingFormatter
 
 logger = Logger(logger_formatter=ScrubbingFormatter())
@@ -18,8 +24,19 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = ConsultRequest.parse(event)
+    if request.purpose == "check":
+        if request.leg is not Side.SELL:
+            raise InvalidEvent(
+                f"ConsultRequest: purpose='check' is for the SELL leg, not {request.leg}"
+            )
+        checked = check_resting_sell(container(), request.cycle_id, request.attempt)
+        metrics.add_metric("SellChecks", MetricUnit.Count, 1)
+        logger.info("resting sell checked", extra=checked)
+        return checked
     result = consult(container(), request.cycle_id, request.leg, request.attempt)
     metrics.add_metric("AiConfidence", MetricUnit.Count, float(result["confidence"]))
+    if result.get("decided_by") == "stop-loss":
+        metrics.add_metric("StopLossExits", MetricUnit.Count, 1)
     if result["guard"]:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
     if "cost_usd" in result:

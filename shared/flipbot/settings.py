@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flipbot.domain.errors import ConfigurationError
 
+NO_SELL_TIMEOUT = 99_999_999
+"""A sell's ``timeout_seconds`` without a stop-loss: Step Functions' own default for a task
+(about three years), i.e. none; reconcile's heartbeats keep the resting sell alive."""
+
 
 class Tables(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -42,6 +46,9 @@ class Settings(BaseModel):
     buy_order_timeout_seconds: int = Field(default=900, gt=0)
     sell_heartbeat_seconds: int = Field(default=7200, gt=0)
     reconsult_seconds: int = Field(default=60, gt=0)
+    strategy: str = "ai"
+    stop_loss: Decimal | None = Field(default=None, gt=0, lt=1)
+    sell_recheck_seconds: int = Field(default=300, ge=10)
     tables: Tables
     event_bus_name: str = ""
     binance_secret_arn: str = ""
@@ -58,6 +65,12 @@ class Settings(BaseModel):
     recovery_open_buy: Literal["wait", "cancel"] = "cancel"
     manual_sell_margin: Decimal = Field(default=Decimal("0.01"), ge=0)
     manual_dry_run: bool = False
+
+    @property
+    def sell_timeout_seconds(self) -> int:
+        """How long a sell rests before the state machine checks it against the stop-loss;
+        without a stop-loss, :data:`NO_SELL_TIMEOUT` (it rests until it fills)."""
+        return self.sell_recheck_seconds if self.stop_loss is not None else NO_SELL_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -77,6 +90,9 @@ class Settings(BaseModel):
             "buy_order_timeout_seconds": env.get("BUY_ORDER_TIMEOUT_SECONDS", "900"),
             "sell_heartbeat_seconds": env.get("SELL_HEARTBEAT_SECONDS", "7200"),
             "reconsult_seconds": env.get("RECONSULT_SECONDS", "60"),
+            "strategy": env.get("STRATEGY", "ai") or "ai",
+            "stop_loss": _stop_loss(env),
+            "sell_recheck_seconds": env.get("SELL_RECHECK_SECONDS", "300") or "300",
             "tables": {key: env[var] for key, var in _TABLE_VARS.items()}
             | {"idempotency": env.get("IDEMPOTENCY_TABLE", "")},
             "event_bus_name": env.get("EVENT_BUS_NAME", ""),
@@ -125,6 +141,8 @@ _ENV_NAME = {
     "buy_order_timeout_seconds": "BUY_ORDER_TIMEOUT_SECONDS",
     "sell_heartbeat_seconds": "SELL_HEARTBEAT_SECONDS",
     "max_cycles": "MAX_CYCLES",
+    "stop_loss": "STOP_LOSS",
+    "sell_recheck_seconds": "SELL_RECHECK_SECONDS",
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
 }
@@ -137,6 +155,19 @@ def _price_table(raw: str) -> str:
 
         parse_price_table(raw)
     return raw
+
+
+def _stop_loss(env: Mapping[str, str]) -> Decimal | None:
+    """``STOP_LOSS``: empty = the strategy's own (ma-cross 1 %, the others none);
+    ``off`` = never; otherwise a fraction of the entry price, e.g. ``0.02``."""
+    raw = (env.get("STOP_LOSS") or "").strip().lower()
+    if raw == "off":
+        return None
+    if not raw:
+        from flipbot.domain.guards import STRATEGY_STOP_LOSS
+
+        return STRATEGY_STOP_LOSS.get(env.get("STRATEGY", "ai") or "ai")
+    return _decimal(env, "STOP_LOSS", raw)
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:

@@ -59,7 +59,11 @@ def stdout_of_functions() -> Iterator[io.StringIO]:
         assert handlers, "the functions' Powertools Logger has no handler"
         for handler in handlers:
             assert isinstance(handler.formatter, ScrubbingFormatter), handler.formatter
-        saved_streams = [h.setStream(captured) for h in handlers]
+        # Swap the stream without setStream: it flushes the old stream first, which may be
+        # a capture file an earlier test in this worker has closed.
+        saved_streams = [h.stream for h in handlers]
+        for handler in handlers:
+            handler.stream = captured
         service.setLevel(logging.DEBUG)
         try:
             stack.seed_market(bid="8.49", ask="8.51")
@@ -73,7 +77,7 @@ def stdout_of_functions() -> Iterator[io.StringIO]:
             yield captured
         finally:
             for handler, stream in zip(handlers, saved_streams, strict=True):
-                handler.setStream(stream or sys.stdout)
+                handler.stream = stream if stream is not None and not stream.closed else sys.stdout
             service.setLevel(saved_level)
             forget_secrets()
 

@@ -384,6 +384,12 @@ class DynamoConsultations:
     def add(self, record: ConsultationRecord) -> None:
         self._m(record.consultation_id, cycle_id=record.cycle_id, body=_dump(record)).save()
 
+    def get(self, consultation_id: str) -> ConsultationRecord | None:
+        try:
+            return _consultation(self._m.get(consultation_id, consistent_read=True).body)
+        except DoesNotExist:
+            return None
+
     def all(self) -> list[ConsultationRecord]:
         return sorted(
             (_consultation(i.body) for i in self._m.scan()),

@@ -4,6 +4,13 @@ The decision maker (AI or offline strategy) proposes; code disposes. Every answe
 recorded with the guard verdict. A buy that fails a guard waits and re-consults; a sell
 that fails a guard is placed at the safe price instead (the profit floor, kept a maker
 above the best bid), because the cycle must sell what it holds and never below the floor.
+
+The one exception is a configured stop-loss (``STOP_LOSS``, or the strategy's own): when
+the last price is at or under ``entry * (1 - stop_loss)`` the sell leg is not put to the
+decision maker at all; code places the exit at the best ask and records it as a
+consultation decided by ``stop-loss`` with the verdict ``PLACE:STOP_LOSS``, the last price
+and the stop price. :func:`check_resting_sell` is how a resting sell learns of it: the
+state machine asks every ``SELL_RECHECK_SECONDS`` whether to keep the order or replace it.
 """
 
 from __future__ import annotations
@@ -15,14 +22,21 @@ from typing import Any
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import sync_order_fills
 from flipbot.app.orders import advance
-from flipbot.app.records import ConsultationRecord, Cycle
+from flipbot.app.records import STOP_LOSS_VERDICT, ConsultationRecord, Cycle
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import FlipbotError, GuardRejected
 from flipbot.domain.fees import profit_floor
-from flipbot.domain.guards import RiskLimits, check_buy, check_sell
-from flipbot.domain.model import MarketSnapshot, Side
+from flipbot.domain.guards import (
+    RiskLimits,
+    check_buy,
+    check_sell,
+    stop_exit_price,
+    stop_loss_triggered,
+    stop_price,
+)
+from flipbot.domain.model import BookTop, MarketSnapshot, Side
 
 PROMPT_VERSION = "offline-v1"
 
@@ -34,6 +48,7 @@ def risk_limits(services: Services) -> RiskLimits:
         min_confidence=s.min_confidence,
         min_profit=s.min_profit,
         price_band=s.price_band,
+        stop_loss=s.stop_loss,
     )
 
 
@@ -154,6 +169,14 @@ def _consult_sell(
             "action": "DUST",
         }
     snapshot = _with_book(snapshot, book)
+    limits = risk_limits(services)
+    coid = f"fb-{cycle.cycle_id}-S{attempt}"
+    if stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
+        exit_order = _stop_loss_exit(
+            services, cycle, snapshot, book, held, floor, coid, consultation_id, now
+        )
+        if exit_order is not None:
+            return exit_order
     if s.sell_mode == "on_profit" and snapshot.last_price < floor:
         return _wait(
             s.reconsult_seconds,
@@ -170,8 +193,6 @@ def _consult_sell(
         quantity=held,
     )
     decision, meta = _decide(services, request)
-    coid = f"fb-{cycle.cycle_id}-S{attempt}"
-    limits = risk_limits(services)
     try:
         sell = check_sell(
             decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
@@ -191,8 +212,135 @@ def _consult_sell(
         )
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
     return _place(
-        sell.price, sell.quantity, consultation_id, decision, 0, s.sell_heartbeat_seconds, reason
+        sell.price,
+        sell.quantity,
+        consultation_id,
+        decision,
+        services.settings.sell_timeout_seconds,
+        s.sell_heartbeat_seconds,
+        reason,
     ) | _source(meta)
+
+
+def _stop_loss_exit(
+    services: Services,
+    cycle: Cycle,
+    snapshot: MarketSnapshot,
+    book: BookTop,
+    held: Decimal,
+    floor: Decimal,
+    coid: str,
+    consultation_id: str,
+    now: int,
+) -> dict[str, Any] | None:
+    """The stop-loss sell at the best ask, or ``None`` when no valid exit order exists.
+
+    ``None`` (e.g. what is held is under the minimum notional at the lower price) lets the
+    leg go on as usual: a sell at the floor is always better than no sell at all.
+    """
+    s, rules = services.settings, services.exchange.symbol_rules(services.settings.symbol)
+    limits = risk_limits(services)
+    stop = stop_price(cycle.entry_price, limits)
+    price = stop_exit_price(book, rules)
+    reasoning = (
+        f"stop-loss: last {snapshot.last_price} <= entry {cycle.entry_price} x "
+        f"(1 - {limits.stop_loss}) = {stop}; sell at the ask {price} (floor {floor} waived)"
+    )
+    decision = Decision(action="SELL", base_price=price, confidence=1.0, reasoning=reasoning)
+    meta = {"decided_by": "stop-loss"}
+    try:
+        sell = check_sell(
+            decision,
+            book,
+            rules,
+            limits,
+            held,
+            floor,
+            symbol=s.symbol,
+            client_order_id=coid,
+            below_floor=True,
+        )
+    except GuardRejected as rejected:
+        _audit(
+            services,
+            cycle,
+            Side.SELL,
+            consultation_id + "-stop",
+            now,
+            decision,
+            meta,
+            f"REJECTED:{rejected.guard}",
+            f"stop-loss exit refused: {rejected}",
+            extra=_stop_evidence(snapshot.last_price, stop),
+        )
+        return None
+    _audit(
+        services,
+        cycle,
+        Side.SELL,
+        consultation_id,
+        now,
+        decision,
+        meta,
+        STOP_LOSS_VERDICT,
+        reasoning,
+        extra=_stop_evidence(snapshot.last_price, stop),
+    )
+    return _place(
+        sell.price,
+        sell.quantity,
+        consultation_id,
+        decision,
+        services.settings.sell_timeout_seconds,
+        s.sell_heartbeat_seconds,
+        reasoning,
+    ) | _source(meta)
+
+
+def _stop_evidence(last: Decimal, stop: Decimal | None) -> dict[str, str]:
+    return {"last_price": str(last), "stop_price": str(stop)}
+
+
+def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[str, Any]:
+    """Keep or replace the resting sell of ``attempt``: ``{action: KEEP|REPLACE, reason}``.
+
+    ``REPLACE`` when the stop-loss has fired and the resting order is not already a
+    stop-loss exit at the front of the asks: a sell at the floor (far above a falling
+    market), or an earlier exit the market has since fallen away from. The state machine
+    then cancels it and consults the sell leg again, which places the exit. Everything
+    else (no stop-loss, price above the stop, no market data) keeps the order resting.
+    """
+    s, repos = services.settings, services.repos
+    limits = risk_limits(services)
+    keep = {
+        "action": "KEEP",
+        "reason": "",
+        "timeout_seconds": services.settings.sell_timeout_seconds,
+    }
+    if limits.stop_loss is None:
+        return keep | {"reason": "no stop-loss configured"}
+    cycle = repos.cycles.get(cycle_id)
+    order = repos.orders.get(f"fb-{cycle_id}-S{attempt}")
+    snapshot = repos.market.get(s.symbol)
+    if cycle is None or order is None or snapshot is None or cycle.entry_price <= 0:
+        return keep | {"reason": "nothing to check: no cycle, order or market snapshot"}
+    if order.status not in ("NEW", "PARTIALLY_FILLED"):
+        return keep | {"reason": f"order is {order.status}: its outcome resumes the cycle"}
+    if not stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
+        return keep | {
+            "reason": f"last {snapshot.last_price} above the stop "
+            f"{stop_price(cycle.entry_price, limits)}"
+        }
+    book = services.exchange.book_top(s.symbol)
+    exit_price = stop_exit_price(book, services.exchange.symbol_rules(s.symbol))
+    if order.exit_reason == "STOP_LOSS" and order.price <= exit_price:
+        return keep | {"reason": f"stop-loss exit at {order.price} is at the front of the asks"}
+    return {
+        "action": "REPLACE",
+        "reason": f"stop-loss: last {snapshot.last_price} <= stop "
+        f"{stop_price(cycle.entry_price, limits)}; resting at {order.price}, exit at {exit_price}",
+        "timeout_seconds": services.settings.sell_timeout_seconds,
+    }
 
 
 def _source(meta: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +396,8 @@ def _audit(
     meta: dict[str, Any],
     verdict: str,
     reason: str,
+    *,
+    extra: dict[str, str] | None = None,
 ) -> None:
     context = f"{cycle.cycle_id}|{leg}|{decision.model_dump_json()}"
     services.repos.consultations.add(
@@ -270,6 +420,7 @@ def _audit(
             cost_usd=Decimal(str(meta.get("cost_usd", "0"))),
             latency_ms=int(meta.get("latency_ms", 0)),
             raw_answer=str(meta.get("raw_answer", ""))[:4000],
+            extra=dict(extra or {}),
         )
     )
 

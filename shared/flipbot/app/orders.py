@@ -19,7 +19,7 @@ from flipbot.app.fills import (
     send_callback,
     sync_order_fills,
 )
-from flipbot.app.records import OrderRecord, client_order_id
+from flipbot.app.records import STOP_LOSS_VERDICT, OrderRecord, client_order_id
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
 from flipbot.domain.errors import (
@@ -60,8 +60,9 @@ def place_order(
     coid = client_order_id(cycle_id, leg, attempt)
     cycle = repos.cycles.get(cycle_id)
     floor = cycle.floor_price if cycle is not None and leg is Side.SELL else Decimal(0)
+    exit_reason = ""
     if leg is Side.SELL and price < floor:
-        raise GuardRejected("profit_floor", f"sell price {price} is below the floor {floor}")
+        exit_reason = _below_floor_reason(services, coid, cycle, price, consultation_id)
     order = repos.orders.create(
         OrderRecord(
             client_order_id=coid,
@@ -75,6 +76,7 @@ def place_order(
             created_ms=now,
             updated_ms=now,
             floor_price=floor,
+            exit_reason=exit_reason,
         )
     )
     # A redelivery or retry brings a new task token: the latest one is the live one.
@@ -97,6 +99,35 @@ def place_order(
     order = repos.orders.get(coid) or order
     resume_waiting_task(order, fills, repos, services.workflow)
     return {"client_order_id": coid, "order_id": order.order_id, "status": order.status}
+
+
+def _below_floor_reason(
+    services: Services, coid: str, cycle: Any, price: Decimal, consultation_id: str
+) -> str:
+    """Why a sell may rest below the cycle's profit floor, or :class:`GuardRejected`.
+
+    Two cases only: the order is already on the exchange (a redelivery, or a resting order
+    recovery resumes), or it is the stop-loss exit its consultation recorded: decided by
+    the stop-loss rule for this cycle, with the last price at or under the stop price, and
+    a stop-loss still configured. Anything else is refused with the floor named.
+    """
+    floor = cycle.floor_price
+    existing = services.repos.orders.get(coid)
+    if existing is not None and existing.order_id:
+        return existing.exit_reason
+    refused = GuardRejected("profit_floor", f"sell price {price} is below the floor {floor}")
+    if services.settings.stop_loss is None or not consultation_id:
+        raise refused
+    audit = services.repos.consultations.get(consultation_id)
+    if audit is None or audit.verdict != STOP_LOSS_VERDICT or audit.cycle_id != cycle.cycle_id:
+        raise refused
+    try:
+        last, stop = Decimal(audit.extra["last_price"]), Decimal(audit.extra["stop_price"])
+    except (KeyError, ArithmeticError):
+        raise refused from None
+    if last > stop:
+        raise refused
+    return "STOP_LOSS"
 
 
 #: How long "not found" after an unknown create-order outcome still means "not visible yet".

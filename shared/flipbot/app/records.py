@@ -98,8 +98,9 @@ class OrderRecord(_Record):
     created_ms: int = 0
     updated_ms: int = 0
     reject_reason: str = ""
-    floor_price: Decimal = ZERO  # sells: the lowest price this order may rest at
+    floor_price: Decimal = ZERO  # sells: the cycle's profit floor when it was placed
     unknown_since_ms: int = 0  # when a create-order's outcome became unknown
+    exit_reason: str = ""  # sells: "STOP_LOSS" for the one exit allowed below the floor
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class TradeRecord:
     sell_fill_seconds: float
 
 
+STOP_LOSS_VERDICT = "PLACE:STOP_LOSS"
+"""The verdict of a sell placed by the stop-loss rule, below the profit floor."""
+
+
 @dataclass(frozen=True)
 class ConsultationRecord:
     """The audit of one decision: who decided, what it said, what the guards did."""
@@ -137,7 +142,7 @@ class ConsultationRecord:
     price: Decimal | None
     confidence: float
     reasoning: str
-    verdict: str  # PLACE, WAIT or REJECTED:<guard>
+    verdict: str  # PLACE, PLACE:STOP_LOSS, WAIT or REJECTED:<guard>
     verdict_reason: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
@@ -194,6 +199,7 @@ class TradeRepository(Protocol):
 
 class ConsultationRepository(Protocol):
     def add(self, record: ConsultationRecord) -> None: ...
+    def get(self, consultation_id: str) -> ConsultationRecord | None: ...
     def all(self) -> list[ConsultationRecord]: ...
 
 

@@ -186,7 +186,11 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
             **base,
             "sell_attempt": live_sell.attempt,
             "resume": "WAIT_SELL",
-            "sell_decision": _decision(live_sell, heartbeat=s.sell_heartbeat_seconds),
+            "sell_decision": _decision(
+                live_sell,
+                timeout=s.sell_timeout_seconds,
+                heartbeat=s.sell_heartbeat_seconds,
+            ),
         }
     if live_buy is not None and s.recovery_open_buy == "wait":
         return {

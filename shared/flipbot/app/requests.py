@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,8 @@ class ConsultRequest(_Request):
     cycle_id: str = Field(pattern=CYCLE_ID)
     leg: Side
     attempt: int = Field(ge=1)
+    #: ``decide`` a leg's next order, or ``check`` whether a resting sell should stay.
+    purpose: Literal["decide", "check"] = "decide"
 
 
 class PlaceOrderRequest(_Request):

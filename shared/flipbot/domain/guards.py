@@ -6,6 +6,10 @@ A decision maker (the AI or the offline strategy) only proposes; :func:`check_bu
 ``action``, ``confidence``, ``price``, ``book``, ``spread``, ``price_band``,
 ``profit_floor``, ``balance``, ``quantity``, ``min_notional`` and ``filters`` (a symbol
 filter failed; the message is Binance's, followed by the offending value).
+
+The one exit below the profit floor is a stop-loss, and only when one is configured:
+:func:`stop_loss_triggered` says when, :func:`stop_exit_price` at what price, and
+:func:`check_sell` takes ``below_floor=True`` for it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import BookTop, OrderRequest, Side
 
 _ONE = Decimal(1)
+
+STRATEGY_STOP_LOSS: dict[str, Decimal] = {"ma-cross": Decimal("0.01")}
+"""The stop-loss a strategy brings with it when the ``StopLoss`` parameter is left empty.
+Every other strategy (and ``ai``, the default) has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,7 @@ def check_sell(
     symbol: str,
     client_order_id: str,
     avg_price: Decimal | None = None,
+    below_floor: bool = False,
 ) -> OrderRequest:
     """Turn a SELL decision into a resting maker order, or raise :class:`GuardRejected`.
 
@@ -103,11 +112,17 @@ def check_sell(
     floor_price)``: an absurdly high ask never fills, but the floor itself stays allowed
     when the market has fallen far below it. The quantity is ``held_qty`` rounded down
     to the step.
+
+    ``below_floor=True`` is the stop-loss exit: the floor does not apply, and it is
+    refused unless ``limits.stop_loss`` is set. The price must still rest above the best
+    bid, so a stop-loss sells at the market's ask, never into the bids.
     """
     _check_common(decision, Side.SELL, limits)
     _check_book(book)
+    if below_floor and limits.stop_loss is None:
+        raise GuardRejected("stop_loss", "a sell below the floor needs a configured stop-loss")
     price = rules.ceil_price(decision.base_price)
-    if price < floor_price:
+    if price < floor_price and not below_floor:
         raise GuardRejected("profit_floor", f"sell price {price} < floor {floor_price}")
     if price <= book.bid:
         raise GuardRejected("spread", f"sell price {price} <= best bid {book.bid}")
@@ -131,6 +146,23 @@ def stop_loss_triggered(entry_price: Decimal, last_price: Decimal, limits: RiskL
     if limits.stop_loss is None:
         return False
     return last_price <= entry_price * (_ONE - limits.stop_loss)
+
+
+def stop_price(entry_price: Decimal, limits: RiskLimits) -> Decimal | None:
+    """The price at or under which the stop-loss fires: ``entry * (1 - stop_loss)``."""
+    if limits.stop_loss is None:
+        return None
+    return entry_price * (_ONE - limits.stop_loss)
+
+
+def stop_exit_price(book: BookTop, rules: SymbolRules) -> Decimal:
+    """Where a stop-loss sell rests: at the best ask, the lowest maker price there is.
+
+    When the ask is one tick above the bid that is the same as ``bid + tick``; a wider
+    spread keeps the order at the front of the asks instead of giving the spread away.
+    """
+    _check_book(book)
+    return max(rules.ceil_price(book.ask), book.bid + rules.tick_size)
 
 
 def _check_common(decision: Decision, side: Side, limits: RiskLimits) -> None:

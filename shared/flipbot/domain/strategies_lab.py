@@ -16,9 +16,12 @@ reads the recorded P&L through a :class:`SessionLedger` it is given. The same se
 requests gives the same answers.
 
 Prices are proposals: the use cases still apply the exchange filters and the guards (price
-band, profit floor) afterwards. In particular a SELL is never placed below the cycle's
-profit floor, so ``ma-cross``'s 1 % stop-loss is computed and reported, not enforced
-(:attr:`MaCrossStrategy.stop_loss`).
+band, profit floor) afterwards. A SELL proposal is never placed below the cycle's profit
+floor. ``ma-cross``'s 1 % stop-loss is the one exit below it, and the cycle enforces it,
+not the strategy: selecting ``ma-cross`` sets the ``StopLoss`` default to 1 %
+(:data:`flipbot.domain.guards.STRATEGY_STOP_LOSS`). Once the last price is at or under
+``entry * (1 - stop_loss)``, the sell leg places the exit at the best ask without asking
+the strategy (see :mod:`flipbot.app.consult`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Protocol
 
 from flipbot.domain.decision import Decision, DecisionRequest, PriceRange
+from flipbot.domain.guards import STRATEGY_STOP_LOSS
 from flipbot.domain.model import MarketSnapshot, Side
 
 __all__ = [
@@ -555,9 +559,11 @@ class MaCrossStrategy:
       position is offered at the best ask instead, to get out with the trend;
     * either way never below the profit floor the request gives (the cycle never sells
       below it, so both prices are raised to the floor when needed);
-    * *stop-loss* — ``entry × (1 - stop_loss)``: when the last price is at or under it the
-      reasoning says so, but the sell stays at or above the floor: the cycle has no
-      below-floor exit yet.
+    * *stop-loss* — ``entry × (1 - stop_loss)``. The cycle enforces it (the ``StopLoss``
+      parameter defaults to this strategy's 1 %): a resting sell is checked every
+      ``SellRecheckSeconds`` and replaced by an exit at the best ask once the last price
+      is at or under the stop. The strategy itself is not asked then; its answers stay at
+      or above the floor.
 
     The exit signal is evaluated whenever the SELL leg is consulted (right after the buy
     fills, and again when a sell is re-consulted); a resting sell is not re-priced by it.
@@ -572,7 +578,7 @@ class MaCrossStrategy:
         slow: int = 21,
         candle_ms: int = 300_000,
         take_profit: Decimal = Decimal("0.015"),
-        stop_loss: Decimal = Decimal("0.01"),
+        stop_loss: Decimal = STRATEGY_STOP_LOSS["ma-cross"],
         entry_window: int = 2,
         buy_timeout_seconds: int = 300,
         buy_confidence: float = 0.9,
@@ -650,12 +656,7 @@ class MaCrossStrategy:
         price = _up(max(floor, wanted), unit)
         if price > wanted:
             label += f", raised to the floor {floor}"
-        stop_price = entry * (1 - self.stop_loss)
-        if snap.last_price <= stop_price:
-            notes.append(
-                f"stop-loss level {stop_price:.8g} reached (not enforced: sells stay "
-                "at or above the floor)"
-            )
+        notes.append(f"stop-loss at {entry * (1 - self.stop_loss):.8g}")
         if stop is not None:
             notes.append(f"session stopped: {stop}")
         return Decision(

@@ -265,6 +265,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.exec import execute_state
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
         state_task_service_sfn,
     )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
@@ -394,6 +395,55 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
 
     patch(callback.CallbackEndpoint, "wait", callback_wait)
     patch(callback.HeartbeatEndpoint, "clear_and_wait", heartbeat_clear_and_wait)
+
+    # A callback task with both a heartbeat and a timeout (PlaceSell): moto's heartbeat loop
+    # never looks at the task's timeout, leaving it to the parent thread (kept untimed
+    # below). As on AWS, whichever comes first ends the wait: a missed heartbeat
+    # (States.HeartbeatTimeout) or the task's timeout (States.Timeout).
+    original_token_wait = (
+        state_task_service_callback.StateTaskServiceCallback._eval_wait_for_task_token
+    )
+
+    def wait_for_task_token(
+        self: Any,
+        env: Any,
+        timeout_seconds: int,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if heartbeat_endpoint is None:
+            return original_token_wait(
+                self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint
+            )
+        deadline_ms = scheduler.now_ms + int(timeout_seconds) * 1000
+        while env.is_running():
+            remaining = (deadline_ms - scheduler.now_ms) / 1000
+            if remaining <= 0:
+                break
+            beat = heartbeat_endpoint._next_heartbeat_event
+            with heartbeat_endpoint._mutex:
+                received = beat.is_set()
+                beat.clear()
+            if not received:
+                received = scheduler.park(
+                    seconds=min(heartbeat_endpoint._heartbeat_seconds, remaining),
+                    event=beat,
+                    label="heartbeat",
+                )
+                with heartbeat_endpoint._mutex:
+                    beat.clear()
+            outcome = callback_endpoint.get_outcome()
+            if outcome is not None:
+                return outcome
+            if not received and scheduler.now_ms < deadline_ms and env.is_running():
+                return callback.HeartbeatTimedOut()
+        return callback.CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+
+    patch(
+        state_task_service_callback.StateTaskServiceCallback,
+        "_eval_wait_for_task_token",
+        wait_for_task_token,
+    )
     for owner, name in (
         (callback.CallbackEndpoint, "notify"),
         (callback.CallbackEndpoint, "notify_heartbeat"),

@@ -3,8 +3,10 @@
 Every figure comes from what the system recorded (DynamoDB) and is checked against
 what the exchange did: balances must equal the initial balances plus the recorded
 fills and fees to the last unit, every exchange fill must be recorded exactly once,
-no client order id may appear twice, no sell may rest below its cycle's profit floor,
-and no cycle may spend more than the configured quote per cycle.
+no client order id may appear twice, no sell may rest below its cycle's profit floor
+(except a stop-loss exit, which must carry its evidence: the last price at or under
+``entry * (1 - stop_loss)``), and no cycle may spend more than the configured quote per
+cycle.
 """
 
 from __future__ import annotations
@@ -39,6 +41,45 @@ def expected_balances(
         out[quote] = out.get(quote, ZERO) - sign * f.quote_qty
         out[f.commission_asset] = out.get(f.commission_asset, ZERO) - f.commission
     return {k: v for k, v in out.items() if k}
+
+
+def unjustified_stop_exits(
+    stop_exits: list[Any], cycles: list[Any], consultations: list[Any], settings: Any
+) -> list[str]:
+    """Stop-loss sells (the only sells below the floor) without their evidence.
+
+    Each needs a configured stop-loss and its consultation: verdict ``PLACE:STOP_LOSS``
+    for the same cycle, a stop price equal to ``entry * (1 - stop_loss)`` and a last price
+    at or under it.
+    """
+    entries = {c.cycle_id: c.entry_price for c in cycles}
+    audit = {c.consultation_id: c for c in consultations}
+    stop_loss = settings.stop_loss
+    bad = []
+    for order in stop_exits:
+        record = audit.get(order.consultation_id)
+        if not _stop_evidence_holds(order, record, entries, stop_loss):
+            bad.append(order.client_order_id)
+    return bad
+
+
+def _stop_evidence_holds(
+    order: Any, record: Any, entries: dict[str, Decimal], stop_loss: Decimal | None
+) -> bool:
+    if stop_loss is None or record is None:
+        return False
+    try:
+        last = Decimal(record.extra["last_price"])
+        stop = Decimal(record.extra["stop_price"])
+    except (KeyError, ArithmeticError):
+        return False
+    expected = entries.get(order.cycle_id, ZERO) * (1 - stop_loss)
+    return bool(
+        record.verdict == "PLACE:STOP_LOSS"
+        and record.cycle_id == order.cycle_id
+        and stop == expected
+        and last <= stop
+    )
 
 
 def build_report(
@@ -77,11 +118,13 @@ def build_report(
     system_orders = [o for o in orders if o.origin is Origin.SYSTEM]
     placed = [o for o in system_orders if o.order_id]
     sells = [o for o in placed if o.side is Side.SELL]
+    stop_exits = [o for o in sells if o.exit_reason == "STOP_LOSS"]
     below_floor = [
         o.client_order_id
         for o in sells
-        if max(floors.get(o.cycle_id, ZERO), o.floor_price) > o.price
+        if max(floors.get(o.cycle_id, ZERO), o.floor_price) > o.price and o not in stop_exits
     ]
+    unjustified_stops = unjustified_stop_exits(stop_exits, cycles, consultations, settings)
     # Exposure: what each cycle actually bought, and each buy order as placed.
     cycle_of = {o.client_order_id: o.cycle_id for o in system_orders}
     spent_by_cycle: dict[str, Decimal] = {}
@@ -96,6 +139,7 @@ def build_report(
     )
     invariants = {
         "no_sell_below_floor": not below_floor,
+        "stop_loss_exits_justified": not unjustified_stops,
         "position_within_cap": not over_cap,
         "balances_reconcile": balances_ok,
         "no_duplicate_client_order_id": all(n == 1 for n in client_ids.values()),
@@ -148,6 +192,7 @@ def build_report(
         "avg_sell_fill_seconds": round(sum(sell_waits) / len(sell_waits), 1) if sell_waits else 0.0,
         "consultations": len(consultations),
         "guard_rejections": len(rejections),
+        "stop_loss_exits": len(stop_exits),
         "guard_rejections_by_reason": dict(
             sorted(Counter(c.verdict.split(":", 1)[1] for c in rejections).items())
         ),
@@ -174,6 +219,7 @@ def build_report(
         "invariants": invariants,
         "violations": {
             "sells_below_floor": below_floor,
+            "unjustified_stop_loss_exits": unjustified_stops,
             "cycles_over_cap": over_cap,
             "balance_mismatch": {
                 a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}

@@ -152,7 +152,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     scheduler = VirtualScheduler(now_ms=data.first_ms)
     registry = LambdaRegistry()
     state = ReplayState()
-    parameters = {"Symbol": config.symbol, **config.parameters}
+    # The template's Strategy parameter follows the decision maker (it also selects the
+    # strategy's own stop-loss); "openai" is the template's "ai".
+    strategy = "ai" if config.decider == "openai" else config.decider
+    parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
 
     with (

@@ -69,7 +69,11 @@ def test_given_orders_on_the_exchange_then_one_order_updated_per_report_in_order
         await rig.server.push_exchange_events(rig.exchange)  # order 2: CANCELED
         await rig.trade("10.60", "3", buyer_maker=False)  # order 3: FILLED
         await rig.settle()
-        await asyncio.sleep(0.3)  # a snapshot is due every 0.2 s
+        # A snapshot is due every 0.2 s; on a loaded machine the first may come later.
+        for _ in range(100):
+            if rig.listener.snapshots_written:
+                break
+            await asyncio.sleep(0.05)
         return rig, await rig.stop()
 
     rig, status = run(scenario())

@@ -11,7 +11,14 @@ import pytest
 from flipbot.domain.decision import Decision
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.filters import SymbolRules
-from flipbot.domain.guards import RiskLimits, check_buy, check_sell, stop_loss_triggered
+from flipbot.domain.guards import (
+    RiskLimits,
+    check_buy,
+    check_sell,
+    stop_exit_price,
+    stop_loss_triggered,
+    stop_price,
+)
 from flipbot.domain.model import BookTop, OrderRequest, Side
 
 D = Decimal
@@ -232,3 +239,60 @@ def test_given_a_five_percent_stop_loss_then_it_triggers_at_or_below_it(
 
 def test_default_limits_match_the_documented_configuration() -> None:
     assert RiskLimits(D("10"), 0.8, D("0.01"), D("0.02"), D("0.10"), None) == LIMITS
+
+
+# --- the stop-loss exit ----------------------------------------------------------------
+STOP = RiskLimits(stop_loss=D("0.01"))
+
+
+def _stop_sell(rules: SymbolRules, book: BookTop, price: str, limits: RiskLimits) -> OrderRequest:
+    return check_sell(
+        _decision("SELL", price, 1.0),
+        book,
+        rules,
+        limits,
+        D("0.9995"),
+        FLOOR,
+        symbol="TRUMPUSDC",
+        client_order_id="S2",
+        below_floor=True,
+    )
+
+
+def test_given_a_stop_loss_then_the_exit_may_rest_below_the_floor_at_the_ask(
+    rules: SymbolRules, book: BookTop
+) -> None:
+    exit_price = stop_exit_price(book, rules)
+    assert exit_price == D("10.02")  # the best ask
+    order = _stop_sell(rules, book, str(exit_price), STOP)
+    assert (order.price, order.quantity) == (D("10.02"), D("0.999"))
+    assert order.price < FLOOR
+
+
+def test_given_no_stop_loss_then_a_below_floor_exit_is_refused_by_name(
+    rules: SymbolRules, book: BookTop
+) -> None:
+    with pytest.raises(GuardRejected) as refused:
+        _stop_sell(rules, book, "10.02", LIMITS)
+    assert refused.value.guard == "stop_loss"
+
+
+def test_given_a_stop_exit_at_or_under_the_bid_then_it_is_refused_as_a_taker(
+    rules: SymbolRules, book: BookTop
+) -> None:
+    with pytest.raises(GuardRejected) as refused:
+        _stop_sell(rules, book, "10.00", STOP)
+    assert refused.value.guard == "spread"
+    assert "10.00" in str(refused.value)
+
+
+def test_given_a_one_tick_spread_then_the_exit_is_the_ask_and_never_the_bid(
+    rules: SymbolRules,
+) -> None:
+    assert stop_exit_price(_book("10.00", "10.01"), rules) == D("10.01")
+    assert stop_exit_price(_book("10.00", "10.005"), rules) == D("10.01")  # off-tick ask
+
+
+def test_given_a_stop_loss_then_the_stop_price_is_entry_times_one_minus_it() -> None:
+    assert stop_price(D("25.90"), STOP) == D("25.641")
+    assert stop_price(D("25.90"), LIMITS) is None

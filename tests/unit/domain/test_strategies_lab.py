@@ -298,13 +298,14 @@ def test_given_a_bearish_market_when_ma_cross_sells_then_it_offers_at_the_ask_ab
     assert "raised to the floor" in low.reasoning
 
 
-def test_given_the_price_under_the_stop_loss_then_ma_cross_reports_it_but_stays_at_the_floor() -> (
+def test_given_the_price_under_the_stop_loss_then_ma_cross_itself_still_answers_at_the_floor() -> (
     None
 ):
+    # The stop-loss exit is the cycle's (code places it without asking the strategy); the
+    # strategy's own proposals never go below the floor, and name the stop level.
     decision = _sell(MaCrossStrategy(), "98.9")
     assert decision.base_price >= D("101.2")
-    assert "stop-loss level" in decision.reasoning
-    assert "not enforced" in decision.reasoning
+    assert "stop-loss at 99" in decision.reasoning
 
 
 # ----------------------------------------------------------------------------- session

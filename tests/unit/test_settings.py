@@ -1,0 +1,68 @@
+"""Settings from the environment: defaults, the stop-loss rules, errors naming the value."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from flipbot.domain.errors import ConfigurationError
+from flipbot.settings import NO_SELL_TIMEOUT, Settings
+
+BASE = {
+    "SYMBOL": "TRUMPUSDC",
+    "CYCLES_TABLE": "cycles",
+    "ORDERS_TABLE": "orders",
+    "FILLS_TABLE": "fills",
+    "TRADES_TABLE": "trades",
+    "CONSULTATIONS_TABLE": "consultations",
+    "MARKET_TABLE": "market",
+}
+
+
+def _settings(**env: str) -> Settings:
+    return Settings.from_env({**BASE, **env})
+
+
+@pytest.mark.parametrize(
+    ("strategy", "stop_loss", "expected"),
+    [
+        ("", "", None),  # the default: no stop-loss
+        ("ai", "", None),
+        ("adaptive", "", None),
+        ("ma-cross", "", Decimal("0.01")),  # the strategy brings its own
+        ("ma-cross", "off", None),
+        ("ma-cross", "OFF", None),
+        ("ma-cross", "0.02", Decimal("0.02")),
+        ("ai", "0.005", Decimal("0.005")),
+    ],
+)
+def test_given_strategy_and_stop_loss_then_the_effective_stop_loss(
+    strategy: str, stop_loss: str, expected: Decimal | None
+) -> None:
+    settings = _settings(STRATEGY=strategy, STOP_LOSS=stop_loss)
+    assert settings.stop_loss == expected
+
+
+def test_given_no_stop_loss_then_a_sell_never_times_out_and_with_one_it_is_rechecked() -> None:
+    assert _settings().sell_timeout_seconds == NO_SELL_TIMEOUT == 99_999_999
+    with_stop = _settings(STOP_LOSS="0.02", SELL_RECHECK_SECONDS="90")
+    assert with_stop.sell_timeout_seconds == 90
+    assert _settings(STRATEGY="ma-cross").sell_timeout_seconds == 300  # the default recheck
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"STOP_LOSS": "one percent"}, "STOP_LOSS='one percent'"),
+        ({"STOP_LOSS": "1.5"}, "STOP_LOSS=Decimal('1.5')"),
+        ({"STOP_LOSS": "0"}, "STOP_LOSS=Decimal('0')"),
+        ({"STOP_LOSS": "0.01", "SELL_RECHECK_SECONDS": "5"}, "SELL_RECHECK_SECONDS='5'"),
+    ],
+)
+def test_given_a_malformed_stop_loss_setting_then_the_error_names_variable_and_value(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        _settings(**env)
+    assert named in str(error.value)

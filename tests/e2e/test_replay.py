@@ -38,9 +38,6 @@ def _assert_invariants(report: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("replay")
-    # The first replay in a process has been seen to take one extra reconcile path (a
-    # cold-start effect not yet explained); a short warm-up keeps the compared runs alike.
-    _replay(out, "warm-up", data=generate_sample(seed=3, hours=1))
     return out, _replay(out, "a")
 
 
@@ -49,6 +46,7 @@ def test_given_the_bundled_sample_when_replayed_then_full_cycles_complete_with_i
 ) -> None:
     _, report = sample_run
     _assert_invariants(report)
+    assert report["errors_caught"] == {}  # no state fell back to Reconcile
     assert report["cycles_completed"] >= 1
     assert report["fills"] >= 2 * report["cycles_completed"]
     assert report["orders_placed"] >= 2 * report["cycles_completed"]

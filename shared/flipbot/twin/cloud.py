@@ -188,7 +188,8 @@ def build(
             Code={"ZipFile": b"twin"},
             Environment={"Variables": {k: v for k, v in env.items() if not k.startswith("AWS_")}},
         )
-        with environment(env):  # module-level code runs at init, with the function's env
+        # Module-level code runs at init, with the function's env.
+        with environment(env, added=registry.added_variables):
             handler = load_handler(fn.code_uri, fn.handler, logical_id)
         registry.register(name, handler, env)
         for rule in fn.event_rules:

@@ -174,6 +174,8 @@ class LambdaRegistry:
     logs: dict[str, deque[str]] = field(default_factory=dict)
     log_lines_kept: int = 200
     async_attempts: int = 3  # Lambda's asynchronous invocation: the call and 2 retries
+    #: variables the functions' environments added to ``os.environ`` (see environment())
+    added_variables: set[str] = field(default_factory=set)
 
     def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
         self.handlers[name] = handler
@@ -187,7 +189,7 @@ class LambdaRegistry:
         """
         handler = self.handlers[name]
         output = io.StringIO()
-        with self.lock, environment(self.environments[name]):
+        with self.lock, environment(self.environments[name], added=self.added_variables):
             counts = self.async_retries if retry else self.invocations
             counts[name] = counts.get(name, 0) + 1
             if self.before_invoke is not None:
@@ -198,6 +200,15 @@ class LambdaRegistry:
             finally:
                 kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
                 kept.extend(output.getvalue().splitlines())
+
+    def restore_environment(self) -> None:
+        """Delete the variables the functions' environments added to ``os.environ``."""
+        import os
+
+        with self.lock:
+            for key in sorted(self.added_variables):
+                os.environ.pop(key, None)
+            self.added_variables.clear()
 
     def invoke_async(self, name: str, event: dict[str, Any]) -> bool:
         """An asynchronous invocation (EventBridge, schedules): retried, then dead-lettered."""
@@ -229,7 +240,15 @@ class LambdaContext:
 
 
 @contextmanager
-def environment(env: Mapping[str, str]) -> Iterator[None]:
+def environment(env: Mapping[str, str], *, added: set[str] | None = None) -> Iterator[None]:
+    """``os.environ`` with ``env`` applied for the block, then restored.
+
+    With ``added``, a variable the block introduced is left in place and its name put in
+    ``added`` instead of being deleted: moto's execution threads copy ``os.environ``
+    (creating boto3 clients) outside the invocation lock, and a key deleted in the middle
+    of that copy raises ``KeyError`` in *their* thread, which the state machine reports as
+    ``States.Runtime``. :meth:`LambdaRegistry.restore_environment` deletes them at the end.
+    """
     import os
 
     saved = {k: os.environ.get(k) for k in env}
@@ -238,10 +257,12 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
+            if value is not None:
                 os.environ[key] = value
+            elif added is not None:
+                added.add(key)
+            else:
+                os.environ.pop(key, None)
 
 
 def lambda_error_payload(exc: BaseException) -> str:
@@ -480,6 +501,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
     try:
         yield
     finally:
+        registry.restore_environment()
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -66,6 +67,8 @@ class ReplayState:
     max_position_quote: Decimal = Decimal(0)
     last_price: Decimal = Decimal(0)
     price_path: list[tuple[int, Decimal]] = field(default_factory=list)
+    #: every error a state caught into Reconcile: (virtual time, cycle, error, its cause)
+    caught: list[tuple[int, str, str, str]] = field(default_factory=list)
 
 
 class _TwinClock:
@@ -217,8 +220,21 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             if function_name == consult_function and indicators.has_data:
                 repos.market.put(indicators.snapshot(scheduler.now_ms))
 
+        reconcile_name = cloud.function_names["ReconcileFunction"]
+
         def before_invoke(function_name: str, event: dict[str, Any]) -> None:
             fresh_snapshot(function_name, event)
+            if function_name == reconcile_name and event.get("source") == "cycle":
+                error = event.get("error") or {}
+                error = error if isinstance(error, dict) else {}
+                state.caught.append(
+                    (
+                        scheduler.now_ms,
+                        str(event.get("cycle_id", "")),
+                        str(error.get("Error", "")),
+                        str(error.get("Cause", ""))[:500],
+                    )
+                )
             if chaos is not None:
                 chaos.arm()
 
@@ -347,6 +363,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 "seed": chaos.seed,
                 **chaos.stats.as_dict(),
             }
+        report["errors_caught"] = dict(sorted(Counter(c[2] for c in state.caught).items()))
         report["invocations"] = {
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
@@ -369,6 +386,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         f"{sum(registry.async_retries.values())} async retries)",
         file=out,
     )
+    from flipbot.twin.report import _iso
+
+    for when, cycle_id, name, cause in state.caught:
+        print(
+            f"  caught into Reconcile: {name or '?'} in {cycle_id} at {_iso(when)}: {cause}",
+            file=out,
+        )
     return report
 
 

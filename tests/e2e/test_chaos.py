@@ -1,6 +1,7 @@
 """Chaos replays: at-least-once delivery, crashes and exchange faults never break the money.
 
-CI runs a bounded sample (two seeds of every scenario); ``make chaos`` runs 200 seeds.
+CI runs a bounded sample (two seeds of every scenario, and one of every scenario with a
+tight stop-loss); ``make chaos`` runs 200 seeds.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def test_given_every_scenario_then_its_fault_was_really_injected(
     for scenario, column in INJECTED.items():
         assert by_name[scenario][column], f"{scenario} injected no {column}"
     assert by_name["combined"]["crashes"] or by_name["combined"]["faults"]
+
+
+def test_given_a_tight_stop_loss_under_every_scenario_then_its_exits_keep_the_invariants() -> None:
+    # A 0.3 % stop fires often on the sample market: CheckSell, CancelSell and the exits
+    # below the floor run under duplicates, reorders, gaps, crashes and exchange faults.
+    runs = run_many("all", len(SCENARIOS), hours=3, workers=2, parameters={"StopLoss": "0.003"})
+    rows = table(runs)
+    broken = {row["scenario"]: row["violations"] for row in rows if row["violations"]}
+    assert not broken
+    assert sum(row["stop_loss_exits"] for row in rows) > 0
+    assert sum(row["dead_letters"] for row in rows) == 0
 
 
 def test_given_a_seed_then_the_chaos_is_reproducible() -> None:

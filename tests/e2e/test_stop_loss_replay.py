@@ -9,6 +9,7 @@ stop-loss; with ``StopLoss=off`` the same market leaves the sell resting at the 
 from __future__ import annotations
 
 import io
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,31 @@ def test_given_ma_cross_and_a_drop_after_the_buy_then_the_stop_loss_sells_below_
 
 
 def test_given_the_stop_loss_turned_off_then_the_same_drop_leaves_the_sell_at_the_floor(
-    tmp_path: Path,
+    tmp_path: Path, capsys: Any
 ) -> None:
-    report, tables = _run(tmp_path, StopLoss="off")
-    assert all(report["invariants"].values()), report["violations"]
+    from flipbot.cli import main
+
+    data = _write_klines(tmp_path / "drop.csv", _drop_after_cross())
+    out = tmp_path / "cli"
+    args = ["replay", "--data", str(data), "--symbol", "TRUMPUSDC", "--strategy", "ma-cross"]
+    code = main([*args, "--param", "StopLoss=off", "--quiet", "--out", str(out)])
+    assert code == 0  # every invariant holds
+    assert "stop-loss exits 0" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
     assert report["stop_loss_exits"] == 0
     assert report["cycles_completed"] == 0
+    tables = load_tables(out / "tables")
     (cycle,) = tables.cycles
     sells = _sells(tables)
     assert len(sells) == 1  # placed once, never re-checked, never replaced
     assert sells[0].status == "NEW"
     assert sells[0].price >= cycle.floor_price
+
+
+def test_given_a_malformed_replay_param_then_the_replay_refuses_naming_it(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from flipbot.cli import main
+
+    assert main(["replay", "--param", "StopLoss", "--out", str(tmp_path)]) == 2
+    assert "--param 'StopLoss': expected KEY=VALUE" in capsys.readouterr().err

@@ -246,8 +246,13 @@ def _progress(result: dict[str, Any], out: Any) -> None:
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, str]:
-    params = {"QuotePerCycle": args.quote_per_cycle}
-    for item in args.param:
+    return template_parameters(args.param, QuotePerCycle=args.quote_per_cycle)
+
+
+def template_parameters(items: list[str], **defaults: str) -> dict[str, str]:
+    """``--param KEY=VALUE`` options over ``defaults``; ``ValueError`` names a bad item."""
+    params = dict(defaults)
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--param {item!r}: expected KEY=VALUE")

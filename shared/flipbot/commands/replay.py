@@ -56,6 +56,13 @@ def register(sub: Any) -> None:
     replay.add_argument(
         "--max-cycles", type=int, default=0, help="stop after N cycles (0: no limit)"
     )
+    replay.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter, e.g. StopLoss=0.02 (repeatable)",
+    )
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.add_argument(
         "--exchange",
@@ -82,6 +89,13 @@ def _decider_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flipbot.commands.compare import template_parameters
+
+    try:
+        args.parameters = template_parameters(args.param, QuotePerCycle=args.quote_per_cycle)
+    except ValueError as exc:
+        print(f"flipbot replay: {exc}", file=sys.stderr)
+        return 2
     if args.chaos:
         return run_chaos(args)
     from flipbot.replay.data import MarketDataError, load_market_data
@@ -111,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         max_cycles=args.max_cycles,
         progress=not args.quiet,
         exchange=args.exchange,
-        parameters={"QuotePerCycle": args.quote_per_cycle},
+        parameters=args.parameters,
     )
     report = run_replay(config)
     print(format_report(report))
@@ -140,7 +154,9 @@ def run_chaos(args: argparse.Namespace) -> int:
             )
 
     try:
-        runs = run_many(args.chaos, args.seeds, hours=hours, progress=progress)
+        runs = run_many(
+            args.chaos, args.seeds, hours=hours, progress=progress, parameters=args.parameters
+        )
     except ValueError as exc:
         print(f"flipbot replay: {exc}", file=sys.stderr)
         return 2

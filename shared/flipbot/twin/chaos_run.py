@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ class ChaosRun:
     faults: int
     dead_letters: int
     violations: tuple[str, ...]
+    stop_loss_exits: int = 0
 
 
 def plan(profile: str, seeds: int) -> list[tuple[str, int]]:
@@ -35,14 +36,27 @@ def plan(profile: str, seeds: int) -> list[tuple[str, int]]:
     return [(profile, i + 1) for i in range(seeds)]
 
 
-def run_one(scenario: str, seed: int, hours: float = 6.0, symbol: str = "TRUMPUSDC") -> ChaosRun:
+def run_one(
+    scenario: str,
+    seed: int,
+    hours: float = 6.0,
+    symbol: str = "TRUMPUSDC",
+    parameters: tuple[tuple[str, str], ...] = (),
+) -> ChaosRun:
     """One replay of a seeded sample market under one seeded scenario."""
     from flipbot.replay.sample import generate_sample
     from flipbot.twin.runner import ReplayConfig, run_replay
 
     data = generate_sample(seed=seed, hours=hours, symbol=symbol)
     report = run_replay(
-        ReplayConfig(data=data, symbol=symbol, progress=False, chaos=scenario, chaos_seed=seed),
+        ReplayConfig(
+            data=data,
+            symbol=symbol,
+            progress=False,
+            chaos=scenario,
+            chaos_seed=seed,
+            parameters=dict(parameters),
+        ),
         out=io.StringIO(),
     )
     stats = report.get("chaos", {})
@@ -57,11 +71,13 @@ def run_one(scenario: str, seed: int, hours: float = 6.0, symbol: str = "TRUMPUS
         faults=stats.get("faults", 0),
         dead_letters=report["dead_letters"],
         violations=tuple(sorted(k for k, ok in report["invariants"].items() if not ok)),
+        stop_loss_exits=report["stop_loss_exits"],
     )
 
 
-def _run_job(job: tuple[str, int, float]) -> ChaosRun:
-    return run_one(*job)
+def _run_job(job: tuple[str, int, float, tuple[tuple[str, str], ...]]) -> ChaosRun:
+    scenario, seed, hours, parameters = job
+    return run_one(scenario, seed, hours, parameters=parameters)
 
 
 def run_many(
@@ -71,8 +87,11 @@ def run_many(
     hours: float = 6.0,
     workers: int | None = None,
     progress: Callable[[ChaosRun], None] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> list[ChaosRun]:
-    jobs = [(scenario, seed, hours) for scenario, seed in plan(profile, seeds)]
+    """Every (scenario, seed) of ``plan``; ``parameters`` override the template's."""
+    fixed = tuple(sorted((parameters or {}).items()))
+    jobs = [(scenario, seed, hours, fixed) for scenario, seed in plan(profile, seeds)]
     workers = workers or min(2, os.cpu_count() or 1)
     results: list[ChaosRun] = []
     if workers <= 1:
@@ -104,6 +123,7 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
                 "gaps": 0,
                 "crashes": 0,
                 "faults": 0,
+                "stop_loss_exits": 0,
                 "dead_letters": 0,
                 "violations": 0,
             },
@@ -116,6 +136,7 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
             "gaps",
             "crashes",
             "faults",
+            "stop_loss_exits",
             "dead_letters",
         ):
             row[key] += getattr(run, key)

@@ -330,7 +330,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"  avg fill time      buy {report['avg_buy_fill_seconds']:.0f}s, "
         f"sell {report['avg_sell_fill_seconds']:.0f}s",
         f"  consultations      {report['consultations']}  (guard rejections "
-        f"{report['guard_rejections']})",
+        f"{report['guard_rejections']}, stop-loss exits {report['stop_loss_exits']})",
         f"  max position       {report['max_position_usdc']} USDC",
         f"  equity             {report['equity_usdc']} USDC  ({report['return_pct']:+.4f}%)",
         *format_lab_lines(report),

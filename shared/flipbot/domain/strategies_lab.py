@@ -28,12 +28,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Protocol
 
 from flipbot.domain.decision import Decision, DecisionRequest, PriceRange
 from flipbot.domain.guards import STRATEGY_STOP_LOSS
 from flipbot.domain.model import MarketSnapshot, Side
+from flipbot.domain.strategy import (
+    _WAIT_RECHECK_SECONDS,
+    _unit_of,
+    _wait,
+)
+from flipbot.domain.strategy import (
+    _round_down as _down,
+)
+from flipbot.domain.strategy import (
+    _round_up as _up,
+)
+from flipbot.domain.strategy import (
+    _sell_floor as _floor_of,
+)
 
 __all__ = [
     "LAB_STRATEGIES",
@@ -51,46 +65,8 @@ __all__ = [
 LAB_STRATEGIES = ("adaptive", "ma-cross")
 """Names of the decision makers defined in this module."""
 
-_MAX_DECIMALS = 8
-_WAIT_SECONDS = 60
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-
-
-def _unit_of(*prices: Decimal | None) -> Decimal:
-    """The finest precision any of ``prices`` is written in (at most 8 decimals)."""
-    decimals = 0
-    for price in prices:
-        if price is not None:
-            exponent = price.as_tuple().exponent
-            if isinstance(exponent, int):
-                decimals = max(decimals, -exponent)
-    return _ONE.scaleb(-min(decimals, _MAX_DECIMALS))
-
-
-def _down(value: Decimal, unit: Decimal) -> Decimal:
-    return value.quantize(unit, rounding=ROUND_FLOOR)
-
-
-def _up(value: Decimal, unit: Decimal) -> Decimal:
-    return value.quantize(unit, rounding=ROUND_CEILING)
-
-
-def _wait(snapshot: MarketSnapshot, reason: str, confidence: float = 0.0) -> Decision:
-    return Decision(
-        action="WAIT",
-        base_price=snapshot.last_price,
-        confidence=confidence,
-        reasoning=reason,
-        timeout_seconds=_WAIT_SECONDS,
-    )
-
-
-def _floor_of(request: DecisionRequest, entry: Decimal) -> Decimal:
-    """The request's profit floor, or entry × (1 + fees + min_profit) when none is given."""
-    if request.floor_price is not None:
-        return request.floor_price
-    return entry * (1 + request.fee_rate_round_trip + request.min_profit)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -290,7 +266,7 @@ class AdaptiveStrategy:
             price_range=PriceRange(low=min(low, price), high=max(price, min(bid, cap))),
             confidence=confidence,
             reasoning=reasoning,
-            timeout_seconds=timeout if act else _WAIT_SECONDS,
+            timeout_seconds=timeout if act else _WAIT_RECHECK_SECONDS,
         )
 
     def _sell(self, request: DecisionRequest) -> Decision:

@@ -22,12 +22,19 @@ from typing import Any
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import sync_order_fills
 from flipbot.app.orders import advance
-from flipbot.app.records import STOP_LOSS_VERDICT, ConsultationRecord, Cycle
+from flipbot.app.records import (
+    STOP_LOSS_VERDICT,
+    ConsultationRecord,
+    Cycle,
+    client_order_id,
+    stop_loss_extra,
+)
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import FlipbotError, GuardRejected
 from flipbot.domain.fees import profit_floor
+from flipbot.domain.filters import SymbolRules
 from flipbot.domain.guards import (
     RiskLimits,
     check_buy,
@@ -170,10 +177,10 @@ def _consult_sell(
         }
     snapshot = _with_book(snapshot, book)
     limits = risk_limits(services)
-    coid = f"fb-{cycle.cycle_id}-S{attempt}"
+    coid = client_order_id(cycle.cycle_id, Side.SELL, attempt)
     if stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
         exit_order = _stop_loss_exit(
-            services, cycle, snapshot, book, held, floor, coid, consultation_id, now
+            services, cycle, snapshot, book, rules, limits, held, floor, coid, consultation_id, now
         )
         if exit_order is not None:
             return exit_order
@@ -216,7 +223,7 @@ def _consult_sell(
         sell.quantity,
         consultation_id,
         decision,
-        services.settings.sell_timeout_seconds,
+        s.sell_timeout_seconds,
         s.sell_heartbeat_seconds,
         reason,
     ) | _source(meta)
@@ -227,6 +234,8 @@ def _stop_loss_exit(
     cycle: Cycle,
     snapshot: MarketSnapshot,
     book: BookTop,
+    rules: SymbolRules,
+    limits: RiskLimits,
     held: Decimal,
     floor: Decimal,
     coid: str,
@@ -238,8 +247,7 @@ def _stop_loss_exit(
     ``None`` (e.g. what is held is under the minimum notional at the lower price) lets the
     leg go on as usual: a sell at the floor is always better than no sell at all.
     """
-    s, rules = services.settings, services.exchange.symbol_rules(services.settings.symbol)
-    limits = risk_limits(services)
+    s = services.settings
     stop = stop_price(cycle.entry_price, limits)
     price = stop_exit_price(book, rules)
     reasoning = (
@@ -271,7 +279,7 @@ def _stop_loss_exit(
             meta,
             f"REJECTED:{rejected.guard}",
             f"stop-loss exit refused: {rejected}",
-            extra=_stop_evidence(snapshot.last_price, stop),
+            extra=stop_loss_extra(snapshot.last_price, stop),
         )
         return None
     _audit(
@@ -284,21 +292,17 @@ def _stop_loss_exit(
         meta,
         STOP_LOSS_VERDICT,
         reasoning,
-        extra=_stop_evidence(snapshot.last_price, stop),
+        extra=stop_loss_extra(snapshot.last_price, stop),
     )
     return _place(
         sell.price,
         sell.quantity,
         consultation_id,
         decision,
-        services.settings.sell_timeout_seconds,
+        s.sell_timeout_seconds,
         s.sell_heartbeat_seconds,
         reasoning,
     ) | _source(meta)
-
-
-def _stop_evidence(last: Decimal, stop: Decimal | None) -> dict[str, str]:
-    return {"last_price": str(last), "stop_price": str(stop)}
 
 
 def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[str, Any]:
@@ -312,34 +316,28 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
     """
     s, repos = services.settings, services.repos
     limits = risk_limits(services)
-    keep = {
-        "action": "KEEP",
-        "reason": "",
-        "timeout_seconds": services.settings.sell_timeout_seconds,
-    }
+    keep = {"action": "KEEP", "reason": "", "timeout_seconds": s.sell_timeout_seconds}
     if limits.stop_loss is None:
         return keep | {"reason": "no stop-loss configured"}
     cycle = repos.cycles.get(cycle_id)
-    order = repos.orders.get(f"fb-{cycle_id}-S{attempt}")
+    order = repos.orders.get(client_order_id(cycle_id, Side.SELL, attempt))
     snapshot = repos.market.get(s.symbol)
     if cycle is None or order is None or snapshot is None or cycle.entry_price <= 0:
         return keep | {"reason": "nothing to check: no cycle, order or market snapshot"}
     if order.status not in ("NEW", "PARTIALLY_FILLED"):
         return keep | {"reason": f"order is {order.status}: its outcome resumes the cycle"}
+    stop = stop_price(cycle.entry_price, limits)
     if not stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
-        return keep | {
-            "reason": f"last {snapshot.last_price} above the stop "
-            f"{stop_price(cycle.entry_price, limits)}"
-        }
+        return keep | {"reason": f"last {snapshot.last_price} above the stop {stop}"}
     book = services.exchange.book_top(s.symbol)
     exit_price = stop_exit_price(book, services.exchange.symbol_rules(s.symbol))
     if order.exit_reason == "STOP_LOSS" and order.price <= exit_price:
         return keep | {"reason": f"stop-loss exit at {order.price} is at the front of the asks"}
     return {
         "action": "REPLACE",
-        "reason": f"stop-loss: last {snapshot.last_price} <= stop "
-        f"{stop_price(cycle.entry_price, limits)}; resting at {order.price}, exit at {exit_price}",
-        "timeout_seconds": services.settings.sell_timeout_seconds,
+        "reason": f"stop-loss: last {snapshot.last_price} <= stop {stop}; "
+        f"resting at {order.price}, exit at {exit_price}",
+        "timeout_seconds": s.sell_timeout_seconds,
     }
 
 

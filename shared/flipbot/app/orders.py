@@ -19,7 +19,7 @@ from flipbot.app.fills import (
     send_callback,
     sync_order_fills,
 )
-from flipbot.app.records import STOP_LOSS_VERDICT, OrderRecord, client_order_id
+from flipbot.app.records import OrderRecord, client_order_id, stop_loss_evidence
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
 from flipbot.domain.errors import (
@@ -118,16 +118,9 @@ def _below_floor_reason(
     refused = GuardRejected("profit_floor", f"sell price {price} is below the floor {floor}")
     if services.settings.stop_loss is None or not consultation_id:
         raise refused
-    audit = services.repos.consultations.get(consultation_id)
-    if audit is None or audit.verdict != STOP_LOSS_VERDICT or audit.cycle_id != cycle.cycle_id:
-        raise refused
-    try:
-        last, stop = Decimal(audit.extra["last_price"]), Decimal(audit.extra["stop_price"])
-    except (KeyError, ArithmeticError):
-        raise refused from None
-    if last > stop:
-        raise refused
-    return "STOP_LOSS"
+    if stop_loss_evidence(services.repos.consultations.get(consultation_id), cycle.cycle_id):
+        return "STOP_LOSS"
+    raise refused
 
 
 #: How long "not found" after an unknown create-order outcome still means "not visible yet".

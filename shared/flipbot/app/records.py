@@ -127,6 +127,29 @@ STOP_LOSS_VERDICT = "PLACE:STOP_LOSS"
 """The verdict of a sell placed by the stop-loss rule, below the profit floor."""
 
 
+def stop_loss_extra(last_price: Decimal, stop_price: Decimal | None) -> dict[str, str]:
+    """What a stop-loss consultation records beside its verdict (its ``extra``)."""
+    return {"last_price": str(last_price), "stop_price": str(stop_price)}
+
+
+def stop_loss_evidence(
+    record: ConsultationRecord | None, cycle_id: str
+) -> tuple[Decimal, Decimal] | None:
+    """``(last price, stop price)`` when ``record`` justifies a stop-loss sell of ``cycle_id``.
+
+    That is: the stop-loss rule decided it (verdict ``PLACE:STOP_LOSS``) for that cycle,
+    and the last price it saw was at or under the stop price. ``None`` otherwise.
+    """
+    if record is None or record.verdict != STOP_LOSS_VERDICT or record.cycle_id != cycle_id:
+        return None
+    try:
+        last = Decimal(record.extra["last_price"])
+        stop = Decimal(record.extra["stop_price"])
+    except (KeyError, ArithmeticError):
+        return None
+    return (last, stop) if last <= stop else None
+
+
 @dataclass(frozen=True)
 class ConsultationRecord:
     """The audit of one decision: who decided, what it said, what the guards did."""

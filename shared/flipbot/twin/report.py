@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.records import Repositories
+from flipbot.app.records import Repositories, stop_loss_evidence
 from flipbot.domain.model import Fill, Origin, Side
 
 ZERO = Decimal(0)
@@ -66,20 +66,11 @@ def unjustified_stop_exits(
 def _stop_evidence_holds(
     order: Any, record: Any, entries: dict[str, Decimal], stop_loss: Decimal | None
 ) -> bool:
-    if stop_loss is None or record is None:
+    evidence = stop_loss_evidence(record, order.cycle_id)
+    if stop_loss is None or evidence is None:
         return False
-    try:
-        last = Decimal(record.extra["last_price"])
-        stop = Decimal(record.extra["stop_price"])
-    except (KeyError, ArithmeticError):
-        return False
-    expected = entries.get(order.cycle_id, ZERO) * (1 - stop_loss)
-    return bool(
-        record.verdict == "PLACE:STOP_LOSS"
-        and record.cycle_id == order.cycle_id
-        and stop == expected
-        and last <= stop
-    )
+    _, stop = evidence
+    return bool(stop == entries.get(order.cycle_id, ZERO) * (1 - stop_loss))
 
 
 def build_report(
@@ -122,7 +113,8 @@ def build_report(
     below_floor = [
         o.client_order_id
         for o in sells
-        if max(floors.get(o.cycle_id, ZERO), o.floor_price) > o.price and o not in stop_exits
+        if max(floors.get(o.cycle_id, ZERO), o.floor_price) > o.price
+        and o.exit_reason != "STOP_LOSS"
     ]
     unjustified_stops = unjustified_stop_exits(stop_exits, cycles, consultations, settings)
     # Exposure: what each cycle actually bought, and each buy order as placed.

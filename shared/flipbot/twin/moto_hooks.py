@@ -405,14 +405,14 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
         scheduler.park(seconds=timeout, event=self._notify_event, label="task token")
         return self._outcome
 
-    def heartbeat_clear_and_wait(self: Any) -> bool:
+    def heartbeat_clear_and_wait(self: Any, limit: float | None = None) -> bool:
+        """True when a heartbeat came within ``HeartbeatSeconds`` (or ``limit``, if sooner)."""
         with self._mutex:
             if self._next_heartbeat_event.is_set():
                 self._next_heartbeat_event.clear()
                 return True
-        return scheduler.park(
-            seconds=self._heartbeat_seconds, event=self._next_heartbeat_event, label="heartbeat"
-        )
+        seconds = self._heartbeat_seconds if limit is None else min(self._heartbeat_seconds, limit)
+        return scheduler.park(seconds=seconds, event=self._next_heartbeat_event, label="heartbeat")
 
     patch(callback.CallbackEndpoint, "wait", callback_wait)
     patch(callback.HeartbeatEndpoint, "clear_and_wait", heartbeat_clear_and_wait)
@@ -441,18 +441,7 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
             remaining = (deadline_ms - scheduler.now_ms) / 1000
             if remaining <= 0:
                 break
-            beat = heartbeat_endpoint._next_heartbeat_event
-            with heartbeat_endpoint._mutex:
-                received = beat.is_set()
-                beat.clear()
-            if not received:
-                received = scheduler.park(
-                    seconds=min(heartbeat_endpoint._heartbeat_seconds, remaining),
-                    event=beat,
-                    label="heartbeat",
-                )
-                with heartbeat_endpoint._mutex:
-                    beat.clear()
+            received = heartbeat_clear_and_wait(heartbeat_endpoint, limit=remaining)
             outcome = callback_endpoint.get_outcome()
             if outcome is not None:
                 return outcome

@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flipbot.app.reconcile import reconcile_cycle, reconcile_open_orders
 from flipbot.app.requests import CycleReconcileRequest
 from flipbot.composition import container
+from flipbot.domain.errors import RestrictedLocation
 from flipbot.observability import ScrubbingFormatter
 
 logger = Logger(logger_formatter=ScrubbingFormatter())
@@ -21,15 +22,26 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("source") == "recover":
-        from flipbot.app.recovery import recover_from_exchange
-
-        result = recover_from_exchange(container())
-    elif event.get("source") == "cycle":
-        request = CycleReconcileRequest.parse(event)
-        result = reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
-    else:  # the schedule ("aws.events") or a StreamGapDetected event
-        result = reconcile_open_orders(container())
+    try:
+        result = _reconcile(event)
+    except RestrictedLocation:
+        # Binance refuses this region: the RestrictedLocation alarm watches this metric.
+        metrics.add_metric("RestrictedLocation", MetricUnit.Count, 1)
+        raise
+    if result.get("configuration_error") == RestrictedLocation.__name__:
+        metrics.add_metric("RestrictedLocation", MetricUnit.Count, 1)
     metrics.add_metric("ReconcileRepairs", MetricUnit.Count, result["repaired_fills"])
     logger.info("reconciled", extra=result)
     return result
+
+
+def _reconcile(event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("source") == "recover":
+        from flipbot.app.recovery import recover_from_exchange
+
+        return recover_from_exchange(container())
+    if event.get("source") == "cycle":
+        request = CycleReconcileRequest.parse(event)
+        return reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
+    # the schedule ("aws.events") or a StreamGapDetected event
+    return reconcile_open_orders(container())

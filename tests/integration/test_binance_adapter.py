@@ -27,6 +27,8 @@ from flipbot.domain.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    RestrictedLocation,
+    TerminalError,
     UnknownOrderOutcome,
 )
 from flipbot.domain.filters import SymbolRules
@@ -298,6 +300,46 @@ def test_each_fault_maps_to_its_domain_error(env: Env, case: FaultCase) -> None:
     if isinstance(error, UnknownOrderOutcome):
         assert error.client_order_id == "fb-c000001-B1"
     assert error.retryable
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(Fault.restricted_location(), 451), (Fault.waf_blocked(), 403)],
+    ids=["451 restricted location", "403 from the firewall"],
+)
+def test_a_refused_location_is_a_configuration_error_not_a_rejection(
+    env: Env, fault: Fault, status: int
+) -> None:
+    # Given Binance refuses where the request comes from, When an order is placed
+    env.faults.once(fault, "POST")
+    with pytest.raises(RestrictedLocation) as info:
+        env.adapter.place_limit(request())
+    # Then the error is terminal configuration, never an order rejection to retry around
+    error = info.value
+    assert isinstance(error, ConfigurationError)
+    assert isinstance(error, TerminalError)
+    assert not isinstance(error, OrderRejected)
+    assert not error.retryable
+    message = str(error)
+    assert f"HTTP {status}" in message
+    assert "region Binance serves" in message
+    # The firewall's HTML page is summarized, not pasted in
+    assert "<" not in message
+    assert len(message) < 400
+    assert env.exchange.open_orders(SYMBOL) == []
+
+
+def test_a_restricted_location_refuses_every_call_with_451(env: Env) -> None:
+    # Given the paper exchange treats the caller as in a restricted location
+    env.app.location_restricted = True
+    # Then public and signed endpoints alike answer 451, which the adapter names
+    for call in (
+        lambda a: a.book_top(SYMBOL),
+        lambda a: a.balances(),
+        lambda a: a.symbol_rules(SYMBOL),
+    ):
+        with pytest.raises(RestrictedLocation, match="restricted location"):
+            call(env.adapter)
 
 
 def test_dropped_response_after_accept_leaves_exactly_one_order(env: Env) -> None:

@@ -10,6 +10,7 @@ code: there Binance's documented message picks :class:`DuplicateOrder` or
 ==========================================  ==============================================
 Binance / transport                         domain error
 ==========================================  ==============================================
+HTTP 451, HTTP 403 (the WAF; an HTML body)  ``RestrictedLocation`` (a configuration error)
 HTTP 418                                    ``IpBanned`` (``retry_after`` from Retry-After)
 HTTP 429, -1003, -1015                      ``RateLimited`` (``retry_after``)
 HTTP 5XX, timeouts, connection errors,      ``UnknownOrderOutcome`` on a create-order,
@@ -53,6 +54,7 @@ from flipbot.domain.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    RestrictedLocation,
     UnknownOrderOutcome,
 )
 from flipbot.domain.fees import FeeSchedule
@@ -78,12 +80,23 @@ _UNKNOWN_STATUS_CODES = frozenset({-1000, -1001, -1006, -1007, -1008})
 _RATE_LIMIT_CODES = frozenset({-1003, -1015})
 _CREDENTIAL_CODES = frozenset({-1022, -2014, -2015})
 _NOT_FOUND_CODES = frozenset({-2013, -2011})
+# 451: a restricted location; 403: Binance's web application firewall refused the request.
+_LOCATION_STATUSES = frozenset({451, 403})
+_TAG_RE = re.compile(r"<[^>]*>")
+_BRIEF = 240
 _PAGE = 1000
 
 
 def _text(value: Decimal) -> str:
     """A Decimal as Binance expects it: plain digits, never an exponent."""
     return format(value, "f")
+
+
+def _brief(text: str) -> str:
+    """An error body fit for a message: markup dropped, whitespace folded, cut short (a
+    firewall answers with an HTML page)."""
+    plain = " ".join(_TAG_RE.sub(" ", text).split())
+    return plain if len(plain) <= _BRIEF else plain[: _BRIEF - 3].rstrip() + "..."
 
 
 def _retry_after(response: requests.Response | None) -> float | None:
@@ -342,6 +355,11 @@ class BinanceExchange:
             status, code, msg = exc.status_code, exc.code, str(exc.message or "")
             text = f"{where}: HTTP {status}, code {code}: {msg}"
             retry_after = _retry_after(exc.response)
+            if status in _LOCATION_STATUSES:
+                return RestrictedLocation(
+                    f"{where}: Binance refuses requests from this location (HTTP {status}): "
+                    f"{_brief(msg)} Deploy in an AWS region Binance serves (README, Deploy)."
+                )
             if status == 418:
                 return IpBanned(text, retry_after)
             if status == 429 or code in _RATE_LIMIT_CODES:

@@ -9,6 +9,7 @@ failed cycle where it really stands.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 from flipbot.app.accounting import with_totals
@@ -16,7 +17,14 @@ from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_
 from flipbot.app.orders import _place_recorded
 from flipbot.app.records import Cycle, OrderRecord
 from flipbot.app.services import Services
-from flipbot.domain.errors import FlipbotError, OrderNotFound, OrderNotSettled, OrderRejected
+from flipbot.domain.errors import (
+    ConfigurationError,
+    FlipbotError,
+    OrderNotFound,
+    OrderNotSettled,
+    OrderRejected,
+    error_type,
+)
 from flipbot.domain.model import Fill, OrderRequest, Origin
 
 MANUAL_CYCLE = "manual"
@@ -51,7 +59,23 @@ def reconcile_open_orders(services: Services) -> dict[str, Any]:
 
 
 def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> dict[str, Any]:
-    """Decide where a cycle that hit an error resumes: CONSULT_BUY, CONSULT_SELL, RECORD or FAIL."""
+    """Decide where a cycle that hit an error resumes: CONSULT_BUY, CONSULT_SELL, RECORD or FAIL.
+
+    A configuration error (a restricted location, refused credentials, ...) fails the
+    cycle at once, naming the error and its message: no retry or repair can help until
+    someone changes the deployment, and the exchange would only refuse again.
+    """
+    name = _error_name(error)
+    cls = error_type(name)
+    if cls is not None and issubclass(cls, ConfigurationError):
+        return {
+            "repaired_fills": 0,
+            "resumed": 0,
+            "heartbeats": 0,
+            "resume": "FAIL",
+            "reason": f"{name}: {_error_message(error)}",
+            "configuration_error": name,
+        }
     repos, exchange = services.repos, services.exchange
     now = services.clock.now_ms()
     summary = reconcile_open_orders(services)
@@ -89,6 +113,19 @@ def _error_name(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("Error", "an error"))
     return "an error"
+
+
+def _error_message(error: Any) -> str:
+    """The message of a caught error: a Lambda error's ``Cause`` is a JSON document whose
+    ``errorMessage`` holds it; any other cause is given as it is."""
+    cause = str(error.get("Cause", "")) if isinstance(error, dict) else ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return cause
 
 
 def _settle_unknown(services: Services, order: OrderRecord, now: int) -> int:

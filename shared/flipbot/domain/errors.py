@@ -118,6 +118,12 @@ class ConfigurationError(TerminalError):
     """Missing or invalid configuration; names the setting and the offending value."""
 
 
+class RestrictedLocation(ConfigurationError):
+    """Binance refuses requests from where they come from: HTTP 451 (a restricted location)
+    or a 403 from its web application firewall. For a deployed stack that place is its AWS
+    region; nothing but a deployment in a region Binance serves helps."""
+
+
 class InvalidEvent(TerminalError):
     """An incoming event does not match its model; nothing was applied."""
 
@@ -132,3 +138,14 @@ class AiUnavailable(RetryableError):
 
 class TaskNotWaiting(TerminalError):
     """A Step Functions task token that no execution waits on any more (timed out, used)."""
+
+
+def error_type(name: str) -> type[FlipbotError] | None:
+    """The class of this taxonomy that Step Functions reports as ``name``, if any."""
+    pending: list[type[FlipbotError]] = [FlipbotError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

@@ -70,6 +70,19 @@ MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested actio
 MSG_WOULD_MATCH_AND_TAKE = "Order would immediately match and take."
 MSG_UNKNOWN_ORDER = "Unknown order sent."
 MSG_MARKET_CLOSED = "Market is closed."
+# HTTP 451 (code 0): Binance does not serve the place the request came from.
+MSG_RESTRICTED_LOCATION = (
+    "Service unavailable from a restricted location according to 'b. Eligibility' in "
+    "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+    "received this message in error."
+)
+# HTTP 403 from the web application firewall in front of the API: an HTML page, not JSON.
+WAF_BLOCKED_PAGE = (
+    '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n'
+    "<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD>\n"
+    "<BODY><H1>403 ERROR</H1><H2>The request could not be satisfied.</H2>\n"
+    '<HR noshade size="1px">Request blocked.\n</BODY></HTML>\n'
+)
 
 DECIMAL_LEGAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 CLIENT_ORDER_ID_LEGAL_RANGE = r"^[a-zA-Z0-9-_]{1,36}$"

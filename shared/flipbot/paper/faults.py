@@ -26,7 +26,12 @@ fault                              processed  the client sees
                                               client timeout shorter than ``s`` turns it
                                               into a lost response)
 ``Fault.binance_error(...)``       either     a canned ``{"code", "msg"}`` answer
+``Fault.restricted_location()``    no         HTTP 451, code 0: a restricted location
+``Fault.waf_blocked()``            no         HTTP 403 with an HTML page (the firewall)
 =================================  =========  ===========================================
+
+:attr:`BinanceRestApp.location_restricted <flipbot.paper.rest.BinanceRestApp>` answers
+every request 451, as Binance does to a caller in a restricted location.
 
 Named, seeded *profiles* (:data:`PROFILES`) turn this into reproducible chaos:
 ``FaultProfile.injector(seed, clock)`` is a fault hook whose decisions depend only on
@@ -81,6 +86,7 @@ class FaultKind(StrEnum):
     CONNECTION_ERROR = "connection_error"
     BINANCE_ERROR = "binance_error"
     SLOW = "slow"
+    WAF_BLOCKED = "waf_blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,14 @@ class Fault:
             msg=msg,
             processed=processed,
         )
+
+    @classmethod
+    def restricted_location(cls) -> Fault:
+        return cls.binance_error(0, e.MSG_RESTRICTED_LOCATION, 451)
+
+    @classmethod
+    def waf_blocked(cls) -> Fault:
+        return cls(FaultKind.WAF_BLOCKED, status=403)
 
 
 FaultHook = Callable[[str, str, Mapping[str, str]], Fault | None]
@@ -193,6 +207,8 @@ def serve(
             return _limited(app, fault)
         if kind is FaultKind.BINANCE_ERROR and not fault.processed:
             return _canned(fault)
+        if kind is FaultKind.WAF_BLOCKED:
+            return Answer(fault.status, {"Content-Type": "text/html"}, e.WAF_BLOCKED_PAGE)
     skew = fault.skew_ms if fault is not None and kind is FaultKind.TIMESTAMP_SKEW else 0
     status, response_headers, body = app.handle(
         method, path, params, headers, payload=payload, clock_skew_ms=skew

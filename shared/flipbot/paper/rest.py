@@ -110,7 +110,12 @@ class BinanceRestApp:
     ``clock`` (epoch ms) defaults to the exchange's clock and is the server time used for
     ``/api/v3/time``, the timestamp checks and the limit windows. ``tape`` defaults to a
     new :class:`MarketTape` listening to the exchange's trades.
+
+    With :attr:`location_restricted` set, every request is answered HTTP 451 (code 0), as
+    Binance answers callers from a location it does not serve.
     """
+
+    location_restricted: bool = False
 
     def __init__(
         self,
@@ -186,6 +191,9 @@ class BinanceRestApp:
         omitted it is rebuilt from ``params`` as ``k=v&...``. ``clock_skew_ms`` shifts
         the server clock for this request's timestamp check.
         """
+        if self.location_restricted:
+            restricted = BinanceError(0, e.MSG_RESTRICTED_LOCATION, http_status=451)
+            return self._error(restricted)
         method = method.upper()
         endpoint = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else None
         route = self._routes.get((method, endpoint)) if endpoint is not None else None

@@ -1,0 +1,127 @@
+"""A restricted location stops the cycle at once, says why, and raises the alarm's metric."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+
+import pytest
+
+from flipbot.app.reconcile import reconcile_cycle
+from flipbot.app.services import Services
+from flipbot.domain.errors import (
+    ConfigurationError,
+    OrderRejected,
+    RestrictedLocation,
+    error_type,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+MESSAGE = "place_limit TRUMPUSDC: Binance refuses requests from this location (HTTP 451)"
+CAUGHT = {
+    "Error": "RestrictedLocation",
+    "Cause": json.dumps(
+        {"errorMessage": MESSAGE, "errorType": "RestrictedLocation", "stackTrace": []}
+    ),
+}
+
+
+class _Untouchable:
+    """Services that fail the test if reconcile reaches for the exchange or the tables."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"reconcile used services.{name} for a configuration error")
+
+
+def test_error_names_map_back_to_the_taxonomy() -> None:
+    assert error_type("RestrictedLocation") is RestrictedLocation
+    assert issubclass(RestrictedLocation, ConfigurationError)
+    assert not RestrictedLocation.retryable
+    assert error_type("OrderRejected") is OrderRejected
+    assert error_type("States.Timeout") is None
+
+
+def test_given_a_restricted_location_then_the_cycle_fails_with_its_message() -> None:
+    # Given a cycle step failed because Binance refuses the region
+    services = cast(Services, _Untouchable())
+    # When reconcile is asked where the cycle resumes
+    result = reconcile_cycle(services, cycle_id="c000001", error=CAUGHT)
+    # Then it fails the cycle without calling anything, naming the error and its message
+    assert result["resume"] == "FAIL"
+    assert result["reason"] == f"RestrictedLocation: {MESSAGE}"
+    assert result["configuration_error"] == "RestrictedLocation"
+    assert result["repaired_fills"] == 0
+
+
+def test_given_a_configuration_error_with_a_plain_cause_then_the_cause_is_the_reason() -> None:
+    error = {"Error": "ConfigurationError", "Cause": "SYMBOL is missing"}
+    result = reconcile_cycle(cast(Services, _Untouchable()), cycle_id="c000001", error=error)
+    assert result["resume"] == "FAIL"
+    assert result["reason"] == "ConfigurationError: SYMBOL is missing"
+
+
+# --------------------------------------------------------------------------- handler metric
+def _handler_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    spec = importlib.util.spec_from_file_location(
+        "reconcile_app_under_test", ROOT / "functions" / "reconcile" / "app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "container", _Untouchable)
+    return module
+
+
+class _Context:
+    function_name = "ReconcileFunction"
+    memory_limit_in_mb = 512
+    aws_request_id = "test"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:reconcile"
+
+
+def _emf(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob: dict[str, Any] = json.loads(line)
+            return blob
+    raise AssertionError(f"no EMF blob in {output!r}")
+
+
+def test_given_a_cycle_stopped_by_a_restricted_location_then_the_alarm_metric_is_emitted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _handler_module(monkeypatch)
+    result = module.handler({"source": "cycle", "cycle_id": "c000001", "error": CAUGHT}, _Context())
+    assert result["resume"] == "FAIL"
+    assert _emf(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
+
+
+def test_given_a_scheduled_run_refused_by_binance_then_the_metric_is_emitted_and_it_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _handler_module(monkeypatch)
+
+    def refused(_services: Any) -> dict[str, Any]:
+        raise RestrictedLocation(MESSAGE)
+
+    monkeypatch.setattr(module, "reconcile_open_orders", refused)
+    with pytest.raises(RestrictedLocation):
+        module.handler({"source": "aws.events"}, _Context())
+    assert _emf(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
+
+
+def test_given_an_ordinary_repair_then_no_restricted_location_metric(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _handler_module(monkeypatch)
+    quiet = {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
+    monkeypatch.setattr(module, "reconcile_open_orders", lambda _services: quiet)
+    module.handler({"source": "aws.events"}, _Context())
+    assert "RestrictedLocation" not in _emf(capsys.readouterr().out)

@@ -56,9 +56,10 @@ $(CHECKOV_STAMP):
 	.checkov-venv/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $@
 
-lint: $(STAMP) $(CHECKOV_STAMP)
+lint: $(STAMP) $(CHECKOV_STAMP) $(SAM_STAMP)
 	$(BIN)/ruff check shared functions tests tools bench
 	$(BIN)/python tools/lint_template.py template.yaml
+	SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam validate --lint --template template.yaml --region us-east-1
 	.checkov-venv/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: $(STAMP)

@@ -3,9 +3,10 @@
 A missing or malformed variable raises ``ConfigurationError`` naming the variable (and,
 for anything but a secret, the value), before any connection is opened. The task
 definition in ``template.yaml`` sets ``SYMBOL``, ``EVENT_BUS_NAME``, ``MARKET_TABLE``,
-``BINANCE_BASE_URL``, ``PRICE_TICK_BPS``, ``PRICE_TICK_SECONDS`` and ``LOG_LEVEL``, and
-injects ``BINANCE_API_KEY`` / ``BINANCE_API_SECRET`` from Secrets Manager. Everything
-else has a production default and exists for tests and tuning.
+``BINANCE_BASE_URL``, ``PRICE_TICK_BPS``, ``PRICE_TICK_SECONDS``, ``LARGE_TRADE_QUOTE``,
+``SNAPSHOT_SECONDS`` and ``LOG_LEVEL``, and injects ``BINANCE_API_KEY`` /
+``BINANCE_API_SECRET`` from Secrets Manager. Everything else has a production default
+and exists for tests and tuning (``tests/unit/test_settings_template.py`` lists why).
 
 Endpoints: with ``BINANCE_BASE_URL`` empty the listener uses Binance's production
 endpoints; with the spot testnet's REST URL, the testnet's; with any other URL (a

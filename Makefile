@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 OUT    ?= out/replay
+# make deploy: the stack name, its region (one Binance serves: not the US; see README),
+# extra template parameters ("Key=Value ..."), RECOVER=1 when the account already holds
+# the base asset, DRY_RUN=1 to print the commands only.
+STACK  ?= flipbot
+REGION ?= ap-northeast-1
+PARAMS ?=
 
 # Tools whose pins clash with the project's (checkov pins boto3 1.35) live in their own venvs.
 CHECKOV_VERSION := 3.3.30
@@ -16,7 +22,7 @@ PY312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
 	&& { command -v "$$p"; break; }; done)
 
-.PHONY: help setup demo test test-all lint format typecheck bench soak chaos build clean
+.PHONY: help setup demo test test-all lint format typecheck bench soak chaos build deploy clean
 
 help:
 	@echo "make demo       paper-trade the whole system on the bundled sample (no AWS, no keys)"
@@ -27,6 +33,7 @@ help:
 	@echo "make soak       the long, slow test runs excluded from 'make test'"
 	@echo "make chaos      200 seeded chaos replays (every scenario) and the invariants table"
 	@echo "make build      sam build for arm64, no container (aws-sam-cli in its own venv; needs python3.12)"
+	@echo "make deploy     image, stack, secrets, listener, first cycle (DRY_RUN=1 prints the commands)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +90,12 @@ build: $(SAM_STAMP)
 		"install one, or run .sam-venv/bin/sam build --use-container"; exit 1; }
 	PATH="$(dir $(PY312)):$$PATH" SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam build
 	$(PY312) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+
+# The real run installs aws-sam-cli first; the dry run needs nothing and calls nothing.
+deploy: $(if $(DRY_RUN),,$(SAM_STAMP))
+	@$(PYTHON) tools/deploy.py --stack "$(STACK)" --region "$(REGION)" --params "$(PARAMS)" \
+		--sam .sam-venv/bin/sam $(if $(RECOVER),--recover) \
+		$(if $(BUILD_IN_CONTAINER),--build-in-container) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) .sam-venv .checkov-venv .aws-sam out .pytest_cache .ruff_cache .mypy_cache

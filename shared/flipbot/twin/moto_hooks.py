@@ -169,6 +169,8 @@ class LambdaRegistry:
     invocations: dict[str, int] = field(default_factory=dict)
     async_retries: dict[str, int] = field(default_factory=dict)
     before_invoke: Callable[[str, dict[str, Any]], None] | None = None
+    #: called with each invocation's whole stdout (e.g. to read its EMF metrics)
+    after_output: Callable[[str, str], None] | None = None
     dead_letters: list[tuple[str, str]] = field(default_factory=list)
     #: What each function printed (its CloudWatch Logs stream), the last lines of it.
     logs: dict[str, deque[str]] = field(default_factory=dict)
@@ -200,6 +202,8 @@ class LambdaRegistry:
             finally:
                 kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
                 kept.extend(output.getvalue().splitlines())
+                if self.after_output is not None:
+                    self.after_output(name, output.getvalue())
 
     def restore_environment(self) -> None:
         """Delete the variables the functions' environments added to ``os.environ``."""

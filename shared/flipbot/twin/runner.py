@@ -138,6 +138,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.settings import Settings
     from flipbot.streams import events_for_execution_report
     from flipbot.twin import cloud as local_cloud
+    from flipbot.twin import monitoring
     from flipbot.twin.chaos import Chaos
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot.twin.report import build_report, write_outputs
@@ -239,6 +240,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 chaos.arm()
 
         registry.before_invoke = before_invoke
+        metric_samples: list[Any] = []  # what CloudWatch would extract from the functions' logs
+        registry.after_output = lambda _name, text: metric_samples.extend(
+            monitoring.emf_samples(text, scheduler.now_ms)
+        )
         start_at = data.first_ms + config.warmup_ms
         started_cycle = False
         schedule_due = {s.rule_name: data.first_ms + s.every_ms for s in cloud.schedules}
@@ -368,6 +373,15 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
         }
+        report["metrics_emitted"] = monitoring.emitted(metric_samples)
+        report["alarms"] = monitoring.alarms_report(
+            cloud.template,
+            parameters,
+            metric_samples,
+            data.first_ms,
+            scheduler.now_ms,
+            not_in_replay=monitoring.listener_metric_names(),
+        )
         if config.out_dir is not None:  # the books, for flipbot status / history / pnl
             from flipbot.twin.tables_dump import dump_tables
 

@@ -19,7 +19,11 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = RecordTradeRequest.parse(event)
     result = record_trade(container(), cycle_id=request.cycle_id)
-    metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)
-    metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result["realized_pnl"]))
+    if result["closed"]:  # a retry finds the cycle closed: it is counted once
+        metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)
+        metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result["realized_pnl"]))
+        for leg, seconds in result["fill_seconds"].items():
+            # BuyFillSeconds, SellFillSeconds: the dashboard's time to fill
+            metrics.add_metric(f"{leg.title()}FillSeconds", MetricUnit.Seconds, float(seconds))
     logger.info("trade recorded", extra=result)
     return result

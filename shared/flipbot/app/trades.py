@@ -1,4 +1,5 @@
-"""Record a closed cycle: final fills from the exchange, P&L after fees and AI cost."""
+"""Record a closed cycle: final fills from the exchange, P&L after fees and AI cost, and
+each leg's time to fill."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from flipbot.domain.model import Fill, Side
 
 
 def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
+    """Close the cycle once. ``closed`` tells whether this call closed it (a retry finds
+    it closed), so that the handler counts each cycle, its P&L and fill times once."""
     s, repos, exchange = services.settings, services.repos, services.exchange
     now = services.clock.now_ms()
     next_id = cycle_id_for(cycle_sequence(cycle_id) + 1)
@@ -29,12 +32,18 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
     )
     cycle = repos.cycles.get(cycle_id)
     if cycle is None:
-        return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": "0"}
+        return {
+            "next_cycle_id": next_id,
+            "continue": keep_going,
+            "realized_pnl": "0",
+            "closed": False,
+        }
     if cycle.state is CycleState.COMPLETED:  # a retry: the trade is recorded already
         return {
             "next_cycle_id": next_id,
             "continue": keep_going,
             "realized_pnl": str(cycle.realized_pnl),
+            "closed": False,
         }
     rules = exchange.symbol_rules(s.symbol)
     fills: list[Fill] = []
@@ -78,7 +87,22 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
             updated_ms=now,
         )
     )
-    return {"next_cycle_id": next_id, "continue": keep_going, "realized_pnl": str(pnl)}
+    # each leg that filled: seconds from placing its last order to its last fill (metrics)
+    fill_seconds = {
+        str(side): seconds
+        for side, leg_fills, seconds in (
+            (Side.BUY, buy_fills, trade.buy_fill_seconds),
+            (Side.SELL, sell_fills, trade.sell_fill_seconds),
+        )
+        if leg_fills
+    }
+    return {
+        "next_cycle_id": next_id,
+        "continue": keep_going,
+        "realized_pnl": str(pnl),
+        "closed": True,
+        "fill_seconds": fill_seconds,
+    }
 
 
 def _fill_seconds(

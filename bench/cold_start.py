@@ -11,6 +11,11 @@
   The same without any ``.pyc`` (``no_pyc_median_ms``, half the runs): what a cold
   start pays when the layers ship none, as ``sam build`` alone leaves them (the stdlib is
   compiled too here, so it is an upper bound); ``make build`` precompiles them.
+* **What Powertools Tracer would add**: in the same rounds, a fresh process imports the
+  order-update handler (untimed: what the function loads anyway), then the timed part
+  imports Tracer (the X-Ray SDK) and builds one, as a traced handler would at module
+  level (``Tracer()`` patches botocore). Recorded as ``details.tracer``; the deployed
+  functions carry no Tracer (the README says why), so this is the price of adding one.
 * **Heavy modules loaded**: which of boto3, pynamodb, python-binance, aiohttp, openai...
   the import pulled in (the order-update handler must load neither binance nor openai).
 * **Where the time goes**: ``python -X importtime`` self time summed per top-level package.
@@ -72,14 +77,19 @@ TARGET_MARKERS = {
 }
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 
-# Runs in the fresh process: argv[1] is {"path": dir or "", "module": ..., "attr": ...}.
+# Runs in the fresh process: argv[1] is {"path": dir or "", "module": ..., "attr": ...,
+# "after": a module imported first, untimed, or "", "call": whether attr is called, timed}.
 _PROBE = r"""
 import importlib, json, sys, time
 spec = json.loads(sys.argv[1])
 if spec["path"]:
     sys.path.insert(0, spec["path"])  # Lambda puts the task root (CodeUri) first
+if spec["after"]:
+    importlib.import_module(spec["after"])
 started = time.perf_counter()
 module = importlib.import_module(spec["module"])
+if spec["call"]:
+    getattr(module, spec["attr"])()
 elapsed = time.perf_counter() - started
 if spec["attr"]:
     getattr(module, spec["attr"])
@@ -95,6 +105,12 @@ class Target:
     module: str
     attr: str
     env: Mapping[str, str]
+    after: str = ""  # imported first, untimed
+    call: bool = False  # call ``attr`` inside the timed part
+
+
+TRACER_HOST = "OnOrderUpdateFunction"  # the function whose cold start runs on every fill
+TRACER = f"Tracer after {TRACER_HOST}"
 
 
 # --------------------------------------------------------------------------- imports
@@ -123,6 +139,18 @@ def targets(template_path: Path = TEMPLATE) -> list[Target]:
                 {**base_env, **env, "AWS_LAMBDA_FUNCTION_NAME": logical_id},
             )
         )
+    host = next(t for t in found if t.label == TRACER_HOST)
+    found.append(
+        Target(
+            TRACER,
+            host.path,
+            "aws_lambda_powertools",
+            "Tracer",
+            host.env,
+            after=host.module,
+            call=True,
+        )
+    )
     return found
 
 
@@ -161,7 +189,15 @@ def probe(
     env = dict(target.env)
     if pycache is not None:
         env.update({"PYTHONPYCACHEPREFIX": pycache, "PYTHONDONTWRITEBYTECODE": "1"})
-    spec = json.dumps({"path": target.path, "module": target.module, "attr": target.attr})
+    spec = json.dumps(
+        {
+            "path": target.path,
+            "module": target.module,
+            "attr": target.attr,
+            "after": target.after,
+            "call": target.call,
+        }
+    )
     command = [
         sys.executable,
         *(["-X", "importtime"] if importtime else []),
@@ -412,13 +448,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     imports = measure_imports(found, max(1, args.runs))
     figures = {label: data["median_ms"] for label, data in imports.items()}
     sizes = deployment_sizes()
+    host_ms, tracer_ms = figures[TRACER_HOST], figures[TRACER]
+    tracer = {
+        "added_ms": tracer_ms,
+        "function": TRACER_HOST,
+        "function_ms": host_ms,
+        "function_with_tracer_x_boto3": round((host_ms + tracer_ms) / figures[BASELINE], 3),
+        "target_x_boto3": TARGETS[TRACER_HOST],
+    }
     path = write_result(
         "cold_start",
         figures,
         unit="ms (median import time in a fresh process)",
         baseline=BASELINE,
         targets=TARGETS,
-        details={"runs": args.runs, "imports": imports, "deployment": sizes},
+        details={"runs": args.runs, "imports": imports, "deployment": sizes, "tracer": tracer},
     )
     result = json.loads(path.read_text(encoding="utf-8"))
     rows = []
@@ -456,6 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  {name}: {layer['unzipped_mb']:.1f} MB unzipped, {layer['zipped_mb']:.1f} MB "
             f"zipped, {layer['files']} files ({layer['measured_from']})"
         )
+    print(
+        f"Tracer would add {tracer_ms:.0f} ms to {TRACER_HOST}'s {host_ms:.0f} ms: "
+        f"{tracer['function_with_tracer_x_boto3']:.2f}x boto3 (target <= {TARGETS[TRACER_HOST]:g})"
+    )
     print(f"results: {path.relative_to(ROOT)}")
     over = [label for label, ok in result.get("within_target", {}).items() if not ok]
     return 1 if over else 0

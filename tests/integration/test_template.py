@@ -36,12 +36,6 @@ FUNCTIONS = {
 
 # Actions that may be granted on Resource "*" because AWS offers no narrower resource.
 WILDCARD_ALLOWED = {
-    # X-Ray trace segments and sampling rules have no resource ARNs.
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:GetSamplingStatisticSummaries",
     # Custom metrics (the listener heartbeat); scoped by a cloudwatch:namespace condition.
     "cloudwatch:PutMetricData",
     # Step Functions log delivery to CloudWatch Logs (vended logs).
@@ -57,10 +51,9 @@ WILDCARD_ALLOWED = {
     "ecr:GetAuthorizationToken",
 }
 
-# AWS managed policies SAM attaches: basic Lambda logging and X-Ray tracing.
+# AWS managed policies SAM attaches: basic Lambda logging (no X-Ray: nothing is traced).
 MANAGED_POLICIES_ALLOWED = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 
 

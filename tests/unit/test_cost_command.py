@@ -76,6 +76,15 @@ def test_container_insights_would_cost_its_metrics(deployment: Deployment) -> No
     assert with_insights - base == pytest.approx(CONTAINER_INSIGHTS_METRICS * metric, rel=0.02)
 
 
+def test_traces_are_billed_only_when_the_template_traces(deployment: Deployment) -> None:
+    # Given the template without X-Ray (no Tracer in the functions: README, Monitoring)
+    assert not deployment.tracing
+    assert "X-Ray" not in {line.service for line in model(deployment, Assumptions())}
+    # When tracing is switched on, its traces are billed
+    traced = model(replace(deployment, tracing=True), Assumptions(cycles_per_day=1000))
+    assert next(line for line in traced if line.service == "X-Ray").usd > 0
+
+
 def test_more_cycles_cost_more_and_offline_costs_no_ai(deployment: Deployment) -> None:
     few, many = (totals(model(deployment, Assumptions(cycles_per_day=n)))[0] for n in (10, 1000))
     assert many > few

@@ -125,6 +125,7 @@ class Deployment:
     task_arch: str = "arm64"
     public_ip: bool = True
     container_insights: bool = False
+    tracing: bool = False  # X-Ray on the functions or the state machine
     function_memory_mb: dict[str, float] = field(default_factory=dict)
     function_arch: str = "arm64"
     price_tick_seconds: float = 60
@@ -185,6 +186,9 @@ def deployment_from_template(path: Path, region: str = "us-east-1") -> Deploymen
         else "x86_64",
         public_ip=str(vpc.get("AssignPublicIp", "DISABLED")).upper() == "ENABLED",
         container_insights=insights,
+        tracing=_traced(
+            path, of_type("AWS::Serverless::Function"), of_type("AWS::Serverless::StateMachine")
+        ),
         function_memory_mb=memory,
         price_tick_seconds=float(params.get("PriceTickSeconds", 60)),
         reconcile_minutes=_rate_minutes(resolve(schedule, params, {})),
@@ -206,6 +210,24 @@ def _global_memory(path: Path) -> float:
 
     doc = cfn_yaml.load(str(path))
     return float(((doc.get("Globals") or {}).get("Function") or {}).get("MemorySize", 128))
+
+
+def _traced(path: Path, functions: dict[str, Any], machines: dict[str, Any]) -> bool:
+    """Whether X-Ray records traces: ``Tracing: Active`` on a function (its own or the
+    Globals'), or ``Tracing.Enabled`` on a state machine."""
+    from cfnlint.decode import cfn_yaml
+
+    doc = cfn_yaml.load(str(path))
+    default = ((doc.get("Globals") or {}).get("Function") or {}).get("Tracing")
+    if any(
+        str((fn.get("Properties") or {}).get("Tracing", default)) == "Active"
+        for fn in functions.values()
+    ):
+        return True
+    return any(
+        bool(((m.get("Properties") or {}).get("Tracing") or {}).get("Enabled"))
+        for m in machines.values()
+    )
 
 
 def _rate_minutes(expression: str) -> float:
@@ -335,9 +357,10 @@ def model(deployment: Deployment, a: Assumptions) -> list[Line]:
         logs_usd,
         _free(logs_gb + stored_gb, FREE_TIER["logs_gb"]) * p["logs_ingested_gb"],
     )
-    # every hour: heartbeat, lag, reconcile repairs, cycles, P&L, fill time, AI confidence
-    # and cost; some hours: reconnects, guard rejections, AI budget spent
-    metrics = 8 + 3 * 0.1 + (CONTAINER_INSIGHTS_METRICS if deployment.container_insights else 0)
+    # every hour: heartbeat, lag, reconcile repairs, cycles, P&L, buy and sell fill time,
+    # AI confidence and cost; some hours: reconnects, guard rejections, AI budget spent,
+    # stop-loss checks and exits
+    metrics = 9 + 5 * 0.1 + (CONTAINER_INSIGHTS_METRICS if deployment.container_insights else 0)
     puts = a.listener_metric_puts_per_minute * 1440 * DAYS_PER_MONTH
     add(
         "CloudWatch metrics",
@@ -360,13 +383,14 @@ def model(deployment: Deployment, a: Assumptions) -> list[Line]:
         deployment.dashboards * p["dashboard_month"],
         _free(deployment.dashboards, FREE_TIER["dashboards"]) * p["dashboard_month"],
     )
-    traces = requests + cycles
-    add(
-        "X-Ray",
-        f"{traces:,.0f} traces",
-        traces * p["xray_trace"],
-        _free(traces, FREE_TIER["xray_traces"]) * p["xray_trace"],
-    )
+    if deployment.tracing:
+        traces = requests + cycles
+        add(
+            "X-Ray",
+            f"{traces:,.0f} traces",
+            traces * p["xray_trace"],
+            _free(traces, FREE_TIER["xray_traces"]) * p["xray_trace"],
+        )
 
     # Secrets Manager: the secrets, and reads on cold starts (cached 5 minutes when warm)
     secret_calls = requests * a.cold_start_share

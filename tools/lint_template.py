@@ -15,7 +15,6 @@ findings are printed but do not fail the run.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import tempfile
@@ -24,77 +23,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 from cfnlint.api import ManualArgs, lint_file
-from cfnlint.decode import cfn_yaml
 from samtranslator.model.exceptions import InvalidDocumentException
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
+
+from flipbot.twin.template import translate as _translate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
 
-# Properties that point at local paths which `sam build`/`sam package` upload to S3.
-# The translator only accepts S3 locations (or inline definitions), so they are rewritten.
-_LOCAL_URI_PROPERTIES = {
-    "AWS::Serverless::Function": ("CodeUri",),
-    "AWS::Serverless::LayerVersion": ("ContentUri",),
-    "AWS::Serverless::StateMachine": ("DefinitionUri",),
-    "AWS::Serverless::Api": ("DefinitionUri",),
-    "AWS::Serverless::HttpApi": ("DefinitionUri",),
-}
-_PLACEHOLDER_BUCKET = "flipbot-lint-artifacts"
 _REGION = "us-east-1"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    template: dict[str, Any] = cfn_yaml.load(str(path))
-    return template
-
-
-def _s3_uri(local: str) -> str:
-    return f"s3://{_PLACEHOLDER_BUCKET}/{local.strip('/').replace('/', '-') or 'root'}.zip"
-
-
-def _rewrite_local_uris(template: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy whose local CodeUri/ContentUri/DefinitionUri are s3:// URIs."""
-    out = copy.deepcopy(template)
-    globals_function = out.get("Globals", {}).get("Function", {})
-    if isinstance(globals_function.get("CodeUri"), str):
-        globals_function["CodeUri"] = _s3_uri(globals_function["CodeUri"])
-    for resource in out.get("Resources", {}).values():
-        if not isinstance(resource, dict):
-            continue
-        props = resource.get("Properties")
-        if not isinstance(props, dict):
-            continue
-        for prop in _LOCAL_URI_PROPERTIES.get(resource.get("Type", ""), ()):
-            value = props.get(prop)
-            if isinstance(value, str) and not value.startswith("s3://"):
-                props[prop] = _s3_uri(value)
-    return out
-
-
 def translate(path: str | Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
-    """Translate a SAM template into plain CloudFormation, offline.
-
-    Raises ``samtranslator.model.exceptions.InvalidDocumentException`` (with every
-    problem listed) when the SAM template is invalid.
-    """
-    sam_template = _rewrite_local_uris(_load(Path(path)))
-    translator = Translator(
-        managed_policy_map=None,
-        sam_parser=Parser(),
-        boto_session=boto3.session.Session(region_name=_REGION),
-    )
-    translated: dict[str, Any] = translator.translate(
-        sam_template=sam_template,
-        parameter_values={},
-        get_managed_policy_map=lambda: {},
-    )
-    # Round-trip through JSON: plain dicts/lists/str, no YAML node classes.
-    result: dict[str, Any] = json.loads(json.dumps(translated, default=str))
-    return result
+    """Translate a SAM template into plain CloudFormation, offline (see the twin's)."""
+    return _translate(path)
 
 
 _MAX_MESSAGE = 400  # "is not one of [every logical id ...]" messages get very long

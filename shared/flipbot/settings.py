@@ -28,7 +28,6 @@ class Tables(BaseModel):
     trades: str
     consultations: str
     market: str
-    idempotency: str = ""
 
 
 class Settings(BaseModel):
@@ -93,8 +92,7 @@ class Settings(BaseModel):
             "strategy": env.get("STRATEGY", "ai") or "ai",
             "stop_loss": _stop_loss(env),
             "sell_recheck_seconds": env.get("SELL_RECHECK_SECONDS", "300") or "300",
-            "tables": {key: env[var] for key, var in _TABLE_VARS.items()}
-            | {"idempotency": env.get("IDEMPOTENCY_TABLE", "")},
+            "tables": {key: env[var] for key, var in _TABLE_VARS.items()},
             "event_bus_name": env.get("EVENT_BUS_NAME", ""),
             "binance_secret_arn": env.get("BINANCE_SECRET_ARN", ""),
             "openai_secret_arn": env.get("OPENAI_SECRET_ARN", ""),

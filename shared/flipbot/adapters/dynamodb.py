@@ -103,10 +103,19 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         cycle_id = UnicodeAttribute()
         body = JSONAttribute()
 
+    class CycleConsultationsIndex(GlobalSecondaryIndex["ConsultationItem"]):  # type: ignore[no-untyped-call]
+        class Meta:
+            index_name = "cycle-consultations"
+            projection = AllProjection()
+
+        cycle_id = UnicodeAttribute(hash_key=True)
+        consultation_id = UnicodeAttribute(range_key=True)
+
     class ConsultationItem(Model):
         Meta = meta(tables.consultations)  # type: ignore[assignment]
         consultation_id = UnicodeAttribute(hash_key=True)
         cycle_id = UnicodeAttribute()
+        by_cycle = CycleConsultationsIndex()
         body = JSONAttribute()
 
     class MarketItem(Model):
@@ -389,6 +398,13 @@ class DynamoConsultations:
             return _consultation(self._m.get(consultation_id, consistent_read=True).body)
         except DoesNotExist:
             return None
+
+    def for_cycle(self, cycle_id: str) -> list[ConsultationRecord]:
+        """One cycle's consultations, from the ``cycle-consultations`` index (no scan)."""
+        return sorted(
+            (_consultation(i.body) for i in self._m.by_cycle.query(cycle_id)),
+            key=lambda c: (c.time_ms, c.consultation_id),
+        )
 
     def all(self) -> list[ConsultationRecord]:
         return sorted(

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.fills import sync_order_fills
+from flipbot.app.fills import fills_seen
 from flipbot.app.orders import advance
 from flipbot.app.records import (
     STOP_LOSS_VERDICT,
@@ -157,7 +157,7 @@ def _consult_sell(
     for coid in cycle.buy_order_ids + cycle.sell_order_ids:
         order = repos.orders.get(coid)
         if order is not None:
-            fills += sync_order_fills(order, exchange, repos, now)[1]
+            fills += fills_seen(order, exchange, repos)
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
     if cycle.bought_qty <= 0:
         return {**_wait(0, consultation_id, "nothing bought: nothing to sell"), "action": "DUST"}

@@ -4,7 +4,9 @@
 ``OrderUpdated`` event. It needs DynamoDB and Step Functions only (no exchange
 client), which keeps that function's cold start small. Gaps (a lost or reordered
 event) are closed where totals matter: ``sync_order_fills`` pulls the order's trades
-from the exchange before a sell is sized and before a trade is recorded.
+from the exchange and records the missing ones before a trade is recorded (and when an
+order is canceled or reconciled); ``fills_seen`` reads the same without writing, for
+the consultation that sizes a sell (its role reads the books, it does not keep them).
 """
 
 from __future__ import annotations
@@ -209,3 +211,19 @@ def sync_order_fills(
                 repaired += int(repos.fills.add(fill))
         repos.orders.put(order)
     return order, repos.fills.for_order(order.client_order_id), repaired
+
+
+def fills_seen(order: OrderRecord, exchange: ExchangePort, repos: Repositories) -> list[Fill]:
+    """The order's fills as recorded, plus any the exchange has that are not (yet): a
+    read-only view, for sizing a sell; recording them is the book keepers' job."""
+    recorded = repos.fills.for_order(order.client_order_id)
+    state = exchange.get_order(order.symbol, order.client_order_id)
+    if state is None or state.executed_qty <= 0:
+        return recorded
+    known = {f.trade_id for f in recorded}
+    missing = [
+        replace(trade, client_order_id=order.client_order_id)
+        for trade in exchange.my_trades(order.symbol, order_id=state.order_id)
+        if trade.trade_id not in known
+    ]
+    return recorded + missing

@@ -54,7 +54,7 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
             orders[coid], order_fills, _ = sync_order_fills(order, exchange, repos, now)
             fills += order_fills
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
-    consultations = [c for c in repos.consultations.all() if c.cycle_id == cycle_id]
+    consultations = repos.consultations.for_cycle(cycle_id)
     ai_cost = sum((c.cost_usd for c in consultations), Decimal(0))
     pnl = cycle.received_quote - cycle.spent_quote
     buy_fills = [f for f in fills if f.side is Side.BUY]

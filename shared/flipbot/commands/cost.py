@@ -102,7 +102,7 @@ class Assumptions:
             "reconcile": 800,
         }
     )
-    writes_per_cycle: float = 40  # DynamoDB write units: cycle, orders, fills, audit, idempotency
+    writes_per_cycle: float = 40  # DynamoDB write units: cycle, orders, fills, audit
     reads_per_cycle: float = 60
     reads_per_reconcile: float = 50
     stored_gb: float = 0.1

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flipbot.twin.iam import Authorizer, Where, load_for_template
 from flipbot.twin.moto_hooks import Handler, LambdaRegistry, environment
 from flipbot.twin.template import (
     SamTemplate,
@@ -58,6 +59,8 @@ class LocalCloud:
     bus_name: str
     schedules: list[ScheduledTarget] = field(default_factory=list)
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: every AWS call authorized against its caller's role (None: IAM not enforced)
+    authorizer: Authorizer | None = None
 
     def environment_of(self, logical_id: str) -> dict[str, str]:
         return self.environments[self.function_names[logical_id]]
@@ -105,8 +108,14 @@ def build(
     parameters: Mapping[str, str] | None = None,
     secrets: Mapping[str, dict[str, str]] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    with_iam: bool = True,
 ) -> LocalCloud:
-    """Create every resource the twin needs inside an active ``moto.mock_aws``."""
+    """Create every resource the twin needs inside an active ``moto.mock_aws``.
+
+    With ``with_iam`` (the default) the cloud gets an :class:`~flipbot.twin.iam.Authorizer`
+    holding each principal's role from the SAM-translated template, and ``registry`` runs
+    each handler under its function's role; install it with ``cloud.authorizer.installed()``.
+    """
     import boto3
 
     template = load_template(template_path)
@@ -137,6 +146,7 @@ def build(
         attrs[(logical_id, "Name")] = bus_name
 
     sm = boto3.client("secretsmanager", region_name=REGION)
+    secret_arns: dict[str, str] = {}
     for logical_id in template.secrets:
         value = (secrets or {}).get(logical_id, {})
         arn = sm.create_secret(Name=f"{stack_name}/{logical_id}", SecretString=json.dumps(value))[
@@ -144,6 +154,7 @@ def build(
         ]
         refs[logical_id] = arn
         attrs[(logical_id, "Arn")] = arn
+        secret_arns[arn] = secret_arns[f"{stack_name}/{logical_id}"] = arn
 
     ssm = boto3.client("ssm", region_name=REGION)
     for logical_id, default in template.ssm_parameters.items():
@@ -223,6 +234,16 @@ def build(
         )
         state_machine_arn = created["stateMachineArn"]
 
+    authorizer = None
+    if with_iam:
+        machine_arn = state_machine_arn
+        authorizer = Authorizer(
+            load_for_template(template.path, refs, attrs),
+            Where(REGION, ACCOUNT, secrets=secret_arns, token_owner=lambda _token: machine_arn),
+        )
+        registry.authorizer = authorizer
+        registry.principal_of.update({name: lid for lid, name in function_names.items()})
+
     return LocalCloud(
         template=template,
         stack_name=stack_name,
@@ -233,4 +254,5 @@ def build(
         bus_name=bus_name,
         schedules=schedules,
         environments=environments,
+        authorizer=authorizer,
     )

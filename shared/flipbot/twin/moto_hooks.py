@@ -27,7 +27,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -178,6 +178,12 @@ class LambdaRegistry:
     async_attempts: int = 3  # Lambda's asynchronous invocation: the call and 2 retries
     #: variables the functions' environments added to ``os.environ`` (see environment())
     added_variables: set[str] = field(default_factory=set)
+    #: authorizes each AWS call a handler makes against its function's role (twin.iam)
+    authorizer: Any = None
+    #: function name -> the principal (logical id) whose role it runs under
+    principal_of: dict[str, str] = field(default_factory=dict)
+    #: each function's own Powertools parameter caches: a sandbox shares none with another
+    _parameter_caches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
         self.handlers[name] = handler
@@ -197,13 +203,34 @@ class LambdaRegistry:
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
             try:
-                with redirect_stdout(output):
+                with redirect_stdout(output), self._sandbox(name):
                     return handler(event, LambdaContext(function_name=name))
             finally:
                 kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
                 kept.extend(output.getvalue().splitlines())
                 if self.after_output is not None:
                     self.after_output(name, output.getvalue())
+
+    @contextmanager
+    def _sandbox(self, name: str) -> Iterator[None]:
+        """What is a function's own in its Lambda sandbox: its role, its parameter caches."""
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+        outer = dict(DEFAULT_PROVIDERS)
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(self._parameter_caches.get(name, {}))
+        role = (
+            self.authorizer.acting_as(self.principal_of.get(name, name))
+            if self.authorizer is not None
+            else nullcontext()
+        )
+        try:
+            with role:
+                yield
+        finally:
+            self._parameter_caches[name] = dict(DEFAULT_PROVIDERS)
+            DEFAULT_PROVIDERS.clear()
+            DEFAULT_PROVIDERS.update(outer)
 
     def restore_environment(self) -> None:
         """Delete the variables the functions' environments added to ``os.environ``."""

@@ -18,9 +18,11 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -166,6 +168,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         install(scheduler, registry),
         ClientLink(config.exchange) as link,
+        ExitStack() as cleanup,
     ):
         exchange = PaperExchange(
             [config.symbol],
@@ -200,6 +203,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             },
             extra_env=extra_env,
         )
+        # From here on every AWS call is authorized against its caller's role: the
+        # functions' (the registry runs each under its own), the state machine's (moto's
+        # execution threads), the listener's (this loop, where it stands in for it).
+        authorizer = cleanup.enter_context(_enforced(cloud.authorizer))
+        as_listener = partial(authorizer.acting_as, LISTENER) if authorizer else nullcontext
         env = cloud.environment_of("ConsultAiFunction")
         settings = Settings.from_env(env)
         repos = repositories(settings.tables, region=local_cloud.REGION)
@@ -219,7 +227,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             # The listener keeps MarketTable at most a few seconds old; the twin writes
             # the snapshot of this virtual instant right before each consultation.
             if function_name == consult_function and indicators.has_data:
-                repos.market.put(indicators.snapshot(scheduler.now_ms))
+                with as_listener():
+                    repos.market.put(indicators.snapshot(scheduler.now_ms))
 
         reconcile_name = cloud.function_names["ReconcileFunction"]
 
@@ -265,19 +274,21 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                         gap = gap or restart_gap
                 final = False
                 for message in reports:
-                    publisher.publish_many(events_for_execution_report(message))
+                    with as_listener():
+                        publisher.publish_many(events_for_execution_report(message))
                     state.published += 1
                     scheduler.settle()
                 if gap:  # the listener reconnected: it says so, and reconcile catches up
-                    publisher.publish(
-                        "StreamGapDetected",
-                        {
-                            "stream": "user",
-                            "reason": "reconnected",
-                            "since_ms": scheduler.now_ms,
-                            "until_ms": scheduler.now_ms,
-                        },
-                    )
+                    with as_listener():
+                        publisher.publish(
+                            "StreamGapDetected",
+                            {
+                                "stream": "user",
+                                "reason": "reconnected",
+                                "since_ms": scheduler.now_ms,
+                                "until_ms": scheduler.now_ms,
+                            },
+                        )
                     scheduler.settle()
             _announce_closed_cycles(repos, seen_cycles, out)
 
@@ -369,6 +380,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 **chaos.stats.as_dict(),
             }
         report["errors_caught"] = dict(sorted(Counter(c[2] for c in state.caught).items()))
+        if authorizer is not None:
+            report["iam"] = authorizer.summary()
+            report["invariants"]["iam_every_call_allowed"] = not authorizer.denied
+            report["violations"]["iam_denied_calls"] = report["iam"]["denied"]
         report["invocations"] = {
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
@@ -408,6 +423,20 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             file=out,
         )
     return report
+
+
+#: the principal of the listener's task (its role's logical id in the template)
+LISTENER = "ListenerTaskRole"
+
+
+@contextmanager
+def _enforced(authorizer: Any) -> Iterator[Any]:
+    """Install ``authorizer`` for the block (nothing when IAM is not enforced)."""
+    if authorizer is None:
+        yield None
+        return
+    with authorizer.installed():
+        yield authorizer
 
 
 def _quote_asset(symbol: str) -> str:

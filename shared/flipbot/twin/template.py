@@ -41,6 +41,7 @@ __all__ = [
     "resolve",
     "resolve_environment",
     "substitute_definition",
+    "translate",
 ]
 
 # Pseudo parameters with a fixed answer for the twin unless ``refs`` says otherwise.
@@ -568,3 +569,75 @@ def substitute_definition(definition_text: str, substitutions: Mapping[str, str]
         names = ", ".join("${" + name + "}" for name in sorted(missing))
         raise TemplateError(f"definition has no substitution for {names}")
     return text
+
+
+# --------------------------------------------------------------------------- SAM transform
+# Properties that point at local paths which `sam build`/`sam package` upload to S3.
+# The translator only accepts S3 locations (or inline definitions), so they are rewritten.
+_LOCAL_URI_PROPERTIES = {
+    "AWS::Serverless::Function": ("CodeUri",),
+    "AWS::Serverless::LayerVersion": ("ContentUri",),
+    "AWS::Serverless::StateMachine": ("DefinitionUri",),
+    "AWS::Serverless::Api": ("DefinitionUri",),
+    "AWS::Serverless::HttpApi": ("DefinitionUri",),
+}
+_PLACEHOLDER_BUCKET = "flipbot-lint-artifacts"
+
+
+def _s3_uri(local: str) -> str:
+    return f"s3://{_PLACEHOLDER_BUCKET}/{local.strip('/').replace('/', '-') or 'root'}.zip"
+
+
+def _rewrite_local_uris(template: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy whose local CodeUri/ContentUri/DefinitionUri are s3:// URIs."""
+    import copy
+
+    out = copy.deepcopy(template)
+    globals_function = out.get("Globals", {}).get("Function", {})
+    if isinstance(globals_function.get("CodeUri"), str):
+        globals_function["CodeUri"] = _s3_uri(globals_function["CodeUri"])
+    for resource in out.get("Resources", {}).values():
+        if not isinstance(resource, dict):
+            continue
+        props = resource.get("Properties")
+        if not isinstance(props, dict):
+            continue
+        for prop in _LOCAL_URI_PROPERTIES.get(resource.get("Type", ""), ()):
+            value = props.get(prop)
+            if isinstance(value, str) and not value.startswith("s3://"):
+                props[prop] = _s3_uri(value)
+    return out
+
+
+def translate(path: str | Path) -> dict[str, Any]:
+    """Translate a SAM template into plain CloudFormation, offline (aws-sam-translator).
+
+    Policy templates (``DynamoDBCrudPolicy``...) come out as the statements AWS will
+    evaluate, each function gets its ``<Function>Role``. Raises
+    ``samtranslator.model.exceptions.InvalidDocumentException`` (with every problem
+    listed) when the SAM template is invalid.
+    """
+    import json
+    import logging
+
+    import boto3
+    from cfnlint.decode import cfn_yaml
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    # The translator's own usage metrics are never published offline; it warns each time.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
+    sam_template = _rewrite_local_uris(cfn_yaml.load(str(path)))
+    translator = Translator(
+        managed_policy_map=None,
+        sam_parser=Parser(),
+        boto_session=boto3.session.Session(region_name="us-east-1"),
+    )
+    translated: dict[str, Any] = translator.translate(
+        sam_template=sam_template,
+        parameter_values={},
+        get_managed_policy_map=lambda: {},
+    )
+    # Round-trip through JSON: plain dicts/lists/str, no YAML node classes.
+    result: dict[str, Any] = json.loads(json.dumps(translated, default=str))
+    return result

@@ -35,7 +35,6 @@ DOCUMENTED_ENV = {
     "TRADES_TABLE",
     "CONSULTATIONS_TABLE",
     "MARKET_TABLE",
-    "IDEMPOTENCY_TABLE",
     "EVENT_BUS_NAME",
     "BINANCE_SECRET_ARN",
     "OPENAI_SECRET_ARN",
@@ -75,13 +74,14 @@ def test_real_tables_follow_the_architecture(real: SamTemplate) -> None:
         "TradesTable": [("symbol", "HASH"), ("closed_key", "RANGE")],
         "ConsultationsTable": [("consultation_id", "HASH")],
         "MarketTable": [("symbol", "HASH")],
-        "IdempotencyTable": [("id", "HASH")],
     }
     assert real.tables["FillsTable"].attribute_definitions == {
         "client_order_id": "S",
         "trade_id": "N",
     }
-    assert real.tables["IdempotencyTable"].ttl_attribute == "expiration"
+    assert [name for name, _, _ in real.tables["ConsultationsTable"].gsis] == [
+        "cycle-consultations"
+    ]
     assert real.tables["CyclesTable"].ttl_attribute is None
 
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Subcommand modules, each with ``register(subparsers)``; imported only to build the parser.
-COMMANDS = ["replay", "exchange", "listen", "compare", "status", "history", "pnl", "cost"]
+COMMANDS = ["replay", "exchange", "listen", "compare", "status", "history", "pnl", "cost", "iam"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -62,29 +62,45 @@ MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
             "Resource": "*",
         }
     ],
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [
-        {
-            "Effect": "Allow",
-            "Action": [
-                "xray:PutTraceSegments",
-                "xray:PutTelemetryRecords",
-                "xray:GetSamplingRules",
-                "xray:GetSamplingTargets",
-                "xray:GetSamplingStatisticSummaries",
-            ],
-            "Resource": "*",
-        }
-    ],
 }
 
-#: Grants that no call of the code uses, kept on purpose: (principal, action) -> reason.
-#: ``flipbot iam`` lists every other grant that nothing used.
-UNUSED_GRANTS: dict[tuple[str, str], str] = {
-    ("*", "logs:*"): "the Lambda service ships the function's logs with the role",
-    ("*", "xray:*"): "the Lambda / Step Functions service sends traces with the role",
-    ("StateMachine", "logs:*"): "Step Functions delivers the execution logs (vended logs)",
-    ("ListenerExecutionRole", "*"): "the ECS agent pulls the image, injects secrets, ships logs",
-}
+#: Grants no call of a replay uses, kept on purpose: (principal, action, resource) globs
+#: and the reason; the first that matches counts. ``flipbot iam`` flags every other grant
+#: that nothing used.
+UNUSED_GRANTS: tuple[tuple[str, str, str, str], ...] = (
+    ("StateMachine", "logs:*", "*", "Step Functions delivers the execution logs (vended logs)"),
+    (
+        "ListenerExecutionRole",
+        "*",
+        "*",
+        "the ECS agent pulls the image, injects secrets, ships logs",
+    ),
+    ("*", "logs:*", "*", "the Lambda service writes the function's logs with its role"),
+    (
+        "*",
+        "sqs:SendMessage",
+        "*",
+        "the Lambda service dead-letters a failed asynchronous invocation with the role",
+    ),
+    (
+        "ListenerTaskRole",
+        "cloudwatch:PutMetricData",
+        "*",
+        "the listener's own metrics; the twin's loop stands in for its events and snapshot only",
+    ),
+    (
+        "ConsultAiFunction",
+        "secretsmanager:GetSecretValue",
+        "*:secret:*OpenAiApiSecret*",
+        "read with Strategy=ai and a key set; the twin builds its AI client from the shell",
+    ),
+    (
+        "ConsultAiFunction",
+        "dynamodb:*",
+        "*TradesTable*",
+        "the adaptive and ma-cross strategies read past trades (Strategy parameter)",
+    ),
+)
 
 # Which boto3 client names sign under a different IAM prefix.
 _PREFIX = {"stepfunctions": "states", "monitoring": "cloudwatch"}
@@ -515,6 +531,10 @@ class Authorizer:
             BaseClient._make_api_call = original
 
     # -- reporting ------------------------------------------------------------------
+    def usage(self) -> list[dict[str, Any]]:
+        """Every grant with what this run used of it (see :func:`usage`)."""
+        return usage(self.principals, self.used, self.where)
+
     def summary(self) -> dict[str, Any]:
         """Per principal: calls, denied calls, and the (action, resource) pairs used."""
         return {
@@ -550,60 +570,43 @@ def _access_denied(principal: Principal, operation: str, action: str, resource: 
 
 
 # --------------------------------------------------------------------------- grants
-@dataclass(frozen=True)
-class Grant:
-    """One statement's action patterns on one of its resource patterns."""
-
-    principal: str
-    actions: tuple[str, ...]
-    resource: str
-    source: str
-
-
-def grants_of(principal: Principal) -> list[Grant]:
-    return [
-        Grant(principal.name, s.actions, resource, s.source)
-        for s in principal.statements
-        if s.effect == "Allow"
-        for resource in (s.resources or ("*",))
-    ]
-
-
 def usage(
-    principals: Mapping[str, Principal], used: Mapping[str, list[str]]
+    principals: Mapping[str, Principal], used: Mapping[str, Counter[tuple[str, str]]], where: Where
 ) -> list[dict[str, Any]]:
-    """Each grant with the actions the replay used under it, and whether it is kept unused
-    on purpose (:data:`UNUSED_GRANTS`)."""
+    """Each Allow statement of each principal, the actions a replay used under it, and
+    why it is kept when nothing used it (:data:`UNUSED_GRANTS`; empty: flag it)."""
     rows = []
     for name, principal in sorted(principals.items()):
-        pairs = [tuple(p.split(" ", 1)) for p in used.get(name, [])]
-        for grant in grants_of(principal):
-            hits = sorted(
-                {
-                    a
-                    for a, r in pairs
-                    if _match(grant.resource, r)
-                    and any(_match(p, a, fold=True) for p in grant.actions)
-                }
-            )
-            reason = _kept_reason(name, grant.actions)
+        pairs = list(used.get(name, Counter()))
+        for statement in principal.statements:
+            if statement.effect != "Allow":
+                continue
+            # Conditions held when the call was authorized; here only what it granted counts.
+            hits = sorted({a for a, r in pairs if _grants(statement, a, r)})
             rows.append(
                 {
                     "principal": name,
-                    "actions": list(grant.actions),
-                    "resource": grant.resource,
+                    "policy": statement.source,
+                    "actions": list(statement.actions),
+                    "resources": [where.stable(r) for r in statement.resources],
                     "used": hits,
-                    "kept_because": reason,
+                    "kept_because": "" if hits else _kept_reason(name, statement),
                 }
             )
     return rows
 
 
-def _kept_reason(principal: str, actions: tuple[str, ...]) -> str:
-    for (who, pattern), reason in UNUSED_GRANTS.items():
+def _grants(statement: Statement, action: str, resource: str) -> bool:
+    return replace(statement, conditions={}).applies(action, resource, {})
+
+
+def _kept_reason(principal: str, statement: Statement) -> str:
+    for who, action, resource, reason in UNUSED_GRANTS:
         if who not in ("*", principal):
             continue
-        if all(_match(pattern, a, fold=True) for a in actions):
+        actions_match = all(_match(action, a, fold=True) for a in statement.actions)
+        resources_match = all(_match(resource, r) for r in statement.resources or ("*",))
+        if actions_match and resources_match:
             return reason
     return ""
 

@@ -381,7 +381,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             }
         report["errors_caught"] = dict(sorted(Counter(c[2] for c in state.caught).items()))
         if authorizer is not None:
-            report["iam"] = authorizer.summary()
+            report["iam"] = authorizer.summary() | {"grants": authorizer.usage()}
             report["invariants"]["iam_every_call_allowed"] = not authorizer.denied
             report["violations"]["iam_denied_calls"] = report["iam"]["denied"]
         report["invocations"] = {

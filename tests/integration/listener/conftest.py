@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -34,10 +35,13 @@ from flipbot.listener.wiring import production_adapters
 from flipbot.paper import PaperExchange
 from flipbot.paper.ws import BinanceWsServer
 from flipbot.streams import order_update_from_execution_report
-from flipbot.twin.template import load_template
+from flipbot.twin.iam import Authorizer, Where, load_principals
+from flipbot.twin.runner import LISTENER
+from flipbot.twin.template import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
+ACCOUNT = "123456789012"
 SYMBOL = "TRUMPUSDC"
 KEY = "listenerTestApiKey0001"
 SECRET = "listenerTestApiSecret0001"
@@ -112,7 +116,34 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             EventBusName=BUS,
             Targets=[{"Id": "capture", "Arn": queue_arn}],
         )
-        yield Aws(sqs, queue_url, dynamodb, boto3.client("cloudwatch", region_name=REGION))
+        # The listener makes its AWS calls from its executor's threads: each is authorized
+        # against the template's ListenerTaskRole, as in its ECS task. The test's own
+        # calls (this thread) are not checked.
+        authorizer = _listener_authorizer(
+            table_arn=dynamodb.describe_table(TableName=TABLE)["Table"]["TableArn"],
+            bus_arn=events.describe_event_bus(Name=BUS)["Arn"],
+        )
+        with authorizer.installed():
+            yield Aws(sqs, queue_url, dynamodb, boto3.client("cloudwatch", region_name=REGION))
+        assert not authorizer.denied, [d.describe(authorizer.where) for d in authorizer.denied]
+
+
+@functools.cache
+def _translated() -> dict[str, Any]:
+    return translate(ROOT / "template.yaml")
+
+
+def _listener_authorizer(*, table_arn: str, bus_arn: str) -> Authorizer:
+    refs = {
+        "MarketTable": TABLE,
+        "EventBus": BUS,
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::StackName": "flipbot-test",
+    }
+    attrs = {("MarketTable", "Arn"): table_arn, ("EventBus", "Arn"): bus_arn}
+    role = load_principals(_translated(), refs, attrs)[LISTENER]
+    return Authorizer({LISTENER: role}, Where(REGION, ACCOUNT), default_principal=LISTENER)
 
 
 class RecordingPublisher:

@@ -56,6 +56,9 @@ class ReplayConfig:
     #: invokes the reconcile function's recovery from the exchange alone.
     interventions: tuple[tuple[int, str], ...] = ()
     chaos_seed: int = 0
+    #: authorize every AWS call against its caller's role (as AWS does); off only to
+    #: measure what the check costs
+    iam: bool = True
 
 
 @dataclass
@@ -202,6 +205,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 "OpenAiApiSecret": {},
             },
             extra_env=extra_env,
+            with_iam=config.iam,
         )
         # From here on every AWS call is authorized against its caller's role: the
         # functions' (the registry runs each under its own), the state machine's (moto's

@@ -39,6 +39,8 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     existing = repos.orders.get(coid)
     if existing is not None and existing.status != "UNKNOWN":
         return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}
+    if services.kill_switch.engaged():  # it stops every order path, this one too
+        return {"action": "none", "reason": "kill switch engaged: no sell is placed"}
     exchange = services.exchange
     rules = exchange.symbol_rules(order.symbol)
     fees = exchange.fee_schedule(order.symbol)

@@ -11,7 +11,7 @@ from flipbot.app.fills import apply_order_update
 from flipbot.app.manual import follow_manual_buy
 from flipbot.domain.model import Origin
 
-from .conftest import Bot
+from .conftest import Bot, StaticKillSwitch
 
 
 def _deliver(bot: Bot, *, twice: bool = False) -> list[dict[str, Any]]:
@@ -95,3 +95,13 @@ def test_given_dry_run_then_the_sell_is_recorded_not_placed(
     record = bot.repos.orders.get(follow[0]["client_order_id"])
     assert record is not None
     assert record.status == "DRY_RUN"
+
+
+def test_given_the_kill_switch_is_on_then_a_filled_manual_buy_places_no_sell(bot: Bot) -> None:
+    bot.kill_switch = StaticKillSwitch(True)
+    _manual_buy(bot)
+    bot.trade("25.80", "2.000")
+    results = _deliver(bot)
+    follow = [r["follow_up"] for r in results if "follow_up" in r]
+    assert follow == [{"action": "none", "reason": "kill switch engaged: no sell is placed"}]
+    assert [o["side"] for o in bot.paper.all_orders("TRUMPUSDC")] == ["BUY"]

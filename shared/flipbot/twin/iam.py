@@ -95,6 +95,18 @@ UNUSED_GRANTS: tuple[tuple[str, str, str, str], ...] = (
         "read with Strategy=ai and a key set; the twin builds its AI client from the shell",
     ),
     (
+        "OnOrderUpdateFunction",
+        "secretsmanager:GetSecretValue",
+        "*:secret:*BinanceApiSecret*",
+        "the follow-up of a filled manual BUY places a sell; a replay places no manual order",
+    ),
+    (
+        "OnOrderUpdateFunction",
+        "ssm:GetParameter",
+        "*",
+        "the follow-up of a filled manual BUY checks the kill switch; a replay has none",
+    ),
+    (
         "ConsultAiFunction",
         "dynamodb:*",
         "*TradesTable*",

@@ -239,6 +239,30 @@ def test_given_an_ai_sell_below_the_floor_then_the_sell_goes_at_the_floor_and_is
     assert bot.repos.consultations.all()[-1].verdict == "REJECTED:profit_floor"
 
 
+def test_given_a_buy_fill_no_event_delivered_then_the_sell_is_sized_with_it_and_nothing_written(
+    bot: Bot,
+) -> None:
+    # Given: the buy filled on the exchange, but its OrderUpdated never arrived.
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    bot.updates()  # lost
+    order_before = bot.repos.orders.get("fb-c000001-B1")
+    assert bot.repos.fills.for_order("fb-c000001-B1") == []
+    bot.decider.answers.append(
+        Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.95)
+    )
+    # When: the sell leg is consulted.
+    result = consult(bot, "c000001", Side.SELL, 1)
+    # Then: it sells what the exchange says was bought...
+    assert result["action"] == "PLACE"
+    assert Decimal(result["quantity"]) == Decimal("0.384")
+    # ...and leaves the books to those who keep them: no fill, no order written.
+    assert bot.repos.fills.for_order("fb-c000001-B1") == []
+    assert bot.repos.orders.get("fb-c000001-B1") == order_before
+
+
 def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: Bot) -> None:
     bot.market("25.95", "25.96")
     bot.kill_switch.value = True

@@ -1,0 +1,63 @@
+"""Least privilege, checked: across the replays that exercise every path, no call is
+denied and every grant of the template is used or kept with a reason.
+
+Each replay already holds ``iam_every_call_allowed`` (CI's replays and chaos runs assert
+every invariant). This soak run combines many of them - each strategy, every chaos
+scenario with a tight stop-loss, a recovery from wiped tables, the AI path against the
+local OpenAI-compatible fake - and asks the other half of the question: which grants did
+nothing use? Every such grant must be listed, with its reason, in
+``flipbot.twin.iam.UNUSED_GRANTS``; anything else is a grant to remove.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from flipbot.ai.fake_server import FakeOpenAiServer, absurd, alternate, valid
+from flipbot.commands.iam import render
+from flipbot.replay.sample import generate_sample
+from flipbot.twin.chaos import SCENARIOS
+from flipbot.twin.runner import ReplayConfig, run_replay
+
+pytestmark = pytest.mark.slow
+KEY = "sk-grants-0123456789"
+
+
+def _replay(hours: float = 24, seed: int = 7, **options: Any) -> dict[str, Any]:
+    config = ReplayConfig(
+        data=generate_sample(seed=seed, hours=hours),
+        symbol="TRUMPUSDC",
+        progress=False,
+        **options,
+    )
+    return run_replay(config, out=io.StringIO())
+
+
+def test_every_grant_is_used_or_kept_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    reports = [
+        _replay(),
+        _replay(decider="ma-cross"),
+        _replay(decider="adaptive"),
+        _replay(hours=8, interventions=((180, "wipe_and_recover"),)),
+    ]
+    for seed in (1, 2):
+        reports += [
+            _replay(
+                hours=6,
+                seed=seed,
+                chaos=scenario,
+                chaos_seed=seed,
+                parameters={"StopLoss": "0.003"},
+            )
+            for scenario in SCENARIOS
+        ]
+    with FakeOpenAiServer(alternate(valid(), absurd()), api_key=KEY, lifetime=300) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        reports.append(_replay(hours=3, decider="openai"))
+    text, denied, unused = render(reports)
+    assert denied == 0, text
+    assert unused == 0, text

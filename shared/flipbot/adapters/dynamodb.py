@@ -4,11 +4,14 @@ Money is stored as strings, never as DynamoDB numbers, so that a Decimal comes b
 exactly as it went in. Idempotency comes from conditional writes: a fill is written
 only if its (client order id, trade id) is new, an order only if its client order id
 is new, a task token is claimed once, and a cycle only over the version it was read at.
+Every write of an order moves its ``revision``; :meth:`DynamoOrders.update` writes only
+over the revision it read, so concurrent updates of one order lose nothing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from functools import cache
@@ -88,6 +91,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
         token_state = UnicodeAttribute(null=True)
         cancel_requested = BooleanAttribute(default=False)
         updated_ms = NumberAttribute()
+        revision = NumberAttribute(null=True)  # moved by every write (see update)
         body = JSONAttribute()
 
     class FillItem(Model):
@@ -301,15 +305,51 @@ class DynamoOrders:
             current = self._m.get(order.client_order_id, consistent_read=True)
         except DoesNotExist:
             current = None
-        if current is not None and current.token_state and current.task_token == order.task_token:
-            item.token_state = current.token_state
+        self._keep_token(item, current)
+        item.revision = (current.revision or 0) + 1 if current is not None else 1
         item.save()
+
+    def update(
+        self, client_order_id: str, change: Callable[[OrderRecord | None], OrderRecord]
+    ) -> OrderRecord:
+        """Write ``change(stored order)`` (``None``: no order yet) over what was read, or
+        read again and apply ``change`` again when another writer came first."""
+        for _ in range(_UPDATE_ATTEMPTS):
+            try:
+                current = self._m.get(client_order_id, consistent_read=True)
+            except DoesNotExist:
+                current = None
+            order = change(self._record(current) if current is not None else None)
+            item = self._item(order)
+            self._keep_token(item, current)
+            if current is None:
+                item.revision = 1
+                condition = self._m.client_order_id.does_not_exist()
+            elif current.revision is None:
+                item.revision = 1
+                condition = self._m.revision.does_not_exist()
+            else:
+                item.revision = current.revision + 1
+                condition = self._m.revision == current.revision
+            try:
+                item.save(condition=condition)
+            except PutError as exc:
+                if not _is_conditional_failure(exc):
+                    raise
+                continue
+            return self._record(item)
+        raise ConcurrentUpdate(f"order {client_order_id} kept changing under the update")
+
+    @staticmethod
+    def _keep_token(item: Any, current: Any) -> None:
+        if current is not None and current.token_state and current.task_token == item.task_token:
+            item.token_state = current.token_state
 
     def claim_token(self, client_order_id: str, token: str, outcome: str) -> bool:
         item = self._m(client_order_id)
         try:
             item.update(
-                actions=[self._m.token_state.set(outcome)],
+                actions=[self._m.token_state.set(outcome), self._m.revision.add(1)],
                 condition=(self._m.task_token == token) & (self._m.token_state == "WAITING"),
             )
         except UpdateError as exc:
@@ -346,6 +386,9 @@ class DynamoOrders:
             else order.symbol,
             body=_dump(order),
         )
+
+
+_UPDATE_ATTEMPTS = 20
 
 
 class DynamoFills:

@@ -80,42 +80,50 @@ def apply_order_update(
     now_ms: int,
     follow_manual: Callable[[OrderRecord, list[Fill]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Record the update's fill (once), move the order forward, resume a finished cycle leg."""
+    """Record the update's fill (once), move the order forward, resume a finished cycle leg.
+
+    Safe when updates of one order run at the same time: the fill is written before the
+    order, the order is moved forward over exactly what was read (re-read when another
+    update wrote first), and whether the leg is done is decided from what is stored after
+    that write, so the update that writes last sees every fill and status before it.
+    """
     coid = update.client_order_id
     if update.execution_type == "CANCELED" and update.orig_client_order_id:
         coid = update.orig_client_order_id
-    order = repos.orders.get(coid)
-    if order is None:
-        order = repos.orders.create(
-            OrderRecord(
-                client_order_id=coid,
-                symbol=update.symbol,
-                side=Side(update.side),
-                price=update.price,
-                quantity=update.orig_qty,
-                origin=Origin.SYSTEM if is_system_client_order_id(coid) else Origin.MANUAL,
-                status=update.status,
-                order_id=update.order_id,
-                created_ms=now_ms,
-                updated_ms=now_ms,
-            )
-        )
     fill = fill_from_update(update, coid)
     new_fill = repos.fills.add(fill) if fill is not None else False
 
+    def forward(stored: OrderRecord | None) -> OrderRecord:
+        order = stored or OrderRecord(
+            client_order_id=coid,
+            symbol=update.symbol,
+            side=Side(update.side),
+            price=update.price,
+            quantity=update.orig_qty,
+            origin=Origin.SYSTEM if is_system_client_order_id(coid) else Origin.MANUAL,
+            status=update.status,
+            order_id=update.order_id,
+            created_ms=now_ms,
+            updated_ms=now_ms,
+        )
+        fills = repos.fills.for_order(coid)
+        status = order.status
+        if status_rank(update.status) > status_rank(status):
+            status = update.status
+        return order.evolve(
+            status=status,
+            order_id=order.order_id or update.order_id,
+            executed_qty=max(
+                sum((f.qty for f in fills), ZERO), order.executed_qty, update.executed_qty
+            ),
+            cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
+            updated_ms=now_ms,
+        )
+
+    written = repos.orders.update(coid, forward)
+    order = repos.orders.get(coid) or written
     fills = repos.fills.for_order(coid)
-    executed = sum((f.qty for f in fills), ZERO)
     status = order.status
-    if status_rank(update.status) > status_rank(status):
-        status = update.status
-    order = order.evolve(
-        status=status,
-        order_id=order.order_id or update.order_id,
-        executed_qty=max(executed, order.executed_qty, update.executed_qty),
-        cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
-        updated_ms=now_ms,
-    )
-    repos.orders.put(order)
     resumed = resume_waiting_task(order, fills, repos, workflow)
     result: dict[str, Any] = {
         "client_order_id": coid,

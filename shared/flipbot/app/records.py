@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol, Self
@@ -195,6 +196,13 @@ class OrderRepository(Protocol):
         ...
 
     def put(self, order: OrderRecord) -> None: ...
+    def update(
+        self, client_order_id: str, change: Callable[[OrderRecord | None], OrderRecord]
+    ) -> OrderRecord:
+        """Read, apply ``change`` (``None``: no order yet), write over exactly what was read;
+        read and apply again when another writer came first (none of them is lost)."""
+        ...
+
     def claim_token(self, client_order_id: str, token: str, outcome: str) -> bool:
         """Mark the order's task token used; True only for the first caller with that token."""
         ...

@@ -1,0 +1,102 @@
+"""Order updates applied concurrently: without reserved concurrency, Lambda runs two
+updates of one order at the same time. Each test replays one interleaving of two such
+invocations exactly, by running the second one inside a read of the first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from flipbot.app.fills import apply_order_update
+from flipbot.app.orders import place_order
+from flipbot.app.records import Cycle
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.model import Side
+
+from .conftest import START_MS, Bot
+
+ORDER = "fb-c000001-B1"
+
+
+def _partly_then_fully_filled(bot: Bot) -> tuple[Any, Any]:
+    """A buy filled in two trades: the PARTIALLY_FILLED and the FILLED update."""
+    bot.repos.cycles.create(
+        Cycle(
+            "c000001", "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS
+        )
+    )
+    bot.market("25.95", "25.96")
+    place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.BUY,
+        attempt=1,
+        price=Decimal("25.90"),
+        quantity=Decimal("0.385"),
+        task_token="token-1",
+    )
+    bot.trade("25.89", "0.200")
+    bot.trade("25.88", "0.500")
+    partly, fully = [u for u in bot.updates() if u.trade_id >= 0]
+    assert (partly.status, fully.status) == ("PARTIALLY_FILLED", "FILLED")
+    return partly, fully
+
+
+def _apply(bot: Bot, update: Any) -> dict[str, Any]:
+    return apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
+
+
+def _interleaved(bot: Bot, other: Callable[[], Any], *, after_read: bool) -> None:
+    """Run ``other`` once, inside the next read of the order's fills (before the read
+    answers, or after it answered)."""
+    fills = bot.repos.fills
+    read = fills.for_order
+    pending = [other]
+
+    def for_order(client_order_id: str) -> Any:
+        if pending and not after_read:
+            pending.pop()()
+        found = read(client_order_id)
+        if pending and after_read:
+            pending.pop()()
+        return found
+
+    fills.for_order = for_order  # type: ignore[method-assign]
+
+
+def test_given_the_filled_update_lands_while_the_partial_one_runs_then_the_order_stays_filled(
+    bot: Bot,
+) -> None:
+    partly, fully = _partly_then_fully_filled(bot)
+    # When: the FILLED update runs whole while the PARTIALLY_FILLED one is between its
+    # read of the order and its write.
+    _interleaved(bot, lambda: _apply(bot, fully), after_read=False)
+    _apply(bot, partly)
+    # Then: the order does not move back, and the task was resumed once with both fills.
+    order = bot.repos.orders.get(ORDER)
+    assert order is not None
+    assert order.status == "FILLED"
+    assert order.executed_qty == Decimal("0.385")
+    assert order.token_state == "SUCCEEDED"
+    successes = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(successes) == 1
+    assert Decimal(successes[0][2]["executed_qty"]) == Decimal("0.385")
+
+
+def test_given_the_partial_update_lands_while_the_filled_one_runs_then_the_task_is_resumed(
+    bot: Bot,
+) -> None:
+    partly, fully = _partly_then_fully_filled(bot)
+    # When: the FILLED update read the fills (its own only) and the PARTIALLY_FILLED
+    # update then runs whole before the FILLED one writes.
+    _interleaved(bot, lambda: _apply(bot, partly), after_read=True)
+    _apply(bot, fully)
+    # Then: one of them saw both fills on a FILLED order: the waiting task is resumed once.
+    order = bot.repos.orders.get(ORDER)
+    assert order is not None
+    assert order.status == "FILLED"
+    successes = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(successes) == 1
+    assert Decimal(successes[0][2]["executed_qty"]) == Decimal("0.385")
+    assert order.token_state == "SUCCEEDED"

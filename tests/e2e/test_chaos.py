@@ -18,6 +18,7 @@ INJECTED = {
     "crash": "crashes",
     "exchange": "faults",
     "restart": "gaps",
+    "concurrent": "overlapped",
 }
 
 

@@ -11,7 +11,10 @@ A :class:`Chaos` is seeded and deterministic. Depending on its profile it
   effects (an exchange call, a DynamoDB write, a Step Functions callback) - the function
   fails as a Lambda crash would, and Step Functions or the event source retries it,
 * makes the exchange fail: responses lost after the order was accepted, 5XX, 429,
-  timestamps out of the receive window.
+  timestamps out of the receive window,
+* delivers concurrently: the EventBridge-triggered invocations of a batch (duplicates,
+  the next updates of the same order, a gap's reconcile) start at once, one thread each,
+  and those of one function overlap, as Lambda runs them without reserved concurrency.
 
 The invariants of :mod:`flipbot.twin.report` are then checked as after any replay.
 """
@@ -28,7 +31,16 @@ from flipbot.domain.errors import FlipbotError
 #: An armed crash strikes at one of the invocation's first CRASH_REACH side effects.
 CRASH_REACH = 12
 
-SCENARIOS = ("duplicate", "reorder", "drop", "crash", "exchange", "restart", "combined")
+SCENARIOS = (
+    "duplicate",
+    "reorder",
+    "drop",
+    "crash",
+    "exchange",
+    "restart",
+    "concurrent",
+    "combined",
+)
 
 #: What each scenario turns on (probabilities per opportunity).
 PROFILES: dict[str, dict[str, float]] = {
@@ -39,6 +51,8 @@ PROFILES: dict[str, dict[str, float]] = {
     "crash": {"crash": 0.15},
     "exchange": {"lost_response": 0.05, "http_5xx": 0.03, "rate_limited": 0.02, "skew": 0.02},
     "restart": {"restart": 0.15},
+    # Duplicates and reorders give each batch several deliveries for the same order.
+    "concurrent": {"concurrent": 1.0, "duplicate": 0.6, "reorder": 0.3, "drop": 0.05},
     "combined": {
         "duplicate": 0.3,
         "reorder": 0.3,
@@ -71,6 +85,7 @@ class ChaosStats:
     gaps: int = 0
     crashes: int = 0
     faults: int = 0
+    overlapped: int = 0  # deliveries run alongside another of the same function
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -103,6 +118,11 @@ class Chaos:
         self.p = PROFILES[self.profile]
         self._rng = random.Random(self.seed)
         self._crash_at: tuple[int, str] | None = None
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether EventBridge deliveries run concurrently (see module docstring)."""
+        return self.p.get("concurrent", 0.0) > 0
 
     def _hit(self, name: str) -> bool:
         chance = self.p.get(name, 0.0)

@@ -25,6 +25,7 @@ class ChaosRun:
     dead_letters: int
     violations: tuple[str, ...]
     stop_loss_exits: int = 0
+    overlapped: int = 0
 
 
 def plan(profile: str, seeds: int) -> list[tuple[str, int]]:
@@ -72,6 +73,7 @@ def run_one(
         dead_letters=report["dead_letters"],
         violations=tuple(sorted(k for k, ok in report["invariants"].items() if not ok)),
         stop_loss_exits=report["stop_loss_exits"],
+        overlapped=stats.get("overlapped", 0),
     )
 
 
@@ -123,6 +125,7 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
                 "gaps": 0,
                 "crashes": 0,
                 "faults": 0,
+                "overlapped": 0,
                 "stop_loss_exits": 0,
                 "dead_letters": 0,
                 "violations": 0,
@@ -136,6 +139,7 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
             "gaps",
             "crashes",
             "faults",
+            "overlapped",
             "stop_loss_exits",
             "dead_letters",
         ):
@@ -155,6 +159,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "gaps",
         "crashes",
         "faults",
+        "overlapped",
         "dead_letters",
         "violations",
     ]

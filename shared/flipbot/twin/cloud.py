@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flipbot.twin.iam import Authorizer, Where, load_for_template
+from flipbot.twin.limits import check_environment
 from flipbot.twin.moto_hooks import Handler, LambdaRegistry, environment
 from flipbot.twin.template import (
     SamTemplate,
@@ -61,6 +62,8 @@ class LocalCloud:
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     #: every AWS call authorized against its caller's role (None: IAM not enforced)
     authorizer: Authorizer | None = None
+    #: function name -> its template environment's size, as Lambda measures it
+    environment_sizes: dict[str, int] = field(default_factory=dict)
 
     def environment_of(self, logical_id: str) -> dict[str, str]:
         return self.environments[self.function_names[logical_id]]
@@ -185,10 +188,13 @@ def build(
 
     lam = boto3.client("lambda", region_name=REGION)
     environments: dict[str, dict[str, str]] = {}
+    environment_sizes: dict[str, int] = {}
     schedules: list[ScheduledTarget] = []
     for logical_id, fn in template.functions.items():
         name = function_names[logical_id]
         env = resolve_environment(fn.environment, refs, attrs, template.conditions)
+        # What the template deploys (the twin's own additions aside) must fit in 4 KB.
+        environment_sizes[name] = check_environment(logical_id, env)
         env = {**env, **TWIN_ENV, **(extra_env or {}), "AWS_LAMBDA_FUNCTION_NAME": name}
         environments[name] = env
         lam.create_function(
@@ -255,4 +261,5 @@ def build(
         schedules=schedules,
         environments=environments,
         authorizer=authorizer,
+        environment_sizes=environment_sizes,
     )

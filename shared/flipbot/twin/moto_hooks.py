@@ -12,18 +12,26 @@ cannot do here are patched in by :func:`install`:
   of callback tasks really sleep in moto. The hooks park the calling thread in a
   :class:`VirtualScheduler` instead, so a day of market data replays in seconds.
 
+* **Limits**: AWS's quotas on state data, execution history, PutEvents, Lambda
+  payloads and timeouts are applied as AWS applies them (:mod:`flipbot.twin.limits`),
+  and DynamoDB requests are atomic, one at a time, as DynamoDB's per-item operations are.
+
 moto runs each execution in its own threads. The scheduler counts live executions and
 parked threads: the replay loop calls :meth:`VirtualScheduler.settle` after every
 stimulus and proceeds only when every live execution is parked (waiting for a task
 token, a Wait state, a retry interval) or finished. Together with handler invocations
-serialised by one lock, this makes a replay deterministic: same inputs, same result.
+run one at a time, this makes a replay deterministic: same inputs, same result. (The
+``concurrent`` chaos scenario lets invocations of one function overlap, as Lambda does
+without reserved concurrency; see :meth:`LambdaRegistry.deliver_deferred`.)
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +39,8 @@ from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+
+from flipbot.twin.limits import Limits
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -184,59 +194,167 @@ class LambdaRegistry:
     principal_of: dict[str, str] = field(default_factory=dict)
     #: each function's own Powertools parameter caches: a sandbox shares none with another
     _parameter_caches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: AWS's limits on payloads and timeouts (set by :func:`install`)
+    limits: Limits | None = None
+    virtual_ms: Callable[[], int] = lambda: 0
+    monotonic: Callable[[], float] = time.monotonic
+    #: functions whose invocations may overlap (the ``concurrent`` chaos scenario)
+    parallel: frozenset[str] = frozenset()
+    #: while a list, EventBridge deliveries wait here for :meth:`deliver_deferred`
+    deferred: list[tuple[str, dict[str, Any]]] | None = None
+    _gate: threading.Condition = field(default_factory=threading.Condition)
+    _running: str | None = None
+    _holders: int = 0
+    _entered: Any = None  # what entering the running function's sandbox saved
+    _local: threading.local = field(default_factory=threading.local)
 
     def register(self, name: str, handler: Handler, environment: Mapping[str, str]) -> None:
         self.handlers[name] = handler
         self.environments[name] = dict(environment)
 
-    def invoke(self, name: str, event: dict[str, Any], *, retry: bool = False) -> Any:
-        """Run one handler, serialised with every other invocation of the twin.
+    def invoke(
+        self,
+        name: str,
+        event: dict[str, Any],
+        *,
+        retry: bool = False,
+        asynchronous: bool = False,
+    ) -> Any:
+        """Run one handler, one invocation at a time (or alongside invocations of the same
+        function, for the functions in ``parallel``).
 
         ``invocations`` counts deliveries; an asynchronous retry of a failed delivery is
-        counted in ``async_retries`` instead.
+        counted in ``async_retries`` instead. AWS's payload limits and the function's
+        ``Timeout`` apply (:class:`~flipbot.twin.limits.Limits`).
         """
         handler = self.handlers[name]
         output = io.StringIO()
-        with self.lock, environment(self.environments[name], added=self.added_variables):
-            counts = self.async_retries if retry else self.invocations
-            counts[name] = counts.get(name, 0) + 1
+        if self.limits is not None:
+            self.limits.lambda_request(name, event, asynchronous=asynchronous)
+        with self._admitted(name):
+            with self._gate:
+                counts = self.async_retries if retry else self.invocations
+                counts[name] = counts.get(name, 0) + 1
             if self.before_invoke is not None:
                 self.before_invoke(name, event)
+            started, virtual_start = self.monotonic(), self.virtual_ms()
             try:
-                with redirect_stdout(output), self._sandbox(name):
-                    return handler(event, LambdaContext(function_name=name))
+                with _captured(output), self._role(name):
+                    result = handler(event, LambdaContext(function_name=name))
             finally:
-                kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
-                kept.extend(output.getvalue().splitlines())
+                with self._gate:
+                    kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
+                    kept.extend(output.getvalue().splitlines())
                 if self.after_output is not None:
                     self.after_output(name, output.getvalue())
+            if self.limits is not None:
+                elapsed = self.monotonic() - started
+                self.limits.lambda_duration(name, elapsed, self.virtual_ms() - virtual_start)
+                if not asynchronous:
+                    self.limits.lambda_response(name, result)
+            return result
 
     @contextmanager
-    def _sandbox(self, name: str) -> Iterator[None]:
-        """What is a function's own in its Lambda sandbox: its role, its parameter caches."""
+    def _admitted(self, name: str) -> Iterator[None]:
+        """Hold the twin's one Lambda slot for ``name``; a thread already holding it (a
+        handler's own thread) goes on, as the lock this replaces let it."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            nested = self._enter_sandbox(name) if name != self._running else None
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+                if nested is not None:
+                    self._leave_sandbox(name, nested)
+            return
+        with self._gate:
+            while self._running is not None and not (
+                self._running == name and name in self.parallel
+            ):
+                self._gate.wait()
+            self._running = name
+            self._holders += 1
+            if self._holders == 1:
+                self._entered = self._enter_sandbox(name)
+        self._local.depth = 1
+        try:
+            yield
+        finally:
+            self._local.depth = 0
+            with self._gate:
+                self._holders -= 1
+                if self._holders == 0:
+                    self._leave_sandbox(name, self._entered)
+                    self._running = self._entered = None
+                    self._gate.notify_all()
+
+    def _enter_sandbox(self, name: str) -> Any:
+        """What is a function's own in its Lambda sandbox: its environment and its
+        parameter caches (shared by overlapping invocations of the function)."""
         from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
+        saved = _apply_environment(self.environments[name])
         outer = dict(DEFAULT_PROVIDERS)
         DEFAULT_PROVIDERS.clear()
         DEFAULT_PROVIDERS.update(self._parameter_caches.get(name, {}))
-        role = (
-            self.authorizer.acting_as(self.principal_of.get(name, name))
-            if self.authorizer is not None
-            else nullcontext()
-        )
+        return saved, outer
+
+    def _leave_sandbox(self, name: str, entered: Any) -> None:
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+        saved, outer = entered
+        self._parameter_caches[name] = dict(DEFAULT_PROVIDERS)
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(outer)
+        _restore_environment(saved, self.added_variables)
+
+    def _role(self, name: str) -> Any:
+        """The function's role, for this thread's AWS calls."""
+        if self.authorizer is None:
+            return nullcontext()
+        return self.authorizer.acting_as(self.principal_of.get(name, name))
+
+    def deliver_deferred(self) -> int:
+        """Run the deferred EventBridge deliveries at once, one thread each, and wait for
+        them all: invocations of a function in ``parallel`` overlap, the others queue for
+        the Lambda slot. Returns how many were delivered."""
+        batch, self.deferred = list(self.deferred or []), []
+        if not batch:
+            return 0
+        start = threading.Barrier(len(batch))
+        errors: list[BaseException] = []
+
+        def deliver(name: str, event: dict[str, Any]) -> None:
+            try:
+                start.wait()
+                self.invoke_async(name, event)
+            except BaseException as exc:  # reported in the caller's thread
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=deliver, args=item, name=f"delivery-{n}", daemon=True)
+            for n, item in enumerate(batch)
+        ]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)  # interleave the handlers finely, as separate sandboxes do
         try:
-            with role:
-                yield
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         finally:
-            self._parameter_caches[name] = dict(DEFAULT_PROVIDERS)
-            DEFAULT_PROVIDERS.clear()
-            DEFAULT_PROVIDERS.update(outer)
+            sys.setswitchinterval(interval)
+        if errors:
+            raise errors[0]
+        return len(batch)
 
     def restore_environment(self) -> None:
         """Delete the variables the functions' environments added to ``os.environ``."""
         import os
 
-        with self.lock:
+        with self.lock, self._gate:
             for key in sorted(self.added_variables):
                 os.environ.pop(key, None)
             self.added_variables.clear()
@@ -246,11 +364,12 @@ class LambdaRegistry:
         error: Exception | None = None
         for attempt in range(self.async_attempts):
             try:
-                self.invoke(name, event, retry=attempt > 0)
+                self.invoke(name, event, retry=attempt > 0, asynchronous=True)
                 return True
             except Exception as exc:  # the Lambda service retries any failure
                 error = exc
-        self.dead_letters.append((name, f"{type(error).__name__}: {error}"))
+        with self._gate:
+            self.dead_letters.append((name, f"{type(error).__name__}: {error}"))
         return False
 
 
@@ -280,20 +399,69 @@ def environment(env: Mapping[str, str], *, added: set[str] | None = None) -> Ite
     of that copy raises ``KeyError`` in *their* thread, which the state machine reports as
     ``States.Runtime``. :meth:`LambdaRegistry.restore_environment` deletes them at the end.
     """
+    saved = _apply_environment(env)
+    try:
+        yield
+    finally:
+        _restore_environment(saved, added)
+
+
+def _apply_environment(env: Mapping[str, str]) -> dict[str, str | None]:
     import os
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    return saved
+
+
+def _restore_environment(saved: Mapping[str, str | None], added: set[str] | None) -> None:
+    import os
+
+    for key, value in saved.items():
+        if value is not None:
+            os.environ[key] = value
+        elif added is not None:
+            added.add(key)
+        else:
+            os.environ.pop(key, None)
+
+
+class _ThreadStdout(io.TextIOBase):
+    """``sys.stdout`` that writes to the current thread's capture, if it has one: each
+    invocation's output stays its own when invocations overlap."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.local = threading.local()
+
+    def _target(self) -> Any:
+        return getattr(self.local, "buffer", None) or self.original
+
+    def write(self, text: str) -> int:
+        written: int = self._target().write(text)
+        return written
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+@contextmanager
+def _captured(buffer: io.StringIO) -> Iterator[None]:
+    """Send this thread's prints to ``buffer`` for the block."""
+    stdout = sys.stdout
+    if not isinstance(stdout, _ThreadStdout):
+        with redirect_stdout(buffer):
+            yield
+        return
+    outer = getattr(stdout.local, "buffer", None)
+    stdout.local.buffer = buffer
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is not None:
-                os.environ[key] = value
-            elif added is not None:
-                added.add(key)
-            else:
-                os.environ.pop(key, None)
+        stdout.local.buffer = outer
 
 
 def lambda_error_payload(exc: BaseException) -> str:
@@ -309,8 +477,13 @@ def lambda_error_payload(exc: BaseException) -> str:
 
 
 @contextmanager
-def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[None]:
-    """Patch moto for the duration of the block; everything is restored on exit."""
+def install(
+    scheduler: VirtualScheduler, registry: LambdaRegistry, limits: Limits | None = None
+) -> Iterator[None]:
+    """Patch moto for the duration of the block; everything is restored on exit.
+
+    ``limits`` (AWS's, by default) are enforced and measured throughout.
+    """
     import moto
     from moto.awslambda.models import LambdaFunction
     from moto.events.models import Rule
@@ -338,6 +511,12 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
         saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
+    limits = limits or Limits()
+    registry.limits = limits
+    registry.virtual_ms = scheduler.time_ms
+    stdout = sys.stdout
+    sys.stdout = _ThreadStdout(stdout)
+
     # Lambda: run the handler in process.
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
@@ -360,7 +539,10 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
             arn = parse_arn(target["Arn"])
             if arn.service == "lambda":
                 name = arn.resource_id.split(":")[-1]
-                registry.invoke_async(name, dict(original_event))
+                if registry.deferred is not None:
+                    registry.deferred.append((name, dict(original_event)))
+                else:
+                    registry.invoke_async(name, dict(original_event))
             else:
                 others.append(target)
         if others:
@@ -519,11 +701,14 @@ def install(scheduler: VirtualScheduler, registry: LambdaRegistry) -> Iterator[N
         ),
     )
     try:
+        _limit_hooks(patch, limits)
         yield
     finally:
         registry.restore_environment()
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
+        if isinstance(sys.stdout, _ThreadStdout):
+            sys.stdout = stdout
 
 
 class _UntimedEvent(threading.Event):
@@ -538,5 +723,143 @@ def _poking(method: Callable[..., Any], scheduler: VirtualScheduler) -> Callable
         result = method(*args, **kwargs)
         scheduler.poke()
         return result
+
+    return wrapper
+
+
+def _limit_hooks(patch: Callable[[Any, str, Any], None], limits: Limits) -> None:
+    """AWS's limits on Step Functions, EventBridge and DynamoDB (see flipbot.twin.limits)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.events.exceptions import ValidationException
+    from moto.events.models import EventsBackend
+    from moto.stepfunctions.parser.api import HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state import state as state_module
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+
+    from flipbot.twin.limits import json_size, put_events_entry_size
+
+    class HistoryLimitReached(FailureEventException):
+        """The execution's next event would pass the history quota: States.Runtime."""
+
+        def __init__(self, limit: int) -> None:
+            self.error = StatesErrorNameType.StatesRuntime.to_name()
+            self.cause = f"The execution reached the maximum number of history events ({limit})."
+            Exception.__init__(self, self.cause)
+            # What a state reads of a failure on its way out (moto's FailureEvent needs
+            # the state's environment, which adding an event does not have).
+            self.failure_event = SimpleNamespace(  # type: ignore[assignment,misc]
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=None,
+            )
+
+        def get_execution_failed_event_details(self) -> Any:
+            return {"error": self.error, "cause": self.cause}
+
+    # Step Functions state data: moto checks task results and state outputs against the
+    # quota; the hook measures each and applies AWS's figure (at most 256 KiB).
+    def within_quota(value: Any) -> bool:
+        return limits.see("stepfunctions_state_data", json_size(value), "state data")
+
+    for module in (state_module, state_task_lambda, state_task_service):
+        patch(module, "is_within_size_quota", within_quota)
+
+    # ...and a task's input after Parameters, which moto does not check.
+    original_before = state_task_service.StateTaskService._before_eval_execution
+
+    def before_eval_execution(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        raw_parameters = kwargs.get("raw_parameters", args[1] if len(args) > 1 else None)
+        self._verify_size_quota(env, raw_parameters)
+        original_before(self, env, *args, **kwargs)
+
+    patch(state_task_service.StateTaskService, "_before_eval_execution", before_eval_execution)
+
+    # States.ALL matches neither States.DataLimitExceeded nor States.Runtime: both end the
+    # execution unless a Retry or Catch names them.
+    terminal = [
+        StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded),
+        StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
+    ]
+    original_equals = error_equals_decl.ErrorEqualsDecl._eval_body
+
+    def error_equals(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        if error_name in terminal and error_name not in self.error_names:
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original_equals(self, env)
+
+    patch(error_equals_decl.ErrorEqualsDecl, "_eval_body", error_equals)
+
+    # Execution history: the event that would be the last one allowed fails the execution,
+    # unless it ends it.
+    ending = {
+        HistoryEventType.ExecutionSucceeded,
+        HistoryEventType.ExecutionFailed,
+        HistoryEventType.ExecutionAborted,
+        HistoryEventType.ExecutionTimedOut,
+    }
+    original_add_event = event_manager.EventManager.add_event
+
+    def add_event(self: Any, context: Any, event_type: Any, *args: Any, **kwargs: Any) -> int:
+        limit = limits.quotas.history_events
+        upcoming = self._event_id_gen._next_id
+        if upcoming >= limit and event_type not in ending:
+            raise HistoryLimitReached(limit)
+        event_id: int = original_add_event(self, context, event_type, *args, **kwargs)
+        limits.see("stepfunctions_history_events", event_id, "an execution's history")
+        return event_id
+
+    patch(event_manager.EventManager, "add_event", add_event)
+
+    # EventBridge: at most 256 KiB of entries a call (moto checks the 10 entries).
+    original_put_events = EventsBackend.put_events
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        limits.see("eventbridge_put_events_entries", len(events), "PutEvents")
+        total = sum(put_events_entry_size(e) for e in events)
+        if not limits.see("eventbridge_put_events_size", total, "PutEvents"):
+            raise ValidationException("Total size of the entries in the request is over the limit.")
+        result: list[dict[str, Any]] = original_put_events(self, events)
+        return result
+
+    patch(EventsBackend, "put_events", put_events)
+
+    # DynamoDB: one request at a time, each atomic as DynamoDB's per-item operations are
+    # (moto's conditional writes are not, across threads); stored items are measured.
+    dynamodb_lock = threading.RLock()
+    original_call_action = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with dynamodb_lock:
+            return original_call_action(self)
+
+    patch(DynamoHandler, "call_action", call_action)
+    for method in ("put_item", "update_item"):
+        patch(DynamoDBBackend, method, _measured_item(getattr(DynamoDBBackend, method), limits))
+
+
+def _measured_item(method: Callable[..., Any], limits: Limits) -> Callable[..., Any]:
+    def wrapper(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+        item = method(self, table_name, *args, **kwargs)
+        if item is not None:
+            limits.see("dynamodb_item_size", int(item.size()), table_name)
+        return item
 
     return wrapper

@@ -145,6 +145,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.twin import cloud as local_cloud
     from flipbot.twin import monitoring
     from flipbot.twin.chaos import Chaos
+    from flipbot.twin.limits import Limits
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot.twin.report import build_report, write_outputs
 
@@ -166,10 +167,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     strategy = "ai" if config.decider == "openai" else config.decider
     parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
+    limits = Limits()
 
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
-        install(scheduler, registry),
+        install(scheduler, registry, limits),
         ClientLink(config.exchange) as link,
         ExitStack() as cleanup,
     ):
@@ -211,6 +213,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         # functions' (the registry runs each under its own), the state machine's (moto's
         # execution threads), the listener's (this loop, where it stands in for it).
         authorizer = cleanup.enter_context(_enforced(cloud.authorizer))
+        _limits_of(cloud, limits)
+        if chaos is not None and chaos.concurrent:  # invocations of a function may overlap
+            registry.parallel = frozenset(cloud.function_names.values())
         as_listener = partial(authorizer.acting_as, LISTENER) if authorizer else nullcontext
         env = cloud.environment_of("ConsultAiFunction")
         settings = Settings.from_env(env)
@@ -277,6 +282,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                         reports += late
                         gap = gap or restart_gap
                 final = False
+                if chaos is not None and chaos.concurrent:
+                    registry.deferred = []  # the batch's deliveries run at once, below
                 for message in reports:
                     with as_listener():
                         publisher.publish_many(events_for_execution_report(message))
@@ -293,6 +300,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                                 "until_ms": scheduler.now_ms,
                             },
                         )
+                    scheduler.settle()
+                if registry.deferred is not None and chaos is not None:
+                    chaos.stats.overlapped += _overlapping(registry.deferred)
+                    registry.deliver_deferred()
+                    registry.deferred = None
                     scheduler.settle()
             _announce_closed_cycles(repos, seen_cycles, out)
 
@@ -388,6 +400,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             report["iam"] = authorizer.summary() | {"grants": authorizer.usage()}
             report["invariants"]["iam_every_call_allowed"] = not authorizer.denied
             report["violations"]["iam_denied_calls"] = report["iam"]["denied"]
+        report["limits"] = limits.report({name: lid for lid, name in cloud.function_names.items()})
+        slowest = limits.slowest({name: lid for lid, name in cloud.function_names.items()})
         report["invocations"] = {
             logical_id: registry.invocations.get(name, 0)
             for logical_id, name in sorted(cloud.function_names.items())
@@ -419,6 +433,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         f"{sum(registry.async_retries.values())} async retries)",
         file=out,
     )
+    print(
+        "  longest invocation (real seconds, against each Timeout): "
+        + ", ".join(f"{fn} {seconds:.2f}" for fn, seconds in slowest.items()),
+        file=out,
+    )
     from flipbot.twin.report import _iso
 
     for when, cycle_id, name, cause in state.caught:
@@ -431,6 +450,22 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
 
 #: the principal of the listener's task (its role's logical id in the template)
 LISTENER = "ListenerTaskRole"
+
+
+def _limits_of(cloud: Any, limits: Any) -> None:
+    """The template's side of the limits: each function's Timeout, its environment's size."""
+    for logical_id, function in cloud.template.functions.items():
+        name = cloud.function_names[logical_id]
+        if function.timeout is not None:
+            limits.timeouts[name] = function.timeout
+    for name, size in sorted(cloud.environment_sizes.items()):
+        limits.see("lambda_environment", size, name)
+
+
+def _overlapping(deliveries: list[tuple[str, dict[str, Any]]]) -> int:
+    """How many deliveries run alongside another of the same function."""
+    per_function = Counter(name for name, _ in deliveries)
+    return sum(n for n in per_function.values() if n > 1)
 
 
 @contextmanager

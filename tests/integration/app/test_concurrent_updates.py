@@ -23,7 +23,11 @@ def _partly_then_fully_filled(bot: Bot) -> tuple[Any, Any]:
     """A buy filled in two trades: the PARTIALLY_FILLED and the FILLED update."""
     bot.repos.cycles.create(
         Cycle(
-            "c000001", "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS
+            "c000001",
+            "TRUMPUSDC",
+            CycleState.READY_TO_BUY,
+            created_ms=START_MS,
+            updated_ms=START_MS,
         )
     )
     bot.market("25.95", "25.96")

@@ -139,7 +139,9 @@ def test_real_environment_resolves_with_twin_names(real: SamTemplate) -> None:
 
 def test_real_rules_and_schedules(real: SamTemplate) -> None:
     on_update = real.functions["OnOrderUpdateFunction"]
-    assert on_update.reserved_concurrency == 1
+    # No reservation: it fails on accounts with the default quota, and correctness does
+    # not rest on it (the concurrent chaos scenario).
+    assert on_update.reserved_concurrency is None
     (rule,) = on_update.event_rules
     assert rule.bus_ref == "EventBus"
     assert rule.pattern == {"source": ["flipbot.listener"], "detail-type": ["OrderUpdated"]}

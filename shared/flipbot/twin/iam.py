@@ -95,6 +95,12 @@ UNUSED_GRANTS: tuple[tuple[str, str, str, str], ...] = (
         "read with Strategy=ai and a key set; the twin builds its AI client from the shell",
     ),
     (
+        "PlaceOrderFunction",
+        "states:SendTask*",
+        "*",
+        "resumes its task when the order filled at once (a taker fill, or a retry after it)",
+    ),
+    (
         "OnOrderUpdateFunction",
         "secretsmanager:GetSecretValue",
         "*:secret:*BinanceApiSecret*",

@@ -36,6 +36,7 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 KIB = 1024
@@ -97,9 +98,16 @@ def json_size(value: Any) -> int:
     text = (
         value
         if isinstance(value, str)
-        else json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        else json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_text)
     )
     return len(text.encode("utf-8"))
+
+
+def _text(value: Any) -> str:
+    """What a timestamp (or anything else JSON cannot hold) is sent as: of fixed length."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    return str(value)
 
 
 def put_events_entry_size(entry: Mapping[str, Any]) -> int:
@@ -112,6 +120,19 @@ def put_events_entry_size(entry: Mapping[str, Any]) -> int:
         if resource is not None:
             size += len(str(resource).encode("utf-8"))
     return size
+
+
+def as_delivered(event: Any) -> Any:
+    """An EventBridge event as EventBridge delivers it: moto stamps ``time`` (and an
+    ``ingestion-time``) as epoch floats of the real clock; AWS sends an ISO time of fixed
+    length and no ingestion time. Anything else is returned as it is."""
+    if not isinstance(event, dict) or "detail-type" not in event:
+        return event
+    delivered = {k: v for k, v in event.items() if k != "ingestion-time"}
+    if isinstance(delivered.get("time"), int | float):
+        stamp = datetime.fromtimestamp(float(delivered["time"]), tz=UTC)
+        delivered["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return delivered
 
 
 def environment_size(variables: Mapping[str, str]) -> int:
@@ -166,7 +187,7 @@ class Limits:
     # -- Lambda ---------------------------------------------------------------------
     def lambda_request(self, function: str, event: Any, *, asynchronous: bool) -> None:
         name = "lambda_async_payload" if asynchronous else "lambda_sync_payload"
-        size = json_size(event)
+        size = json_size(as_delivered(event))
         if not self.see(name, size, f"{function} request"):
             kind = "Event" if asynchronous else "RequestResponse"
             raise RequestEntityTooLarge(

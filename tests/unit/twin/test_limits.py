@@ -14,6 +14,7 @@ from flipbot.twin.limits import (
     Quotas,
     RequestEntityTooLarge,
     ResponseSizeTooLarge,
+    as_delivered,
     check_environment,
     environment_size,
     json_size,
@@ -114,3 +115,11 @@ def test_given_an_invocation_longer_than_its_timeout_then_it_fails_as_sandbox_ti
         "limit_seconds": 30,
         "virtual_seconds_max": 0.0,
     }
+
+
+def test_given_an_event_stamped_by_the_twin_then_it_is_sized_as_eventbridge_delivers_it() -> None:
+    event = {"detail-type": "OrderUpdated", "time": 1_737_331_200.123456, "ingestion-time": 1.5}
+    later = {**event, "time": 1_737_331_201.1, "ingestion-time": 12345.678}
+    assert as_delivered(event) == {"detail-type": "OrderUpdated", "time": "2025-01-20T00:00:00Z"}
+    assert json_size(as_delivered(event)) == json_size(as_delivered(later))
+    assert as_delivered({"cycle_id": "c1"}) == {"cycle_id": "c1"}

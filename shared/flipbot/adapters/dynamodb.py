@@ -103,8 +103,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
     class TradeItem(Model):
         Meta = meta(tables.trades)  # type: ignore[assignment]
         symbol = UnicodeAttribute(hash_key=True)
-        closed_key = UnicodeAttribute(range_key=True)
-        cycle_id = UnicodeAttribute()
+        cycle_id = UnicodeAttribute(range_key=True)
         body = JSONAttribute()
 
     class CycleConsultationsIndex(GlobalSecondaryIndex["ConsultationItem"]):  # type: ignore[no-untyped-call]
@@ -421,12 +420,22 @@ class DynamoTrades:
     def __init__(self, model: Any) -> None:
         self._m = model
 
-    def add(self, trade: TradeRecord) -> None:
-        key = f"{trade.closed_ms:013d}#{trade.cycle_id}"
-        self._m(trade.symbol, key, cycle_id=trade.cycle_id, body=_dump(trade)).save()
+    def add(self, trade: TradeRecord) -> bool:
+        """Write the cycle's one trade row; False when it is written already (a retry)."""
+        try:
+            self._m(trade.symbol, trade.cycle_id, body=_dump(trade)).save(
+                condition=self._m.cycle_id.does_not_exist()
+            )
+        except PutError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            return False
+        return True
 
     def all(self, symbol: str) -> list[TradeRecord]:
-        return [_trade(i.body) for i in self._m.query(symbol)]
+        """Every closed cycle of ``symbol``, in the order they closed."""
+        trades = [_trade(i.body) for i in self._m.query(symbol)]
+        return sorted(trades, key=lambda t: (t.closed_ms, t.cycle_id))
 
 
 class DynamoConsultations:

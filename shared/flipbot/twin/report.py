@@ -43,6 +43,54 @@ def expected_balances(
     return {k: v for k, v in out.items() if k}
 
 
+def ledger_mismatches(
+    cycles: list[Any],
+    trades: list[Any],
+    exchange_trades: list[dict[str, Any]],
+    exchange_orders: list[dict[str, Any]],
+    base: str,
+    quote: str,
+) -> list[str]:
+    """What is wrong with the trades table against the exchange: a closed cycle with no row
+    or several, a row for a cycle not closed, a row whose P&L is not what the exchange's
+    own fills of the cycle's orders give."""
+    from flipbot.app.accounting import with_totals
+
+    client_id = {int(o["orderId"]): str(o["clientOrderId"]) for o in exchange_orders}
+    fills = [
+        Fill(
+            symbol=str(t["symbol"]),
+            order_id=int(t["orderId"]),
+            client_order_id=client_id.get(int(t["orderId"]), ""),
+            trade_id=int(t["id"]),
+            side=Side.BUY if t["isBuyer"] else Side.SELL,
+            price=Decimal(str(t["price"])),
+            qty=Decimal(str(t["qty"])),
+            quote_qty=Decimal(str(t["quoteQty"])),
+            commission=Decimal(str(t["commission"])),
+            commission_asset=str(t["commissionAsset"]),
+            is_maker=bool(t["isMaker"]),
+            time_ms=int(t["time"]),
+        )
+        for t in exchange_trades
+    ]
+    rows = Counter(t.cycle_id for t in trades)
+    closed = {c.cycle_id: c for c in cycles if c.state.value == "COMPLETED"}
+    errors = [f"{cid}: {n} trade rows" for cid, n in sorted(rows.items()) if n != 1]
+    errors += [f"{cid}: closed, no trade row" for cid in sorted(set(closed) - set(rows))]
+    errors += [f"{cid}: a trade row, cycle not closed" for cid in sorted(set(rows) - set(closed))]
+    for trade in trades:
+        cycle = closed.get(trade.cycle_id)
+        if cycle is None:
+            continue
+        own = set(cycle.buy_order_ids) | set(cycle.sell_order_ids)
+        totals = with_totals(cycle, [f for f in fills if f.client_order_id in own], base, quote)
+        pnl = totals.received_quote - totals.spent_quote
+        if pnl != trade.realized_pnl:
+            errors.append(f"{trade.cycle_id}: P&L {trade.realized_pnl}, the exchange says {pnl}")
+    return errors
+
+
 def unjustified_stop_exits(
     stop_exits: list[Any], cycles: list[Any], consultations: list[Any], settings: Any
 ) -> list[str]:
@@ -129,6 +177,7 @@ def build_report(
         {c for c, spent in spent_by_cycle.items() if spent > cap}
         | {o.cycle_id for o in placed if o.side is Side.BUY and o.price * o.quantity > cap}
     )
+    ledger_errors = ledger_mismatches(cycles, trades, exchange_trades, exchange_orders, base, quote)
     invariants = {
         "no_sell_below_floor": not below_floor,
         "stop_loss_exits_justified": not unjustified_stops,
@@ -137,6 +186,7 @@ def build_report(
         "no_duplicate_client_order_id": all(n == 1 for n in client_ids.values()),
         "every_fill_recorded_once": exchange_keys == recorded_keys
         and all(n == 1 for n in recorded_keys.values()),
+        "ledger_matches_exchange": not ledger_errors,
     }
 
     pnl = sum((t.realized_pnl for t in trades), ZERO)
@@ -213,6 +263,7 @@ def build_report(
             "sells_below_floor": below_floor,
             "unjustified_stop_loss_exits": unjustified_stops,
             "cycles_over_cap": over_cap,
+            "ledger_mismatches": ledger_errors,
             "balance_mismatch": {
                 a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}
                 for a in assets

@@ -272,6 +272,58 @@ def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: B
     assert bot.decider.requests == []
 
 
+def _sold_cycle(bot: Bot) -> None:
+    """c000001 bought 0.385 at 25.90 and sold 0.384 at 26.30, every fill delivered."""
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
+    sell = consult(bot, "c000001", Side.SELL, 1)
+    place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.SELL,
+        attempt=1,
+        price=Decimal(sell["price"]),
+        quantity=Decimal(sell["quantity"]),
+        task_token="token-s",
+        consultation_id=sell["consultation_id"],
+    )
+    bot.trade("26.40", "1.000", taker_sold=False)
+    _apply_all(bot, bot.updates())
+
+
+def test_given_the_close_dies_after_the_trade_row_then_its_retry_writes_no_second_row(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a sold cycle whose close wrote its trade row, then died saving the cycle.
+    _sold_cycle(bot)
+    save = bot.repos.cycles.save
+    calls = []
+
+    def dies_once(cycle: Cycle) -> Cycle:
+        calls.append(cycle.state)
+        if len(calls) == 1:
+            raise RuntimeError("the function died before the cycle was saved")
+        return save(cycle)
+
+    monkeypatch.setattr(bot.repos.cycles, "save", dies_once)
+    with pytest.raises(RuntimeError):
+        record_trade(bot, cycle_id="c000001")
+    bot.clock.now += 60_000  # the retry comes later: another close time
+    # When: the state machine retries the close.
+    retried = record_trade(bot, cycle_id="c000001")
+    # Then: the ledger holds one row for the cycle, and it counts once.
+    trades = bot.repos.trades.all("TRUMPUSDC")
+    assert [t.cycle_id for t in trades] == ["c000001"]
+    assert Decimal(retried["realized_pnl"]) == trades[0].realized_pnl
+    cycle = bot.repos.cycles.get("c000001")
+    assert cycle is not None
+    assert cycle.state is CycleState.COMPLETED
+
+
 def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pnl(bot: Bot) -> None:
     _cycle(bot)
     bot.market("25.95", "25.96")

@@ -71,7 +71,7 @@ def test_real_tables_follow_the_architecture(real: SamTemplate) -> None:
         "CyclesTable": [("cycle_id", "HASH")],
         "OrdersTable": [("client_order_id", "HASH")],
         "FillsTable": [("client_order_id", "HASH"), ("trade_id", "RANGE")],
-        "TradesTable": [("symbol", "HASH"), ("closed_key", "RANGE")],
+        "TradesTable": [("symbol", "HASH"), ("cycle_id", "RANGE")],
         "ConsultationsTable": [("consultation_id", "HASH")],
         "MarketTable": [("symbol", "HASH")],
     }

@@ -48,6 +48,10 @@ class OrderUpdated(_Detail):
     event_time_ms: int  # E
     transaction_time_ms: int  # T
 
+    def foreign_symbol(self, symbol: str) -> str:
+        """Why this update is not of the bot's ``symbol``; ``""`` when it is."""
+        return "" if self.symbol == symbol else f"symbol {self.symbol!r} is not {symbol!r}"
+
 
 class OrderFilled(OrderUpdated):
     """Published alongside ``OrderUpdated`` when an order reaches FILLED."""
@@ -66,6 +70,19 @@ class StreamGapDetected(_Detail):
     reason: str
     since_ms: int
     until_ms: int
+
+
+def foreign_envelope(source: str, detail_type: str, expected: str) -> str:
+    """Why an EventBridge event is not an ``expected`` event of the listener; ``""`` when it is.
+
+    The rule's pattern already asks for both; a function invoked another way (a forged
+    or misrouted event, a direct invoke) checks them itself before reading the detail.
+    """
+    if source != SOURCE:
+        return f"source {source!r} is not {SOURCE!r}"
+    if detail_type != expected:
+        return f"detail-type {detail_type!r} is not {expected!r}"
+    return ""
 
 
 DETAIL_TYPES: dict[str, type[_Detail]] = {

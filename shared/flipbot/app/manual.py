@@ -4,6 +4,10 @@
   (net of a base-asset commission), at the profit floor: the average fill price x
   (1 + round-trip fees + ``MANUAL_SELL_MARGIN``, 1 % by default).
 * A fill of a SYSTEM SELL, or of any MANUAL SELL, triggers nothing: no loops.
+* Only a buy on the bot's own symbol is followed, and only once the exchange confirms
+  it: the order is known there, FILLED, and of the quantity its events claimed. The
+  sell is sized and priced from the exchange's own trades of the order, never from the
+  event, which anyone able to put events on the bus could have written.
 * With ``MANUAL_DRY_RUN`` the sell is computed, recorded as ``DRY_RUN`` and logged,
   and not placed.
 
@@ -13,6 +17,7 @@ redelivered fill event finds the sell it already placed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +28,8 @@ from flipbot.app.records import ZERO, OrderRecord
 from flipbot.app.services import Services
 from flipbot.domain.errors import OrderRejected
 from flipbot.domain.fees import profit_floor
-from flipbot.domain.model import Fill, OrderRequest, Origin, Side
+from flipbot.domain.model import Fill, OrderRequest, OrderStatus, Origin, Side
+from flipbot.ports import ExchangePort
 
 
 def follow_up_client_order_id(manual_order_id: int) -> str:
@@ -31,10 +37,19 @@ def follow_up_client_order_id(manual_order_id: int) -> str:
 
 
 def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
-    """Place (once) the SYSTEM SELL that follows a filled MANUAL BUY."""
+    """Place (once) the SYSTEM SELL that follows a filled MANUAL BUY.
+
+    ``fills`` are the fills the events recorded; the sell is sized from the exchange's
+    trades of the order instead, once it confirmed the fill.
+    """
     if order.origin is not Origin.MANUAL or order.side is not Side.BUY or order.status != "FILLED":
         return {"action": "none", "reason": "only a filled MANUAL BUY is followed by a sell"}
     repos, s = services.repos, services.settings
+    if order.symbol != s.symbol:
+        return {
+            "action": "ignored",
+            "reason": f"{order.symbol} is not the bot's symbol {s.symbol}: no sell is placed",
+        }
     coid = follow_up_client_order_id(order.order_id)
     existing = repos.orders.get(coid)
     if existing is not None and existing.status != "UNKNOWN":
@@ -42,6 +57,10 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     if services.kill_switch.engaged():  # it stops every order path, this one too
         return {"action": "none", "reason": "kill switch engaged: no sell is placed"}
     exchange = services.exchange
+    confirmed = _confirmed_fills(exchange, order)
+    if isinstance(confirmed, str):
+        return {"action": "unconfirmed", "reason": confirmed}
+    fills = confirmed  # what the exchange says, not what the events said
     rules = exchange.symbol_rules(order.symbol)
     fees = exchange.fee_schedule(order.symbol)
     bought = sum((f.qty for f in fills), ZERO)
@@ -90,3 +109,24 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         "price": str(price),
         "quantity": str(quantity),
     }
+
+
+def _confirmed_fills(exchange: ExchangePort, order: OrderRecord) -> list[Fill] | str:
+    """The order's fills as the exchange reports them, or why the fill is not confirmed."""
+    coid = order.client_order_id
+    state = exchange.get_order(order.symbol, coid)
+    if state is None:
+        return f"the exchange does not know order {coid}: no sell is placed"
+    if state.status != OrderStatus.FILLED:
+        return f"the exchange says order {coid} is {state.status}, not FILLED: no sell is placed"
+    trades = [
+        replace(trade, client_order_id=coid)
+        for trade in exchange.my_trades(order.symbol, order_id=state.order_id)
+    ]
+    traded = sum((t.qty for t in trades), ZERO)
+    if not (traded == state.executed_qty == order.executed_qty):
+        return (
+            f"order {coid} filled {state.executed_qty} on the exchange ({traded} in its trades), "
+            f"its events claim {order.executed_qty}: no sell is placed"
+        )
+    return trades

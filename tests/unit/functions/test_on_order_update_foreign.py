@@ -1,0 +1,107 @@
+"""The order-update function acts only on the listener's OrderUpdated for the stack's symbol.
+
+Anything else (another source, another detail-type, another symbol) is answered
+``ignored`` with the reason and counted, and nothing is applied; it is not raised, so
+Lambda's asynchronous retries do not deliver it again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+FILLED = json.loads((ROOT / "events" / "on_order_update_filled.json").read_text())
+
+
+class _Context:
+    function_name = "OnOrderUpdateFunction"
+    memory_limit_in_mb = 256
+    aws_request_id = "test"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:update"
+
+
+def _handler_module(monkeypatch: pytest.MonkeyPatch, applied: list[Any]) -> ModuleType:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    spec = importlib.util.spec_from_file_location(
+        "on_order_update_app_under_test", ROOT / "functions" / "on_order_update" / "app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    services = SimpleNamespace(
+        settings=SimpleNamespace(symbol="TRUMPUSDC"),
+        repos=None,
+        workflow=None,
+        clock=SimpleNamespace(now_ms=lambda: 0),
+    )
+    monkeypatch.setattr(module, "container", lambda: services)
+
+    def apply(update: Any, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        applied.append(update)
+        return {"client_order_id": update.client_order_id, "status": update.status}
+
+    monkeypatch.setattr(module, "apply_order_update", apply)
+    return module
+
+
+def _ignored_count(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            value = json.loads(line)["OrderUpdatesIgnored"]
+            return sum(float(v) for v in (value if isinstance(value, list) else [value]))
+    raise AssertionError(f"no EMF blob in {output!r}")
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    event = json.loads(json.dumps(FILLED))
+    detail = changes.pop("detail", {})
+    event.update(changes)
+    event["detail"].update(detail)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        (_with(source="someone.else"), "someone.else"),
+        (_with(**{"detail-type": "OrderFilledByHand"}), "OrderFilledByHand"),
+        (_with(**{"detail-type": "PriceTicked"}), "PriceTicked"),
+        (_with(detail={"symbol": "BTCUSDC"}), "BTCUSDC"),
+    ],
+    ids=["wrong-source", "unknown-detail-type", "other-detail-type", "other-symbol"],
+)
+def test_given_an_event_that_is_not_the_stack_s_order_update_then_it_is_ignored_and_counted(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    event: dict[str, Any],
+    named: str,
+) -> None:
+    applied: list[Any] = []
+    module = _handler_module(monkeypatch, applied)
+    # When the function gets it
+    result = module.handler(event, _Context())
+    # Then nothing is applied, the answer names what is wrong, and it is counted
+    assert applied == []
+    assert result["action"] == "ignored"
+    assert named in result["reason"]
+    assert _ignored_count(capsys.readouterr().out) == 1
+
+
+def test_given_the_listener_s_order_update_for_the_symbol_then_it_is_applied(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied: list[Any] = []
+    module = _handler_module(monkeypatch, applied)
+    result = module.handler(_with(), _Context())
+    assert [u.client_order_id for u in applied] == ["fb-c000001-B1"]
+    assert result == {"client_order_id": "fb-c000001-B1", "status": "FILLED"}
+    assert _ignored_count(capsys.readouterr().out) == 0

@@ -7,6 +7,10 @@ A decision maker (the AI or the offline strategy) only proposes; :func:`check_bu
 ``profit_floor``, ``balance``, ``quantity``, ``min_notional`` and ``filters`` (a symbol
 filter failed; the message is Binance's, followed by the offending value).
 
+Every price from outside (the decision's, the book's) is checked finite and within
+:data:`PRICE_RANGE` before any arithmetic, so a value such as ``1e308`` or ``1e-308``
+is refused by its guard (``price``, ``book``) rather than failing a rounding step.
+
 The one exit below the profit floor is a stop-loss, and only when one is configured:
 :func:`stop_loss_triggered` says when, :func:`stop_exit_price` at what price, and
 :func:`check_sell` takes ``below_floor=True`` for it.
@@ -23,6 +27,10 @@ from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import BookTop, OrderRequest, Side
 
 _ONE = Decimal(1)
+
+PRICE_RANGE = (Decimal("1e-8"), Decimal("1e9"))
+"""The prices any spot market can have: Binance quotes prices with at most 8 decimals,
+and none near a billion. Inside it, rounding to any tick stays exact."""
 
 STRATEGY_STOP_LOSS: dict[str, Decimal] = {"ma-cross": Decimal("0.01")}
 """The stop-loss a strategy brings with it when the ``StopLoss`` parameter is left empty.
@@ -173,13 +181,19 @@ def _check_common(decision: Decision, side: Side, limits: RiskLimits) -> None:
             "confidence", f"{decision.confidence} < minimum {limits.min_confidence}"
         )
     price = decision.base_price
-    if not price.is_finite() or price <= 0:
-        raise GuardRejected("price", f"{price} is not a positive finite price")
+    if not _is_price(price):
+        low, high = PRICE_RANGE
+        raise GuardRejected("price", f"{price} is not a positive finite price in [{low}, {high}]")
 
 
 def _check_book(book: BookTop) -> None:
-    if not (0 < book.bid < book.ask):
+    if not (_is_price(book.bid) and _is_price(book.ask) and book.bid < book.ask):
         raise GuardRejected("book", f"unusable book: bid {book.bid}, ask {book.ask}")
+
+
+def _is_price(value: Decimal) -> bool:
+    low, high = PRICE_RANGE
+    return value.is_finite() and low <= value <= high
 
 
 def _check_notional(rules: SymbolRules, price: Decimal, quantity: Decimal) -> None:

@@ -233,6 +233,21 @@ def test_given_a_zero_or_negative_price_then_the_guards_reject_it(
         assert consult_like(decider, market.buy(), market, rules) == ("REJECTED:price", None)
 
 
+@pytest.mark.parametrize("price", [1e308, 1e28, 1e-308, 5e-324])
+def test_given_a_huge_or_tiny_price_then_the_guards_reject_it_and_nothing_raises(
+    make_decider: Any, market: Any, rules: SymbolRules, price: float
+) -> None:
+    # Given an endpoint answering a price no market has, on either leg
+    decider, _ = make_decider(fs.answer(base_price=price))
+    # Then the buy is refused by the price guard; the sell goes at the safe price
+    assert consult_like(decider, market.buy(), market, rules) == ("REJECTED:price", None)
+    decider, _ = make_decider(fs.answer(base_price=price))
+    verdict, order = consult_like(decider, market.sell(), market, rules)
+    assert verdict == "REJECTED:price"
+    assert order is not None
+    assert order.price == market.floor
+
+
 def test_given_a_content_filter_stop_then_ai_unavailable(make_decider: Any, market: Any) -> None:
     def filtered(request: fs.FakeRequest) -> fs.FakeReply:
         return fs.FakeReply(body=fs.chat_completion(request, None, finish_reason="content_filter"))

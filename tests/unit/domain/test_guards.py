@@ -120,6 +120,30 @@ def test_given_a_nan_price_that_bypassed_validation_then_the_price_guard_refuses
     assert info.value.guard == "price"
 
 
+@pytest.mark.parametrize("price", ["1e308", "1e28", "-1e308", "1e-308", "5e-324"])
+@pytest.mark.parametrize("leg", ["BUY", "SELL"])
+def test_given_a_price_out_of_any_market_s_range_then_the_price_guard_refuses_it_naming_it(
+    rules: SymbolRules, book: BookTop, leg: str, price: str
+) -> None:
+    # Given an answer with a huge or tiny price, When it is checked, Then it is refused by
+    # the price guard with the value in the reason (not an arithmetic error)
+    decision = _decision(leg, price)
+    check = _buy if leg == "BUY" else _sell
+    with pytest.raises(GuardRejected) as info:
+        check(rules, book, decision)
+    assert info.value.guard == "price"
+    assert str(D(price)) in str(info.value)
+
+
+@pytest.mark.parametrize(("bid", "ask"), [("NaN", "10"), ("9.99", "Infinity"), ("1e308", "2e308")])
+def test_given_a_book_with_a_value_no_market_has_then_the_book_guard_refuses(
+    rules: SymbolRules, bid: str, ask: str
+) -> None:
+    with pytest.raises(GuardRejected) as info:
+        _buy(rules, _book(bid, ask), _decision("BUY", "9.99"))
+    assert info.value.guard == "book"
+
+
 @pytest.mark.parametrize(("bid", "ask"), [("0", "10"), ("10.02", "10.00"), ("10", "10")])
 def test_given_an_unusable_book_then_the_book_guard_refuses(
     rules: SymbolRules, bid: str, ask: str

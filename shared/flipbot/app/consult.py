@@ -168,9 +168,9 @@ def _consult_sell(
         else cycle.state
     )
     cycle = repos.cycles.save(cycle.evolve(floor_price=floor, state=state, updated_ms=now))
-    held = rules.floor_qty(cycle.held_qty)
+    held = rules.sellable_qty(cycle.held_qty, floor)
     book = exchange.book_top(s.symbol)
-    if held <= 0 or held * floor < (rules.min_notional or Decimal(0)):
+    if held <= 0:
         return {
             **_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"),
             "action": "DUST",

@@ -150,6 +150,15 @@ def resume_waiting_task(
         return ""
     filled = status == OrderStatus.FILLED
     ended_with_fills = status in _ENDED and recorded > 0
+    if ended_with_fills and order.side is Side.SELL and not order.cancel_requested:
+        # The exchange (self-trade prevention, expiry) or a hand in the app ended the sell
+        # part filled: what it sold is booked, the rest is still the cycle's to sell.
+        cause = (
+            f"order {order.client_order_id} ended {status} on the exchange with "
+            f"{recorded} of {order.quantity} sold; the rest is sold again"
+        )
+        send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
+        return "failure"
     if filled or (ended_with_fills and not order.cancel_requested):
         send_callback(repos, workflow, order, "SUCCEEDED", fill_summary(order, fills))
         return "success"

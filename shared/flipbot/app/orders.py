@@ -19,7 +19,7 @@ from flipbot.app.fills import (
     send_callback,
     sync_order_fills,
 )
-from flipbot.app.records import OrderRecord, client_order_id, stop_loss_evidence
+from flipbot.app.records import Cycle, OrderRecord, client_order_id, stop_loss_evidence
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
 from flipbot.domain.errors import (
@@ -59,6 +59,10 @@ def place_order(
     now = services.clock.now_ms()
     coid = client_order_id(cycle_id, leg, attempt)
     cycle = repos.cycles.get(cycle_id)
+    existing = repos.orders.get(coid)
+    on_exchange = existing is not None and existing.order_id != 0
+    if not on_exchange:  # a redelivery of a placed order is answered, never refused
+        _within_cycle_rules(services, cycle_id, cycle, leg, price, quantity)
     floor = cycle.floor_price if cycle is not None and leg is Side.SELL else Decimal(0)
     exit_reason = ""
     if leg is Side.SELL and price < floor:
@@ -99,6 +103,35 @@ def place_order(
     order = repos.orders.get(coid) or order
     resume_waiting_task(order, fills, repos, services.workflow)
     return {"client_order_id": coid, "order_id": order.order_id, "status": order.status}
+
+
+def _within_cycle_rules(
+    services: Services,
+    cycle_id: str,
+    cycle: Cycle | None,
+    leg: Side,
+    price: Decimal,
+    quantity: Decimal,
+) -> None:
+    """Re-derive what the stored cycle allows, whatever the request says: a buy within the
+    quote per cycle, a sell of a known cycle with a floor, of no more than it holds."""
+    if price <= 0 or quantity <= 0:
+        raise GuardRejected("order", f"price {price} and quantity {quantity} must be positive")
+    if leg is Side.BUY:
+        cap = services.settings.quote_per_cycle
+        if price * quantity > cap:
+            raise GuardRejected(
+                "cap", f"a buy of {price * quantity} (quote) is over the cap of {cap} per cycle"
+            )
+        return
+    if cycle is None or cycle.floor_price <= 0:
+        raise GuardRejected(
+            "no_cycle", f"a sell for {cycle_id}, which has no bought position and no floor"
+        )
+    if quantity > cycle.held_qty:
+        raise GuardRejected(
+            "held", f"a sell of {quantity} is more than the {cycle.held_qty} {cycle_id} holds"
+        )
 
 
 def _below_floor_reason(

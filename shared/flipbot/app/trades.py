@@ -18,6 +18,7 @@ from flipbot.app.records import (
 )
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.errors import CycleNotSold
 from flipbot.domain.model import Fill, Side
 
 
@@ -54,6 +55,12 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
             orders[coid], order_fills, _ = sync_order_fills(order, exchange, repos, now)
             fills += order_fills
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+    rest = rules.sellable_qty(cycle.held_qty, cycle.floor_price or cycle.entry_price)
+    if rest > 0:  # a resting sell, or one the exchange ended part filled: not sold yet
+        raise CycleNotSold(
+            f"cycle {cycle_id} still holds {cycle.held_qty} {rules.base_asset}, {rest} of it "
+            "sellable: it is not closed before that is sold"
+        )
     consultations = repos.consultations.for_cycle(cycle_id)
     ai_cost = sum((c.cost_usd for c in consultations), Decimal(0))
     pnl = cycle.received_quote - cycle.spent_quote

@@ -124,6 +124,11 @@ class RestrictedLocation(ConfigurationError):
     region; nothing but a deployment in a region Binance serves helps."""
 
 
+class CycleNotSold(TerminalError):
+    """A cycle asked to close still holds base it can sell (its sell rests, or the exchange
+    ended it part filled): it is not closed; the rest is sold first."""
+
+
 class InvalidEvent(TerminalError):
     """An incoming event does not match its model; nothing was applied."""
 

@@ -157,6 +157,14 @@ class SymbolRules:
         """The largest step multiple ``<= qty`` (``qty`` itself when steps are off)."""
         return floor_to_step(qty, self.step_size)
 
+    def sellable_qty(self, held: Decimal, price: Decimal) -> Decimal:
+        """What of ``held`` one limit sell at ``price`` can carry: the step multiple, or
+        ``0`` when that is below the minimum notional (dust)."""
+        qty = self.floor_qty(held)
+        if qty <= 0 or qty * price < self.min_notional:
+            return _ZERO
+        return qty
+
     def size_buy(self, quote_amount: Decimal, price: Decimal) -> Decimal:
         """The largest step-multiple quantity with ``price * qty <= quote_amount``.
 

@@ -15,6 +15,7 @@ from flipbot.app.records import Cycle
 from flipbot.app.trades import record_trade
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
+from flipbot.domain.errors import CycleNotSold, GuardRejected
 from flipbot.domain.model import Origin, Side
 from flipbot.paper.transport import Fault
 
@@ -367,3 +368,121 @@ def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pn
     assert outcome["outcome_filled"] == "true"
     assert outcome["outcome_cycle_pnl"] == first["realized_pnl"]
     assert sell["decided_by"] == "scripted"
+
+
+# --------------------------------------------------------------------------- hostile world
+def _bought_and_selling(bot: Bot) -> dict[str, Any]:
+    """c000001 bought 0.385 at 25.90; its sell of 0.384 at 26.30 rests (token-s)."""
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
+    sell = consult(bot, "c000001", Side.SELL, 1)
+    place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.SELL,
+        attempt=1,
+        price=Decimal(sell["price"]),
+        quantity=Decimal(sell["quantity"]),
+        task_token="token-s",
+        consultation_id=sell["consultation_id"],
+    )
+    return sell
+
+
+def test_given_a_sell_part_filled_then_canceled_by_hand_then_the_rest_is_sold_not_closed(
+    bot: Bot,
+) -> None:
+    # Given: the sell fills 0.1 of 0.384, then the user cancels it in the Binance app.
+    _bought_and_selling(bot)
+    bot.trade("26.40", "0.100", taker_sold=False)
+    bot.paper.cancel_order("TRUMPUSDC", orig_client_order_id="fb-c000001-S1")
+    _apply_all(bot, bot.updates())
+    # Then: the sell leg does not succeed: the cycle goes on selling the rest...
+    assert ("success", "token-s") not in [(c[0], c[1]) for c in bot.workflow.calls]
+    assert bot.workflow.calls[-1] == ("failure", "token-s", "OrderCanceled")
+    # ...and closing it now is refused: 0.284 is still held, and sellable.
+    with pytest.raises(CycleNotSold, match=r"0\.284 of it sellable"):
+        record_trade(bot, cycle_id="c000001")
+    assert bot.repos.trades.all("TRUMPUSDC") == []
+    # When: the next sell attempt sells the rest, the cycle closes on both sells.
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
+    rest = consult(bot, "c000001", Side.SELL, 2)
+    assert Decimal(rest["quantity"]) == Decimal("0.284")
+    place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.SELL,
+        attempt=2,
+        price=Decimal(rest["price"]),
+        quantity=Decimal(rest["quantity"]),
+        task_token="token-s2",
+        consultation_id=rest["consultation_id"],
+    )
+    bot.trade("26.40", "1.000", taker_sold=False)
+    _apply_all(bot, bot.updates())
+    closed = record_trade(bot, cycle_id="c000001")
+    (trade,) = bot.repos.trades.all("TRUMPUSDC")
+    assert trade.quantity == Decimal("0.384")
+    assert Decimal(closed["realized_pnl"]) > 0
+
+
+def test_given_a_sell_still_resting_then_record_trade_refuses_to_close(bot: Bot) -> None:
+    _bought_and_selling(bot)
+    with pytest.raises(CycleNotSold):
+        record_trade(bot, cycle_id="c000001")
+    cycle = bot.repos.cycles.get("c000001")
+    assert cycle is not None
+    assert cycle.state is not CycleState.COMPLETED
+    assert bot.repos.trades.all("TRUMPUSDC") == []
+
+
+def test_given_a_buy_over_the_cap_then_place_order_refuses_it_and_sends_nothing(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    with pytest.raises(GuardRejected, match="over the cap of 10"):
+        _place_buy(bot, price="25.90", qty="3.552")  # 92 USDC
+    assert bot.paper.all_orders("TRUMPUSDC") == []
+
+
+def test_given_a_sell_for_a_cycle_with_no_item_then_place_order_refuses_it(bot: Bot) -> None:
+    bot.market("8.48", "8.49")
+    bot.paper.deposit("TRUMP", "5")
+    with pytest.raises(GuardRejected, match="no bought position and no floor"):
+        place_order(
+            bot,
+            cycle_id="c000042",
+            leg=Side.SELL,
+            attempt=1,
+            price=Decimal("2.00"),
+            quantity=Decimal("5"),
+            task_token="token-x",
+        )
+    assert bot.paper.all_orders("TRUMPUSDC") == []
+
+
+def test_given_a_sell_of_more_than_the_cycle_holds_then_place_order_refuses_it(bot: Bot) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
+    consult(bot, "c000001", Side.SELL, 1)  # sizes the cycle: 0.384615 held
+    bot.paper.deposit("TRUMP", "5")
+    with pytest.raises(GuardRejected, match="more than the"):
+        place_order(
+            bot,
+            cycle_id="c000001",
+            leg=Side.SELL,
+            attempt=1,
+            price=Decimal("26.30"),
+            quantity=Decimal("5"),
+            task_token="token-s",
+        )
+    assert [o["side"] for o in bot.paper.all_orders("TRUMPUSDC")] == ["BUY"]

@@ -223,6 +223,26 @@ def test_given_the_endpoint_behaviour_then_the_documented_outcome_over_http(
             assert order.price >= FLOOR
 
 
+def test_given_an_endpoint_that_trickles_its_answer_then_the_fallback_decides_at_the_deadline(
+    server: fs.FakeOpenAiServer,
+) -> None:
+    # Given an endpoint that sends its answer a few bytes at a time over 20 s: each read
+    # comes well within the 1 s timeout, the whole answer does not, with two retries left
+    decider = _decider(server, fs.drip(20.0), timeout=1.0, max_retries=2)
+    started = time.monotonic()
+    # When the buy leg is consulted
+    decision = decider.decide(_request(Side.BUY))
+    elapsed = time.monotonic() - started
+    # Then the call ends at its total deadline (1 s per attempt, 3 attempts), well before
+    # the answer would have arrived, and the offline strategy decides
+    assert elapsed < 10
+    call = decider.last_call
+    assert call["decided_by"] == "fallback:offline"
+    assert call["ai_error"].startswith("timeout")
+    assert "deadline" in call["ai_error"]
+    assert decision.reasoning.startswith("AI unavailable")
+
+
 def test_the_server_answers_in_openais_wire_format(server: fs.FakeOpenAiServer) -> None:
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     request = urllib.request.Request(

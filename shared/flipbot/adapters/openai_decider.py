@@ -24,6 +24,11 @@ offline-strategy decision or a WAIT. ``<code>`` is also ``last_call["error"]``.
   then ``rate_limited``.
 * 5XX: retried likewise, then ``server_error``; a timeout: retried likewise, then
   ``timeout``; connection refused: retried likewise, then ``connection``.
+* no complete answer within the total deadline (``timeout`` x (1 + ``max_retries``)
+  by default, whatever the retries and however slowly the body arrives: the client's
+  timeout bounds each read, not the whole answer): ``timeout``, at the deadline. The
+  request goes on in the background until it ends; its late answer is dropped and
+  its tokens are charged to the budget.
 * any other status (401, 403, 400 ...): at once, ``http_<status>``. An endpoint that does
   not support ``response_format: json_schema`` answers 400 here and the fallback decides.
 * daily budget spent: ``budget``, without calling the endpoint.
@@ -191,7 +196,8 @@ class OpenAiDecisionMaker:
 
     ``client`` is an ``openai.OpenAI`` (see :func:`openai_client`); ``timeout`` (seconds
     per attempt) and ``max_retries`` are applied to every request whatever the client's
-    own settings. ``budget`` stops calls once the day's AI spending reached its limit.
+    own settings; ``deadline`` (seconds, default ``timeout * (1 + max_retries)``) bounds
+    a whole :meth:`decide`. ``budget`` stops calls once the day's AI spending reached its limit.
     ``context_providers`` add outside signals to the prompt (none by default).
     ``temperature`` is sent only when set: reasoning models refuse anything but the
     default.
@@ -211,15 +217,17 @@ class OpenAiDecisionMaker:
         price_band: Decimal | None = None,
         max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS,
         temperature: float | None = None,
+        deadline: float | None = None,
     ) -> None:
-        if timeout <= 0 or max_retries < 0:
-            raise ValueError("timeout must be > 0 and max_retries >= 0")
+        if timeout <= 0 or max_retries < 0 or (deadline is not None and deadline <= 0):
+            raise ValueError("timeout and deadline must be > 0, max_retries >= 0")
         self.name = "openai"
         self.model = model
         self.prompt_version = prompt_version
         self.price_table = price_table or PriceTable()
         self.timeout = timeout
         self.max_retries = max_retries
+        self.deadline = deadline if deadline is not None else timeout * (1 + max_retries)
         self.budget = budget
         self.context_providers = tuple(context_providers)
         self.price_band = price_band
@@ -259,7 +267,12 @@ class OpenAiDecisionMaker:
         context = build_context(request, price_band=self.price_band, signals=signals)
         started = time.monotonic()
         try:
-            response = self._request(build_messages(context))
+            response = self._request_by_deadline(build_messages(context))
+        except _DeadlinePassed:
+            call["latency_ms"] = _elapsed_ms(started)
+            self._fail(
+                call, "timeout", f"no complete answer within the {self.deadline:g}s deadline"
+            )
         except Exception as exc:
             call["latency_ms"] = _elapsed_ms(started)
             code, detail = self._classify(exc)
@@ -271,6 +284,41 @@ class OpenAiDecisionMaker:
         self._account(call, body)
         call["raw_answer"] = _answer_text(body)[:_RAW_LIMIT]
         return self._decision(call, response, request)
+
+    def _request_by_deadline(self, messages: list[dict[str, str]]) -> Any:
+        """:meth:`_request` in a worker thread, waited for until :attr:`deadline` at most.
+
+        Raises :class:`_DeadlinePassed` then; the worker's late answer is dropped, and
+        its tokens charged to the budget (they are billed).
+        """
+        outcome: dict[str, Any] = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                response = self._request(messages)
+            except BaseException as exc:
+                with lock:
+                    outcome["error"] = exc
+                done.set()
+                return
+            with lock:
+                outcome["response"] = response
+                late = outcome.get("abandoned", False)
+            done.set()
+            if late:
+                self._charge(_json_or_none(_text_of(response)))
+
+        threading.Thread(target=work, name="ai-request", daemon=True).start()
+        done.wait(self.deadline)
+        with lock:
+            if "response" not in outcome and "error" not in outcome:
+                outcome["abandoned"] = True
+                raise _DeadlinePassed
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     def _request(self, messages: list[dict[str, str]]) -> Any:
         extra: dict[str, Any] = {}
@@ -312,13 +360,18 @@ class OpenAiDecisionMaker:
     # ------------------------------------------------------------------ helpers
 
     def _account(self, call: dict[str, Any], body: Mapping[str, Any] | None) -> None:
+        tokens_in, tokens_out, cost = self._charge(body)
+        call.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
+
+    def _charge(self, body: Mapping[str, Any] | None) -> tuple[int, int, Decimal]:
+        """The answer's tokens and cost, charged to the budget."""
         usage = (body or {}).get("usage") or {}
         tokens_in = _int(usage.get("prompt_tokens"))
         tokens_out = _int(usage.get("completion_tokens"))
         cost = self.price_table.cost(self.model, tokens_in, tokens_out)
-        call.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
         if self.budget is not None:
             self.budget.charge(cost)
+        return tokens_in, tokens_out, cost
 
     def _classify(self, exc: Exception) -> tuple[str, str]:
         """``(error code, safe detail)`` for an exception of the request."""
@@ -364,6 +417,10 @@ class OpenAiDecisionMaker:
                 "daily AI budget of %s USD spent: no AI consultation until 00:00 UTC",
                 self.budget.limit_usd,
             )
+
+
+class _DeadlinePassed(Exception):
+    """No complete answer within the decision maker's total deadline."""
 
 
 def _elapsed_ms(started: float) -> int:

@@ -20,7 +20,9 @@ practice:
 * :func:`sell_below_floor`, :func:`low_confidence` — plausible but against the rules.
 * :func:`refusal`, :func:`truncated` (``finish_reason: length``), :func:`invalid_json`.
 * :func:`rate_limited` (429 with ``retry-after-ms``), :func:`server_error` (500),
-  :func:`slow` (answers after a delay, to trip the client's timeout).
+  :func:`slow` (answers after a delay, to trip the client's timeout), :func:`drip`
+  (sends the answer a few bytes at a time over a long time: every read is quick, the
+  whole answer is not).
 * :func:`alternate` and :func:`sequence` combine responders.
 
 The server is bounded and stops itself: after ``max_requests`` answers it replies 503,
@@ -36,7 +38,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +55,7 @@ __all__ = [
     "alternate",
     "answer",
     "chat_completion",
+    "drip",
     "error_body",
     "invalid_json",
     "low_confidence",
@@ -84,12 +87,20 @@ class FakeRequest:
 
 @dataclass(frozen=True)
 class FakeReply:
-    """What to send back: status, body (a dict is sent as JSON, a str as is), headers."""
+    """What to send back: status, body (a dict is sent as JSON, a str as is), headers.
+
+    ``delay``: seconds before anything is sent. ``drip``: seconds over which the body
+    is sent, in :data:`DRIP_PIECES` pieces after the headers.
+    """
 
     status: int = 200
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
+
+
+DRIP_PIECES = 40
 
 
 Responder = Callable[[FakeRequest], FakeReply]
@@ -311,6 +322,22 @@ def slow(seconds: float, then: Responder | None = None) -> Responder:
     return respond
 
 
+def drip(seconds: float, then: Responder | None = None) -> Responder:
+    """Answer like ``then`` (default :func:`valid`), the body trickling over ``seconds``."""
+    inner = then or valid()
+
+    def respond(request: FakeRequest) -> FakeReply:
+        reply = inner(request)
+        return FakeReply(reply.status, reply.body, reply.headers, reply.delay, drip=seconds)
+
+    return respond
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    size = max(1, -(-len(data) // DRIP_PIECES))
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
 def alternate(*responders: Responder) -> Responder:
     """Take turns: request *n* is answered by ``responders[n % len(responders)]``."""
     if not responders:
@@ -368,10 +395,22 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if reply.drip > 0:
+                self._drip(data, reply.drip)
+            else:
+                self.wfile.write(data)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout): nothing to answer
+
+    def _drip(self, data: bytes, seconds: float) -> None:
+        pieces = _pieces(data)
+        pause = seconds / len(pieces)
+        for piece in pieces:
+            self.wfile.write(piece)
+            self.wfile.flush()
+            if self.server.owner._stopping.wait(pause):
+                return  # shutting down: the rest is never sent
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -467,7 +506,8 @@ class FakeOpenAiServer:
         """An ``httpx2.MockTransport`` answering like this server, without a socket.
 
         For unit tests: ``openai.OpenAI(http_client=httpx2.Client(transport=...))``. A
-        reply with a ``delay`` raises ``httpx2.ReadTimeout`` instead of waiting.
+        reply with a ``delay`` raises ``httpx2.ReadTimeout`` instead of waiting; one with a
+        ``drip`` streams its body piece by piece, pausing between pieces.
         """
         import httpx2
 
@@ -477,6 +517,18 @@ class FakeOpenAiServer:
             )
             if reply.delay > 0:
                 raise httpx2.ReadTimeout("the fake endpoint is too slow", request=request)
+            if reply.drip > 0:
+                body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+                pieces = _pieces(body.encode())
+
+                def trickle() -> Iterator[bytes]:
+                    for piece in pieces:
+                        time.sleep(reply.drip / len(pieces))
+                        yield piece
+
+                return httpx2.Response(
+                    reply.status, headers=dict(reply.headers), content=trickle(), request=request
+                )
             if isinstance(reply.body, str):
                 return httpx2.Response(
                     reply.status, headers=dict(reply.headers), text=reply.body, request=request

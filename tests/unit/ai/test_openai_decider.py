@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -246,6 +247,19 @@ def test_given_a_huge_or_tiny_price_then_the_guards_reject_it_and_nothing_raises
     assert verdict == "REJECTED:price"
     assert order is not None
     assert order.price == market.floor
+
+
+def test_given_an_answer_trickling_past_the_deadline_then_ai_unavailable_at_the_deadline(
+    make_decider: Any, market: Any
+) -> None:
+    # Given an endpoint whose answer takes 5 s to arrive, and a 0.3 s total deadline
+    decider, _ = make_decider(fs.drip(5.0), max_retries=0, deadline=0.3)
+    started = time.monotonic()
+    # Then the call gives up at the deadline, as a timeout
+    with pytest.raises(AiUnavailable, match=r"timeout: no complete answer within the 0\.3s"):
+        decider.decide(market.buy())
+    assert time.monotonic() - started < 3
+    assert decider.last_call["error"] == "timeout"
 
 
 def test_given_a_content_filter_stop_then_ai_unavailable(make_decider: Any, market: Any) -> None:

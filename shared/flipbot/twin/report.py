@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.records import Repositories, stop_loss_evidence
+from flipbot.app.records import Repositories, is_system_client_order_id, stop_loss_evidence
 from flipbot.domain.model import Fill, Origin, Side
 
 ZERO = Decimal(0)
@@ -89,6 +89,38 @@ def ledger_mismatches(
         if pnl != trade.realized_pnl:
             errors.append(f"{trade.cycle_id}: P&L {trade.realized_pnl}, the exchange says {pnl}")
     return errors
+
+
+def abandoned_positions(
+    cycles: list[Any],
+    exchange_trades: list[dict[str, Any]],
+    exchange_orders: list[dict[str, Any]],
+    rules: Any,
+) -> list[str]:
+    """Closed cycles that left base behind: what their buys brought in (net of base
+    commission) less what their sells took out, when a sell at the floor could still carry
+    it. An open cycle still holds its base; below the lot step or the minimum notional, a
+    remainder is dust."""
+    coid = {int(o["orderId"]): str(o["clientOrderId"]) for o in exchange_orders}
+    net: dict[str, Decimal] = {}
+    for t in exchange_trades:
+        order = coid.get(int(t["orderId"]), "")
+        qty = Decimal(str(t["qty"]))
+        if t["isBuyer"]:
+            if t["commissionAsset"] == rules.base_asset:
+                qty -= Decimal(str(t["commission"]))
+            net[order] = net.get(order, ZERO) + qty
+        else:
+            net[order] = net.get(order, ZERO) - qty
+    out = []
+    for cycle in cycles:
+        if cycle.state.value != "COMPLETED":
+            continue
+        left = sum((net.get(o, ZERO) for o in cycle.buy_order_ids + cycle.sell_order_ids), ZERO)
+        price = cycle.floor_price or cycle.entry_price
+        if left > 0 and rules.sellable_qty(left, price) > 0:
+            out.append(f"{cycle.cycle_id}: closed holding {left} {rules.base_asset}")
+    return out
 
 
 def unjustified_stop_exits(
@@ -178,6 +210,25 @@ def build_report(
         | {o.cycle_id for o in placed if o.side is Side.BUY and o.price * o.quantity > cap}
     )
     ledger_errors = ledger_mismatches(cycles, trades, exchange_trades, exchange_orders, base, quote)
+    # Every order of the bot as the exchange has it, on every symbol it knows.
+    bot_orders = [
+        o
+        for sym in exchange.symbols
+        for o in exchange.all_orders(sym, limit=10**9)
+        if is_system_client_order_id(str(o["clientOrderId"]))
+    ]
+    off_symbol = sorted(
+        f"{o['clientOrderId']} on {o['symbol']}" for o in bot_orders if o["symbol"] != symbol
+    )
+    buys_over_cap = sorted(
+        f"{o['clientOrderId']}: {Decimal(o['price']) * Decimal(o['origQty'])}"
+        for o in bot_orders
+        if o["side"] == "BUY"
+        and Decimal(o["price"]) * Decimal(o["origQty"]) > settings.quote_per_cycle
+    )
+    abandoned = abandoned_positions(
+        cycles, exchange_trades, exchange_orders, exchange.rules(symbol)
+    )
     invariants = {
         "no_sell_below_floor": not below_floor,
         "stop_loss_exits_justified": not unjustified_stops,
@@ -187,6 +238,9 @@ def build_report(
         "every_fill_recorded_once": exchange_keys == recorded_keys
         and all(n == 1 for n in recorded_keys.values()),
         "ledger_matches_exchange": not ledger_errors,
+        "orders_only_on_symbol": not off_symbol,
+        "orders_within_cap": not buys_over_cap,
+        "no_abandoned_position": not abandoned,
     }
 
     pnl = sum((t.realized_pnl for t in trades), ZERO)
@@ -264,6 +318,9 @@ def build_report(
             "unjustified_stop_loss_exits": unjustified_stops,
             "cycles_over_cap": over_cap,
             "ledger_mismatches": ledger_errors,
+            "orders_off_symbol": off_symbol,
+            "buys_over_cap": buys_over_cap,
+            "abandoned_positions": abandoned,
             "balance_mismatch": {
                 a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}
                 for a in assets

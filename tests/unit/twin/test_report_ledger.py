@@ -7,7 +7,8 @@ from typing import Any
 
 from flipbot.app.records import Cycle, TradeRecord
 from flipbot.domain.cycle import CycleState
-from flipbot.twin.report import ledger_mismatches
+from flipbot.domain.filters import SymbolRules
+from flipbot.twin.report import abandoned_positions, ledger_mismatches
 
 D = Decimal
 
@@ -83,3 +84,51 @@ def test_a_second_row_a_missing_row_a_stray_row_and_a_wrong_pnl_are_each_named()
         "c000004: a trade row, cycle not closed",
         "c000003: P&L 0.50, the exchange says 0.48",
     ]
+
+
+# --------------------------------------------------------------------------- abandoned base
+RULES = SymbolRules("TRUMPUSDC", "TRUMP", "USDC", step_size=D("0.001"), min_notional=D("5"))
+
+
+def _fills(
+    cycle_id: str, bought: str, sold: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    orders = [
+        {"orderId": 1, "clientOrderId": f"fb-{cycle_id}-B1"},
+        {"orderId": 2, "clientOrderId": f"fb-{cycle_id}-S1"},
+    ]
+    trades = [
+        {
+            "orderId": 1,
+            "isBuyer": True,
+            "qty": bought,
+            "commission": "0.001",
+            "commissionAsset": "TRUMP",
+        },
+        {
+            "orderId": 2,
+            "isBuyer": False,
+            "qty": sold,
+            "commission": "0.01",
+            "commissionAsset": "USDC",
+        },
+    ]
+    return trades, orders
+
+
+def test_a_closed_cycle_that_sold_all_but_dust_abandons_nothing() -> None:
+    cycle = _cycle("c000001").evolve(floor_price=D("26.22"))
+    trades, orders = _fills("c000001", "0.385", "0.384")  # 0.385 - 0.001 fee - 0.384 = 0
+    assert abandoned_positions([cycle], trades, orders, RULES) == []
+    trades, orders = _fills("c000001", "0.385", "0.200")  # 0.184 x 26.22 = 4.82 < 5: dust
+    assert abandoned_positions([cycle], trades, orders, RULES) == []
+
+
+def test_a_closed_cycle_holding_a_sellable_remainder_is_named() -> None:
+    closed = _cycle("c000001").evolve(floor_price=D("26.22"))
+    trades, orders = _fills("c000001", "0.385", "0.100")  # 0.284 x 26.22 = 7.45: sellable
+    assert abandoned_positions([closed], trades, orders, RULES) == [
+        "c000001: closed holding 0.284 TRUMP"
+    ]
+    still_open = _cycle("c000001", CycleState.SELLING).evolve(floor_price=D("26.22"))
+    assert abandoned_positions([still_open], trades, orders, RULES) == []

@@ -136,7 +136,8 @@ class Connection:
                 self.last_rx = loop.time()
                 self.last_rx_ms = now_ms
                 self.messages += 1
-                text = frame if isinstance(frame, str) else frame.decode()
+                # invalid UTF-8 becomes U+FFFD: the message is refused as unreadable
+                text = frame if isinstance(frame, str) else frame.decode(errors="replace")
                 on_message(self, text, now_ms)
         except ConnectionClosed:
             pass

@@ -23,6 +23,16 @@ received), so the benchmark and the tests run it without sockets, AWS or a clock
 The ``PriceTicked`` throttle publishes when the last trade price has moved at least
 ``tick_bps`` basis points from the last published price, or when ``tick_seconds``
 passed since the last tick, whichever comes first.
+
+Every message is checked before it changes anything: prices are decimal strings within
+:data:`~flipbot.domain.guards.PRICE_RANGE`, quantities decimal strings from 0 to
+:data:`MAX_QTY` (a trade's above 0), ids and times integers, a book top not crossed,
+depth levels and klines of their documented shape; a report's fields have their
+documented types. A message that fails is dropped and counted (``invalid``, and
+:meth:`MarketPipeline.take_bad` / :meth:`OrderStream.take_bad` for the
+``ListenerBadMessages`` metric); an unreadable report is also published as a user
+stream gap. A trade older than the last one counts in the indicators but does not move
+the last price.
 """
 
 from __future__ import annotations
@@ -36,11 +46,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from flipbot.domain.errors import InvalidEvent
+from flipbot.domain.guards import PRICE_RANGE
 from flipbot.domain.indicators import MarketIndicators
 from flipbot.domain.model import MarketSnapshot
 from flipbot.events import SOURCE, PriceTicked, StreamGapDetected
 from flipbot.listener.metrics import LagHistogram
-from flipbot.streams import events_for_execution_report, unwrap
+from flipbot.streams import events_for_update, order_update_from_execution_report, unwrap
 
 log = logging.getLogger("flipbot.listener")
 
@@ -53,6 +64,49 @@ SHUTDOWN = "serverShutdown"
 _loads = json.loads
 _NEG_INF = float("-inf")
 _POS_INF = float("inf")
+_MIN_PRICE, _MAX_PRICE = (float(bound) for bound in PRICE_RANGE)
+MAX_QTY = 1e11
+"""No quantity reaches it: Binance's largest LOT_SIZE maxQty is 9.2e10 (int64 / 1e8)."""
+
+
+def _number(value: Any, low: float, high: float) -> float:
+    """A Binance decimal string as a float within ``[low, high]``; ``ValueError`` if not."""
+    if type(value) is not str:
+        raise TypeError(f"{value!r} is not a decimal string")
+    number = float(value)
+    if not low <= number <= high:  # also False for NaN
+        raise ValueError(f"{value!r} is outside [{low:g}, {high:g}]")
+    return number
+
+
+def _price(value: Any) -> float:
+    return _number(value, _MIN_PRICE, _MAX_PRICE)
+
+
+def _qty(value: Any, *, positive: bool = False) -> float:
+    qty = _number(value, 0.0, MAX_QTY)
+    if positive and qty <= 0:
+        raise ValueError(f"quantity {value!r} is not above 0")
+    return qty
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not an integer")
+    return value
+
+
+def _depth_side(levels: Any) -> tuple[int, float]:
+    """(number of levels, total quantity) of one side of a depth snapshot."""
+    if type(levels) is not list:
+        raise TypeError("depth levels are not a list")
+    total = 0.0
+    for level in levels:
+        if type(level) is not list or len(level) < 2:
+            raise TypeError(f"depth level {level!r} is not [price, qty]")
+        _price(level[0])
+        total += _qty(level[1])
+    return len(levels), total
 
 
 def entry_size(detail_type: str, detail_json: str, source: str = SOURCE) -> int:
@@ -240,9 +294,10 @@ class MarketPipeline:
         self._price_s = ""
         self._price_ms = 0
         self._book: tuple[str, str, str, str] | None = None
-        self._depth: tuple[list[list[str]], list[list[str]]] | None = None
+        self._depth: tuple[int, float, float] | None = None  # levels, bid qty, ask qty
         self._kline: dict[str, Any] | None = None
         self._last_ids: dict[str, int] = {"trade": -1, "aggTrade": -1, "book": -1}
+        self._bad_taken = 0
 
     # --- the hot path -------------------------------------------------------------------
     def feed(self, raw: str | bytes, recv_ms: int) -> str | None:
@@ -255,18 +310,23 @@ class MarketPipeline:
                 msg = data
             e = msg.get("e")
             if e == "trade":
-                self._on_trade(msg, msg["t"], "trade", recv_ms)
+                self._on_trade(msg, "t", "trade", recv_ms)
             elif e is None:
                 if "u" in msg and "b" in msg:
                     self._on_book(msg, recv_ms)
                 elif "lastUpdateId" in msg:
-                    self._depth = (msg["bids"], msg["asks"])
+                    bid_levels, bids_qty = _depth_side(msg["bids"])
+                    ask_levels, asks_qty = _depth_side(msg["asks"])
+                    self._depth = (max(bid_levels, ask_levels), bids_qty, asks_qty)
                 else:
                     self._on_control(msg)
             elif e == "aggTrade":
-                self._on_trade(msg, msg["a"], "aggTrade", recv_ms)
+                self._on_trade(msg, "a", "aggTrade", recv_ms)
             elif e == "kline":
-                self._kline = msg["k"]
+                kline = msg["k"]
+                if type(kline) is not dict:
+                    raise TypeError("kline 'k' is not an object")
+                self._kline = kline
             elif e == "depthUpdate":
                 self.depth_updates += 1
             elif e == SHUTDOWN:
@@ -279,36 +339,55 @@ class MarketPipeline:
                 log.warning("unreadable market message (%d so far): %s", self.invalid, exc)
         return None
 
-    def _on_trade(self, d: dict[str, Any], trade_id: int, kind: str, recv_ms: int) -> None:
+    def take_bad(self) -> int:
+        """The messages dropped as bad since the last call (the metric's count)."""
+        bad, self._bad_taken = self.invalid - self._bad_taken, self.invalid
+        return bad
+
+    def _on_trade(self, d: dict[str, Any], id_key: str, kind: str, recv_ms: int) -> None:
         if d["s"] != self.symbol:
             self.ignored += 1
             return
+        trade_id = _int(d[id_key])
+        price_s = d["p"]
+        price = _price(price_s)
+        qty = _qty(d["q"], positive=True)
+        time_ms = _int(d["T"])
+        event_ms = _int(d["E"])
+        buyer_maker = d["m"]
+        if type(buyer_maker) is not bool:
+            raise TypeError(f"m={buyer_maker!r} is not a boolean")
         last_ids = self._last_ids
         if trade_id <= last_ids[kind]:  # seen already (overlapping connections)
             self.duplicates += 1
             return
         last_ids[kind] = trade_id
-        price_s = d["p"]
-        price = float(price_s)
-        time_ms = d["T"]
-        self.indicators.on_trade(time_ms, price, float(d["q"]), d["m"])
-        self._price = price
-        self._price_s = price_s
-        self._price_ms = time_ms
-        self.lag.add(recv_ms - d["E"])
-        if price >= self._band_hi or price <= self._band_lo or recv_ms >= self._tick_due:
+        self.indicators.on_trade(time_ms, price, qty, buyer_maker)
+        self.lag.add(recv_ms - event_ms)
+        moved = False
+        if time_ms >= self._price_ms:  # an older trade does not move the last price
+            self._price = price
+            self._price_s = price_s
+            self._price_ms = time_ms
+            moved = price >= self._band_hi or price <= self._band_lo
+        if moved or recv_ms >= self._tick_due:
             self._tick(recv_ms)
 
     def _on_book(self, d: dict[str, Any], recv_ms: int) -> None:
         if d["s"] != self.symbol:
             self.ignored += 1
             return
-        update_id = d["u"]
+        update_id = _int(d["u"])
+        bid_s, bid_qty_s, ask_s, ask_qty_s = d["b"], d["B"], d["a"], d["A"]
+        _qty(bid_qty_s)
+        _qty(ask_qty_s)
+        if not _price(bid_s) < _price(ask_s):
+            raise ValueError(f"crossed book: bid {bid_s} >= ask {ask_s}")
         if update_id <= self._last_ids["book"]:
             self.duplicates += 1
             return
         self._last_ids["book"] = update_id
-        self._book = (d["b"], d["B"], d["a"], d["A"])
+        self._book = (bid_s, bid_qty_s, ask_s, ask_qty_s)
         if recv_ms >= self._tick_due:
             self._tick(recv_ms)
 
@@ -341,11 +420,9 @@ class MarketPipeline:
         snapshot = indicators.snapshot(now_ms)
         extra: dict[str, str] = {}
         if self._depth is not None:
-            bids, asks = self._depth
-            bids_qty = sum(float(level[1]) for level in bids)
-            asks_qty = sum(float(level[1]) for level in asks)
+            levels, bids_qty, asks_qty = self._depth
             total = bids_qty + asks_qty
-            extra["depth_levels"] = str(max(len(bids), len(asks)))
+            extra["depth_levels"] = str(levels)
             imbalance = (bids_qty - asks_qty) / total if total > 0 else 0.0
             extra["depth_imbalance"] = f"{imbalance:.6f}"
         if self._kline is not None:
@@ -391,6 +468,7 @@ class OrderStream:
         self.reports = 0
         self.duplicates = 0
         self.invalid = 0
+        self._bad_taken = 0
         self._seen: set[tuple[Any, ...]] = set()
         self._order: deque[tuple[Any, ...]] = deque()
         self._remember = remember
@@ -398,20 +476,8 @@ class OrderStream:
     def on_execution_report(self, message: Mapping[str, Any], recv_ms: int) -> int:
         """Queue the events of one report; returns how many (0 for a duplicate)."""
         event = unwrap(dict(message))
-        key = (
-            event.get("s"),
-            event.get("i"),
-            event.get("I"),
-            event.get("x"),
-            event.get("X"),
-            event.get("t"),
-            event.get("z"),
-        )
-        if key in self._seen:
-            self.duplicates += 1
-            return 0
         try:
-            events = events_for_execution_report(dict(message))
+            update = order_update_from_execution_report(dict(message))
         except InvalidEvent as exc:
             # The fill it may carry is unknown: let reconcile look at the exchange.
             self.invalid += 1
@@ -420,12 +486,37 @@ class OrderStream:
             event_ms = event_time if isinstance(event_time, int) else recv_ms
             self.gap("user", f"invalid executionReport: {exc}", event_ms, recv_ms)
             return 0
+        execution_id = event.get("I")
+        key = (
+            update.symbol,
+            update.order_id,
+            execution_id if type(execution_id) is int else None,
+            update.execution_type,
+            update.status,
+            update.trade_id,
+            update.executed_qty,
+        )
+        if key in self._seen:
+            self.duplicates += 1
+            return 0
         self._remember_key(key)
         self.reports += 1
+        events = events_for_update(update)
         for detail_type, detail in events:
             self.queue.put(Outbound(detail_type, detail, critical=True))
-        self.lag.add(recv_ms - int(event["E"]))
+        self.lag.add(recv_ms - update.event_time_ms)
         return len(events)
+
+    def unreadable(self, what: str, recv_ms: int) -> None:
+        """A user-stream frame that is not JSON: counted, and a gap (it may have been a
+        report)."""
+        self.invalid += 1
+        self.gap("user", f"unreadable frame: {what}", recv_ms, recv_ms)
+
+    def take_bad(self) -> int:
+        """The reports and frames dropped as bad since the last call (the metric's count)."""
+        bad, self._bad_taken = self.invalid - self._bad_taken, self.invalid
+        return bad
 
     def gap(
         self, stream: Literal["user", "market"], reason: str, since_ms: int, until_ms: int

@@ -11,6 +11,8 @@ alarm and dashboard read):
   every trade and execution report, sent as a value/count histogram so the dashboard's
   p50/p99 are real percentiles.
 * ``Reconnects`` (Count): reconnections since the previous flush (any stream, any reason).
+* ``ListenerBadMessages`` (Count): market and user-stream messages dropped as bad
+  (unreadable, mistyped, a value no market has) since the previous flush.
 
 :class:`LagHistogram` is on the hot path: one dict increment per sample, buckets
 bounded (exact to 100 ms, then coarser: at most ~340 of them, capped at 10 minutes), so
@@ -79,7 +81,9 @@ def percentile(counts: dict[int, int], q: float) -> int | None:
 
 
 class MetricsSink(Protocol):
-    def put(self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int]) -> None: ...
+    def put(
+        self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int], bad_messages: int = 0
+    ) -> None: ...
 
 
 class CloudWatchMetrics:
@@ -93,7 +97,7 @@ class CloudWatchMetrics:
         self._dimensions = [{"Name": "service", "Value": service}]
 
     def metric_data(
-        self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int]
+        self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int], bad_messages: int = 0
     ) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = [
             {
@@ -106,6 +110,12 @@ class CloudWatchMetrics:
                 "MetricName": "Reconnects",
                 "Dimensions": self._dimensions,
                 "Value": float(reconnects),
+                "Unit": "Count",
+            },
+            {
+                "MetricName": "ListenerBadMessages",
+                "Dimensions": self._dimensions,
+                "Value": float(bad_messages),
                 "Unit": "Count",
             },
         ]
@@ -123,8 +133,12 @@ class CloudWatchMetrics:
             )
         return data
 
-    def put(self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int]) -> None:
-        data = self.metric_data(heartbeat=heartbeat, reconnects=reconnects, lag_ms=lag_ms)
+    def put(
+        self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int], bad_messages: int = 0
+    ) -> None:
+        data = self.metric_data(
+            heartbeat=heartbeat, reconnects=reconnects, lag_ms=lag_ms, bad_messages=bad_messages
+        )
         self._cw.put_metric_data(Namespace=self._namespace, MetricData=data)
 
 
@@ -134,12 +148,22 @@ class LogMetrics:
     def __init__(self) -> None:
         self.calls: deque[dict[str, Any]] = deque(maxlen=1000)
 
-    def put(self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int]) -> None:
-        self.calls.append({"heartbeat": heartbeat, "reconnects": reconnects, "lag_ms": lag_ms})
+    def put(
+        self, *, heartbeat: int, reconnects: int, lag_ms: dict[int, int], bad_messages: int = 0
+    ) -> None:
+        self.calls.append(
+            {
+                "heartbeat": heartbeat,
+                "reconnects": reconnects,
+                "lag_ms": lag_ms,
+                "bad_messages": bad_messages,
+            }
+        )
         log.info(
-            "metrics heartbeat=%d reconnects=%d lag_p50=%s lag_p99=%s samples=%d",
+            "metrics heartbeat=%d reconnects=%d bad_messages=%d lag_p50=%s lag_p99=%s samples=%d",
             heartbeat,
             reconnects,
+            bad_messages,
             percentile(lag_ms, 0.5),
             percentile(lag_ms, 0.99),
             sum(lag_ms.values()),

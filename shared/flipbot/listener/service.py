@@ -158,6 +158,7 @@ class Listener:
         self.health_port: int | None = None
         self.started_ms = wall_ms()
         self._unreported_reconnects = 0
+        self._unreported_bad = 0
         self._stop = asyncio.Event()
         self._user_wake = asyncio.Event()
         self._market_wake = asyncio.Event()
@@ -322,8 +323,10 @@ class Listener:
             message = json.loads(text)
         except ValueError:
             log.warning("user stream: unreadable frame (%d bytes)", len(text))
+            self.orders.unreadable(f"{len(text)} bytes, not JSON", recv_ms)
             return
         if not isinstance(message, dict):
+            self.orders.unreadable(f"a JSON {type(message).__name__}, not an object", recv_ms)
             return
         if "id" in message and ("status" in message or "result" in message or "error" in message):
             conn.resolve(message)
@@ -692,16 +695,21 @@ class Listener:
         lag.merge(self.market.lag.take())
         lag.merge(self.orders.lag.take())
         reconnects, self._unreported_reconnects = self._unreported_reconnects, 0
+        bad = self._unreported_bad + self.market.take_bad() + self.orders.take_bad()
+        self._unreported_bad = 0
         counts = lag.take()
         heartbeat = 1 if healthy and self.live else 0
 
         def put() -> None:
-            self.metrics.put(heartbeat=heartbeat, reconnects=reconnects, lag_ms=counts)
+            self.metrics.put(
+                heartbeat=heartbeat, reconnects=reconnects, lag_ms=counts, bad_messages=bad
+            )
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, put)
         except Exception as exc:
             self._unreported_reconnects += reconnects
+            self._unreported_bad += bad
             log.warning("metrics not sent: %s", _describe(exc))
         finally:
             self._metrics_busy = False

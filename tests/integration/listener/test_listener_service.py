@@ -303,7 +303,7 @@ def test_given_a_running_listener_then_health_answers_and_metrics_reach_cloudwat
     assert exit_status == 0
     assert down[0] == 503
     names = {m["MetricName"] for m in aws.cloudwatch.list_metrics(Namespace="flipbot")["Metrics"]}
-    assert names == {"ListenerHeartbeat", "ListenerLagMs", "Reconnects"}
+    assert names == {"ListenerHeartbeat", "ListenerLagMs", "Reconnects", "ListenerBadMessages"}
     dims = {
         tuple((d["Name"], d["Value"]) for d in m["Dimensions"])
         for m in aws.cloudwatch.list_metrics(Namespace="flipbot")["Metrics"]

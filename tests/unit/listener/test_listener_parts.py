@@ -94,18 +94,20 @@ def test_lag_histogram_stays_bounded_and_gives_percentiles() -> None:
 def test_cloudwatch_metric_data_has_the_dashboard_names_and_dimension() -> None:
     sink = CloudWatchMetrics(client=None)
     lag = dict.fromkeys(range(200), 1)
-    data = sink.metric_data(heartbeat=1, reconnects=3, lag_ms=lag)
+    data = sink.metric_data(heartbeat=1, reconnects=3, lag_ms=lag, bad_messages=2)
     assert [d["MetricName"] for d in data] == [
         "ListenerHeartbeat",
         "Reconnects",
+        "ListenerBadMessages",
         "ListenerLagMs",
         "ListenerLagMs",
     ]
     assert {json.dumps(d["Dimensions"]) for d in data} == {
         '[{"Name": "service", "Value": "flipbot"}]'
     }
-    assert [len(d["Values"]) for d in data[2:]] == [150, 50]
-    assert sum(sum(d["Counts"]) for d in data[2:]) == 200
+    assert data[2]["Value"] == 2.0
+    assert [len(d["Values"]) for d in data[3:]] == [150, 50]
+    assert sum(sum(d["Counts"]) for d in data[3:]) == 200
 
 
 # --- the health check command -------------------------------------------------------------

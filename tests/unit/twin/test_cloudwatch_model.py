@@ -62,7 +62,7 @@ def test_the_listener_s_put_metric_data_is_read_with_its_histogram_counts() -> N
     assert lag == [(5.0, 3.0), (40.0, 1.0)]
     assert {s.metric for s in samples} == {
         MetricId("flipbot", name, SERVICE)
-        for name in ("ListenerHeartbeat", "Reconnects", "ListenerLagMs")
+        for name in ("ListenerHeartbeat", "Reconnects", "ListenerBadMessages", "ListenerLagMs")
     }
 
 

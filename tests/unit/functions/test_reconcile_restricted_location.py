@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
 
 import pytest
+from function_handlers import Context, emitted_metrics, load_handler
 
 from flipbot.app.reconcile import reconcile_cycle
 from flipbot.app.services import Services
@@ -19,7 +17,6 @@ from flipbot.domain.errors import (
     error_type,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
 MESSAGE = "place_limit TRUMPUSDC: Binance refuses requests from this location (HTTP 451)"
 CAUGHT = {
     "Error": "RestrictedLocation",
@@ -64,64 +61,38 @@ def test_given_a_configuration_error_with_a_plain_cause_then_the_cause_is_the_re
 
 
 # --------------------------------------------------------------------------- handler metric
-def _handler_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    spec = importlib.util.spec_from_file_location(
-        "reconcile_app_under_test", ROOT / "functions" / "reconcile" / "app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "container", _Untouchable)
-    return module
-
-
-class _Context:
-    function_name = "ReconcileFunction"
-    memory_limit_in_mb = 512
-    aws_request_id = "test"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:reconcile"
-
-
-def _emf(output: str) -> dict[str, Any]:
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            blob: dict[str, Any] = json.loads(line)
-            return blob
-    raise AssertionError(f"no EMF blob in {output!r}")
 
 
 def test_given_a_cycle_stopped_by_a_restricted_location_then_the_alarm_metric_is_emitted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = _handler_module(monkeypatch)
-    result = module.handler({"source": "cycle", "cycle_id": "c000001", "error": CAUGHT}, _Context())
+    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
+    result = module.handler(
+        {"source": "cycle", "cycle_id": "c000001", "error": CAUGHT}, Context("ReconcileFunction")
+    )
     assert result["resume"] == "FAIL"
-    assert _emf(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
+    assert emitted_metrics(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
 
 
 def test_given_a_scheduled_run_refused_by_binance_then_the_metric_is_emitted_and_it_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = _handler_module(monkeypatch)
+    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
 
     def refused(_services: Any) -> dict[str, Any]:
         raise RestrictedLocation(MESSAGE)
 
     monkeypatch.setattr(module, "reconcile_open_orders", refused)
     with pytest.raises(RestrictedLocation):
-        module.handler({"source": "aws.events"}, _Context())
-    assert _emf(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
+        module.handler({"source": "aws.events"}, Context("ReconcileFunction"))
+    assert emitted_metrics(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
 
 
 def test_given_an_ordinary_repair_then_no_restricted_location_metric(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = _handler_module(monkeypatch)
+    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
     quiet = {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
     monkeypatch.setattr(module, "reconcile_open_orders", lambda _services: quiet)
-    module.handler({"source": "aws.events"}, _Context())
-    assert "RestrictedLocation" not in _emf(capsys.readouterr().out)
+    module.handler({"source": "aws.events"}, Context("ReconcileFunction"))
+    assert "RestrictedLocation" not in emitted_metrics(capsys.readouterr().out)

@@ -2,45 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _handler_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    spec = importlib.util.spec_from_file_location(
-        "record_trade_app_under_test", ROOT / "functions" / "record_trade" / "app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "container", lambda: None)
-    return module
-
-
-class _Context:
-    function_name = "RecordTradeFunction"
-    memory_limit_in_mb = 512
-    aws_request_id = "test"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:record"
-
-
-def _emf(output: str) -> dict[str, Any]:
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            blob: dict[str, Any] = json.loads(line)
-            return blob
-    raise AssertionError(f"no EMF blob in {output!r}")
+from function_handlers import Context, emitted_metrics, load_handler
 
 
 def _values(blob: dict[str, Any], name: str) -> list[float]:
@@ -52,7 +17,7 @@ def test_given_a_closed_cycle_then_each_leg_s_time_to_fill_is_a_metric_in_second
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given record_trade closed a cycle whose buy filled after 42 s and sell after 1800 s
-    module = _handler_module(monkeypatch)
+    module = load_handler(monkeypatch, "record_trade", container=lambda: None)
     closed = {
         "next_cycle_id": "c000002",
         "continue": True,
@@ -62,9 +27,9 @@ def test_given_a_closed_cycle_then_each_leg_s_time_to_fill_is_a_metric_in_second
     }
     monkeypatch.setattr(module, "record_trade", lambda *_args, **_kwargs: closed)
     # When the handler runs
-    module.handler({"cycle_id": "c000001"}, _Context())
+    module.handler({"cycle_id": "c000001"}, Context("RecordTradeFunction"))
     # Then both legs' fill times are emitted in seconds, beside the cycle and its P&L
-    blob = _emf(capsys.readouterr().out)
+    blob = emitted_metrics(capsys.readouterr().out)
     assert _values(blob, "BuyFillSeconds") == [42.0]
     assert _values(blob, "SellFillSeconds") == [1800.5]
     assert _values(blob, "CyclesCompleted") == [1.0]
@@ -76,11 +41,11 @@ def test_given_a_retry_of_a_closed_cycle_then_nothing_is_counted_twice(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given the cycle was closed by an earlier attempt (the retry answers closed=False)
-    module = _handler_module(monkeypatch)
+    module = load_handler(monkeypatch, "record_trade", container=lambda: None)
     again = {"next_cycle_id": "c000002", "continue": True, "realized_pnl": "0.11", "closed": False}
     monkeypatch.setattr(module, "record_trade", lambda *_args, **_kwargs: again)
     # When the retry runs
-    result = module.handler({"cycle_id": "c000001"}, _Context())
+    result = module.handler({"cycle_id": "c000001"}, Context("RecordTradeFunction"))
     # Then it answers the state machine as before and counts no cycle, P&L or fill time
     assert result == again
     assert '"_aws"' not in capsys.readouterr().out

@@ -432,6 +432,13 @@ class DynamoTrades:
             return False
         return True
 
+    def get(self, symbol: str, cycle_id: str) -> TradeRecord | None:
+        """The trade row of one closed cycle, by its key."""
+        try:
+            return _trade(self._m.get(symbol, cycle_id, consistent_read=True).body)
+        except DoesNotExist:
+            return None
+
     def all(self, symbol: str) -> list[TradeRecord]:
         """Every closed cycle of ``symbol``, in the order they closed."""
         trades = [_trade(i.body) for i in self._m.query(symbol)]

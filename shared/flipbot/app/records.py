@@ -73,6 +73,7 @@ class Cycle(_Record):
     ai_cost_usd: Decimal = ZERO
     closed_ms: int = 0
     repairs: int = 0  # times reconcile put this cycle back on its path
+    stop_reason: str = ""  # why a STOPPED cycle was stopped
     version: int = 0
 
 
@@ -225,6 +226,7 @@ class FillRepository(Protocol):
 
 class TradeRepository(Protocol):
     def add(self, trade: TradeRecord) -> bool: ...
+    def get(self, symbol: str, cycle_id: str) -> TradeRecord | None: ...
     def all(self, symbol: str) -> list[TradeRecord]: ...
 
 

@@ -164,7 +164,7 @@ def _state_of(orders: list[OrderRecord], cycle: Cycle, rules: Any) -> CycleState
 
 
 def _has_trade(services: Services, cycle_id: str) -> bool:
-    return any(t.cycle_id == cycle_id for t in services.repos.trades.all(services.settings.symbol))
+    return services.repos.trades.get(services.settings.symbol, cycle_id) is not None
 
 
 def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int) -> dict[str, Any]:

@@ -472,6 +472,8 @@ class Authorizer:
     default_principal: str = "StateMachine"
     #: False records denials without raising them (an audit of what AWS would refuse)
     enforce: bool = True
+    #: told of each answered call a principal made: (principal, service, operation, response)
+    observer: Callable[[str, str, str, Any], None] | None = None
     used: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     denied: list[Denial] = field(default_factory=list)
     calls: int = 0
@@ -540,7 +542,12 @@ class Authorizer:
         def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
             service = client.meta.service_model.service_name
             authorizer.check(service, operation_name, api_params or {})
-            return original(client, operation_name, api_params)
+            response = original(client, operation_name, api_params)
+            observer = authorizer.observer
+            principal = authorizer.current()
+            if observer is not None and principal is not None:
+                observer(principal, service, operation_name, response)
+            return response
 
         BaseClient._make_api_call = _make_api_call
         try:

@@ -53,7 +53,8 @@ class ReplayConfig:
     exchange: str = "inprocess"  # or "loopback": python-binance over HTTP on 127.0.0.1
     chaos: str = "none"  # a profile of flipbot.twin.chaos.PROFILES
     #: (minutes after the first event, action): "wipe_and_recover" empties every table and
-    #: invokes the reconcile function's recovery from the exchange alone.
+    #: invokes the reconcile function's recovery from the exchange alone; the actions of
+    #: :data:`BY_HAND` are what a person does in the console or the Binance app.
     interventions: tuple[tuple[int, str], ...] = ()
     chaos_seed: int = 0
     #: authorize every AWS call against its caller's role (as AWS does); off only to
@@ -74,6 +75,10 @@ class ReplayState:
     price_path: list[tuple[int, Decimal]] = field(default_factory=list)
     #: every error a state caught into Reconcile: (virtual time, cycle, error, its cause)
     caught: list[tuple[int, str, str, str]] = field(default_factory=list)
+    #: every intervention by hand: (virtual time, action, what it did)
+    by_hand: list[tuple[int, str, str]] = field(default_factory=list)
+    #: what was withdrawn from the account by hand, per asset
+    withdrawn: dict[str, Decimal] = field(default_factory=dict)
 
 
 class _TwinClock:
@@ -147,6 +152,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.twin.chaos import Chaos
     from flipbot.twin.limits import Limits
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+    from flipbot.twin.reads import ReadMeter
     from flipbot.twin.report import build_report, write_outputs
 
     # A function that fails before adding a metric makes Powertools warn; the failure
@@ -213,6 +219,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         # functions' (the registry runs each under its own), the state machine's (moto's
         # execution threads), the listener's (this loop, where it stands in for it).
         authorizer = cleanup.enter_context(_enforced(cloud.authorizer))
+        reads = ReadMeter(scheduler.time_ms, data.first_ms)
+        if authorizer is not None:  # it sees every call a principal makes
+            authorizer.observer = reads
         _limits_of(cloud, limits)
         if chaos is not None and chaos.concurrent:  # invocations of a function may overlap
             registry.parallel = frozenset(cloud.function_names.values())
@@ -332,11 +341,15 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             while pending and pending[0][0] <= event.time_ms:
                 at, action = pending.pop(0)
                 advance(at)
-                if action != "wipe_and_recover":
+                if action == "wipe_and_recover":
+                    _wipe_tables(cloud)
+                    registry.invoke(reconcile_function, {"source": "recover"})
+                    state.recoveries += 1
+                elif action in BY_HAND:
+                    did = BY_HAND[action](sfn, cloud, exchange, config.symbol, state)
+                    state.by_hand.append((scheduler.now_ms, action, did))
+                else:
                     raise ValueError(f"unknown intervention {action!r}")
-                _wipe_tables(cloud)
-                registry.invoke(reconcile_function, {"source": "recover"})
-                state.recoveries += 1
                 scheduler.settle()
                 drain()
             if event.time_ms > scheduler.now_ms:
@@ -371,6 +384,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         executions = _executions(sfn, cloud.state_machine_arn)
         stuck = _stuck_waits(sfn, cloud.state_machine_arn, repos)
         _stop_running(sfn, cloud.state_machine_arn)
+        for asset, amount in state.withdrawn.items():  # gone by hand, not by a fill
+            initial_balances[asset] = initial_balances.get(asset, Decimal(0)) - amount
         report = build_report(
             config=config,
             settings=settings,
@@ -382,6 +397,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         report["executions"] = executions
         report["dead_letters"] = len(registry.dead_letters)
         report["recoveries"] = state.recoveries
+        if state.by_hand:
+            from flipbot.twin.report import _iso
+
+            report["by_hand"] = [f"{_iso(at)} {action}: {did}" for at, action, did in state.by_hand]
         open_cycles = {c.cycle_id for c in repos.cycles.all() if c.state.value != "COMPLETED"}
         report["invariants"]["every_cycle_completed_or_running"] = (
             open_cycles <= set(executions["running"]) and not executions["failed"]
@@ -400,6 +419,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             report["iam"] = authorizer.summary() | {"grants": authorizer.usage()}
             report["invariants"]["iam_every_call_allowed"] = not authorizer.denied
             report["violations"]["iam_denied_calls"] = report["iam"]["denied"]
+            closed = [c.closed_ms for c in repos.cycles.all() if c.state.value == "COMPLETED"]
+            report["dynamodb_reads"] = reads.summary() | {
+                "cycles_closed_by_day": _per_day(closed, data.first_ms, len(reads.by_day))
+            }
         report["limits"] = limits.report({name: lid for lid, name in cloud.function_names.items()})
         slowest = limits.slowest({name: lid for lid, name in cloud.function_names.items()})
         report["invocations"] = {
@@ -446,6 +469,16 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             file=out,
         )
     return report
+
+
+def _per_day(times_ms: list[int], start_ms: int, days: int) -> list[int]:
+    """How many of ``times_ms`` fall in each virtual day from ``start_ms``."""
+    from flipbot.twin.reads import DAY_MS
+
+    counts = [0] * max(days, max(((t - start_ms) // DAY_MS + 1 for t in times_ms), default=0))
+    for t in times_ms:
+        counts[max(0, (t - start_ms) // DAY_MS)] += 1
+    return counts
 
 
 #: the principal of the listener's task (its role's logical id in the template)
@@ -531,6 +564,55 @@ def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
                     f"{execution['name']}: {status} {detail.get('error', '')}".strip()
                 )
     return {k: sorted(v) for k, v in out.items()}
+
+
+def _stop_executions(sfn: Any, cloud: Any, exchange: Any, symbol: str, state: Any) -> str:
+    """Stop every running execution, as the console's "Stop execution" does."""
+    running = sfn.list_executions(stateMachineArn=cloud.state_machine_arn, statusFilter="RUNNING")
+    names = []
+    for execution in running["executions"]:
+        sfn.stop_execution(executionArn=execution["executionArn"], cause="stopped by hand")
+        names.append(execution["name"])
+    return "stopped " + (", ".join(sorted(names)) or "nothing")
+
+
+def _withdraw_base(sfn: Any, cloud: Any, exchange: Any, symbol: str, state: Any) -> str:
+    """Cancel the resting sells in the Binance app, then withdraw every unit of the base
+    asset from the account."""
+    base = exchange.symbol_info(symbol)["baseAsset"]
+    canceled = [
+        exchange.cancel_order(symbol, order_id=o["orderId"])["clientOrderId"]
+        for o in exchange.open_orders(symbol)
+        if o["side"] == "SELL"
+    ]
+    taken = exchange.withdraw(base)
+    state.withdrawn[base] = state.withdrawn.get(base, Decimal(0)) + taken
+    return f"canceled {len(canceled)} sell(s), withdrew {taken} {base}"
+
+
+def _start_duplicate(sfn: Any, cloud: Any, exchange: Any, symbol: str, state: Any) -> str:
+    """Start a second execution of the running cycle, with the same input, under another
+    name (a start-execution by hand, or a deploy script run twice)."""
+    running = sfn.list_executions(stateMachineArn=cloud.state_machine_arn, statusFilter="RUNNING")
+    names = []
+    for execution in running["executions"]:
+        cycle_id = execution["name"].split("-")[0]
+        name = f"{cycle_id}-by-hand-{len(state.by_hand) + 1}"
+        sfn.start_execution(
+            stateMachineArn=cloud.state_machine_arn,
+            name=name,
+            input=json.dumps({"cycle_id": cycle_id, "attempt": 1, "sell_attempt": 1}),
+        )
+        names.append(name)
+    return "started " + (", ".join(sorted(names)) or "nothing")
+
+
+#: interventions by hand (``ReplayConfig.interventions``): each returns what it did
+BY_HAND: dict[str, Callable[[Any, Any, Any, str, Any], str]] = {
+    "stop_execution": _stop_executions,
+    "withdraw_base": _withdraw_base,
+    "start_duplicate": _start_duplicate,
+}
 
 
 def _wipe_tables(cloud: Any) -> None:

@@ -32,6 +32,7 @@ BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
 
 # --- messages ----------------------------------------------------------------------------
+MSG_UNKNOWN = "An unknown error occurred while processing the request."
 MSG_DISCONNECTED = "Internal error; unable to process your request. Please try again."
 MSG_TIMEOUT = (
     "Timeout waiting for response from backend server. "
@@ -53,6 +54,8 @@ MSG_INVALID_SIGNATURE = "Signature for this request is not valid."
 MSG_ILLEGAL_CHARS_PARAM = (
     "Illegal characters found in parameter '{name}'; legal range is '{legal}'."
 )
+MSG_ILLEGAL_CHARS = "Illegal characters found in a parameter."
+MSG_MALFORMED = "A mandatory parameter was not sent, was empty/null, or malformed."
 MSG_MANDATORY_PARAM = "Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
 MSG_EITHER_PARAM = "Param '{first}' or '{second}' must be sent, but both were empty/null!"
 MSG_CANNOT_BE_GREATER = "'{name}' contains unexpected value. Cannot be greater than {limit}."
@@ -133,3 +136,13 @@ def either(first: str, second: str) -> BinanceError:
 def illegal_chars(name: str, legal: str) -> BinanceError:
     """-1100 for a parameter outside its legal pattern."""
     return BinanceError(ILLEGAL_CHARS, MSG_ILLEGAL_CHARS_PARAM.format(name=name, legal=legal))
+
+
+def malformed() -> BinanceError:
+    """-1102 for a request that cannot be read (its framing, not one named parameter)."""
+    return BinanceError(MANDATORY_PARAM_EMPTY_OR_MALFORMED, MSG_MALFORMED)
+
+
+def illegal_chars_anywhere() -> BinanceError:
+    """-1100 for text that is not UTF-8 (or not ASCII where a URL is)."""
+    return BinanceError(ILLEGAL_CHARS, MSG_ILLEGAL_CHARS)

@@ -318,7 +318,7 @@ class BinanceRestApp:
         if params.get("symbols"):
             try:
                 names = json.loads(params["symbols"])
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 raise e.illegal_chars("symbols", '["SYMBOL",...]') from None
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise e.illegal_chars("symbols", '["SYMBOL",...]')

@@ -23,6 +23,8 @@ the WebSocket server with ``BINANCE_STREAM_URL=ws://127.0.0.1:<ws port>`` and
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import socket
 import sys
 import threading
@@ -36,8 +38,9 @@ from urllib.parse import urlsplit
 
 from binance.client import Client
 
+from flipbot.paper import errors as e
 from flipbot.paper.engine import FillModel, PaperExchange
-from flipbot.paper.faults import FaultHook, Lost, profile, serve
+from flipbot.paper.faults import Answer, FaultHook, Lost, profile, serve
 from flipbot.paper.market_streams import MarketStreamBuilder
 from flipbot.paper.rest import BinanceRestApp
 from flipbot.paper.symbols import default_symbol_info
@@ -48,6 +51,12 @@ if TYPE_CHECKING:
     from flipbot.paper.ws import BinanceWsServer, ThreadedWsServer
 
 LOOPBACK = "127.0.0.1"
+_JSON = "application/json;charset=UTF-8"
+_CONTENT_LENGTH_RE = re.compile(r"^[0-9]{1,12}$")
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def wall_ms() -> int:
@@ -68,10 +77,23 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+class _BadRequest(Exception):
+    """A request the server cannot read: answered 400 with a Binance error body."""
+
+    def __init__(self, error: e.BinanceError) -> None:
+        super().__init__(error.msg)
+        self.error = error
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = -1  # one write per response (headers and body): no Nagle / delayed-ACK stall
     server: _Server
+    # What http.server answers a request it cannot parse (bad request line, headers too
+    # long, unknown method): Binance's error body instead of an HTML page.
+    error_content_type = _JSON
+    default_request_version = "HTTP/1.0"  # status line and headers even on a garbled one
+    error_message_format = _dumps(e.malformed().payload())
 
     def setup(self) -> None:
         super().setup()
@@ -98,18 +120,58 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._serve("PUT")
 
+    def _read_request(self) -> tuple[str, str]:
+        """``(query, body)`` as text, or :class:`_BadRequest` for what cannot be read.
+
+        The body is read only when ``Content-Length`` is a plain number of at most the
+        server's ``max_body_bytes``; a body shorter than announced (the client stopped
+        sending, or closed) and text that is not UTF-8 are refused.
+        """
+        if not self.path.isascii():
+            raise _BadRequest(e.illegal_chars_anywhere())
+        query = urlsplit(self.path).query
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise _BadRequest(e.malformed())
+        declared = self.headers.get_all("Content-Length") or []
+        if not declared:
+            return query, ""
+        if len(declared) > 1 or not _CONTENT_LENGTH_RE.match(declared[0].strip()):
+            raise _BadRequest(e.malformed())
+        length = int(declared[0].strip())
+        if length > self.server.paper.max_body_bytes:
+            raise _BadRequest(e.malformed())
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            data = b""
+        if len(data) < length:
+            raise _BadRequest(e.malformed())
+        try:
+            return query, data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _BadRequest(e.illegal_chars_anywhere()) from None
+
     def _serve(self, method: str) -> None:
         paper = self.server.paper
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length > 0 else ""
-        params, payload = split_request(url.query, body)
+        try:
+            query, body = self._read_request()
+            params, payload = split_request(query, body)
+        except _BadRequest as bad:
+            self.close_connection = True  # what is left of the request is not read
+            self._answer(bad.error.http_status, {"Content-Type": _JSON}, bad.error.payload())
+            return
+        path = urlsplit(self.path).path
         headers = dict(self.headers.items())
         with paper.lock:
-            fault = paper.faults(method, url.path, params) if paper.faults else None
-            outcome = serve(
-                paper.app, method, url.path, params, headers, payload=payload, fault=fault
-            )
+            try:
+                fault = paper.faults(method, path, params) if paper.faults else None
+                outcome = serve(
+                    paper.app, method, path, params, headers, payload=payload, fault=fault
+                )
+            except Exception as error:  # a defect of the paper exchange, not of the request
+                paper.internal_errors.append(error)
+                unknown = e.BinanceError(e.UNKNOWN, e.MSG_UNKNOWN)
+                outcome = Answer(500, {"Content-Type": _JSON}, _dumps(unknown.payload()))
             paper.requests += 1
             if paper.on_request is not None:
                 paper.on_request()
@@ -118,11 +180,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if outcome.delay_s > 0:
             time.sleep(min(outcome.delay_s, paper.max_delay_s))
-        data = outcome.body.encode()
+        self._send(outcome.status, outcome.headers, outcome.body.encode())
+
+    def _answer(self, status: int, headers: Mapping[str, str], body: Any) -> None:
+        self._send(status, headers, _dumps(body).encode())
+
+    def _send(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
         try:
-            self.send_response(outcome.status)
-            for name, value in outcome.headers.items():
+            self.send_response(status)
+            for name, value in headers.items():
                 self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -146,6 +215,12 @@ class PaperHttpServer:
     error, as with any server: keep it longer than the client's pauses where that must
     not happen), and all of them when the server stops. ``log`` receives one line per
     request when given; ``on_request`` is called after each request, under ``lock``.
+
+    A request that cannot be read (``Content-Length`` not a number or above
+    ``max_body_bytes``, a body shorter than announced, text that is not UTF-8, a request
+    line or headers http.server refuses) is answered with Binance's error body,
+    ``{"code": -1102 or -1100, "msg": ...}``, and its connection closed. An exception
+    from the exchange itself is answered 500 (-1000) and kept in ``internal_errors``.
     """
 
     def __init__(
@@ -157,6 +232,7 @@ class PaperHttpServer:
         lock: threading.Lock | threading.RLock | None = None,
         max_delay_s: float = 30.0,
         idle_timeout_s: float = 5.0,
+        max_body_bytes: int = 65_536,
         log: Callable[[str], None] | None = None,
         on_request: Callable[[], None] | None = None,
     ) -> None:
@@ -166,8 +242,10 @@ class PaperHttpServer:
         self.lock = lock or threading.RLock()
         self.max_delay_s = max_delay_s
         self.idle_timeout_s = idle_timeout_s
+        self.max_body_bytes = max_body_bytes
         self.log = log
         self.requests = 0
+        self.internal_errors: list[Exception] = []
         self._connections: set[socket.socket] = set()
         self._httpd = _Server((LOOPBACK, port), _Handler)
         self._httpd.paper = self

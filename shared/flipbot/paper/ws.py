@@ -85,6 +85,23 @@ def _error(request_id: Any, status: int, code: int, message: str) -> dict[str, A
     return {"id": request_id, "status": status, "error": {"code": code, "msg": message}}
 
 
+def _check_id(request_id: Any) -> None:
+    """A request ``id`` is a number, a string of at most 36 characters, or null."""
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str | None):
+        raise TypeError("id is not a number, a string or null")
+    if isinstance(request_id, str) and len(request_id) > 36:
+        raise ValueError("id is too long")
+
+
+def _subscription_id(value: Any) -> int | None:
+    """``subscriptionId`` as sent: absent, or a whole number (-1 when it is not one)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return -1
+
+
 class BinanceWsServer:
     """A loopback Binance WebSocket server (see the module docstring)."""
 
@@ -106,6 +123,7 @@ class BinanceWsServer:
         self.requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=history)
         self.connections: Counter[str] = Counter()  # accepted, by kind
         self.subscriptions_made = 0
+        self.internal_errors: list[Exception] = []  # defects met serving a request
         self._clients: set[_Client] = set()
         self._silent: set[Kind] = set()
         self._ids = itertools.count(0)
@@ -284,15 +302,29 @@ class BinanceWsServer:
         self.connections[client.kind] += 1
         try:
             async for frame in ws:
-                text = frame if isinstance(frame, str) else frame.decode()
-                if client.kind == "user":
-                    await self._on_api_request(client, text)
-                else:
-                    await self._on_market_request(client, text)
+                await self._on_frame(client, frame)
         except ConnectionClosed:
             pass
         finally:
             self._clients.discard(client)
+
+    async def _on_frame(self, client: _Client, frame: str | bytes) -> None:
+        """One request; whatever it holds, the connection lives on and gets an answer."""
+        try:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""  # not text: answered as a request that is not JSON
+        try:
+            if client.kind == "user":
+                await self._on_api_request(client, text)
+            else:
+                await self._on_market_request(client, text)
+        except ConnectionClosed:
+            raise
+        except Exception as error:  # a defect of the paper exchange, not of the request
+            self.internal_errors.append(error)
+            unknown = _error(None, 500, -1000, "An unknown error occurred.")
+            await self._send(client, json.dumps(unknown))
 
     async def _send(self, client: _Client, text: str) -> int:
         if client.kind in self._silent:
@@ -314,7 +346,8 @@ class BinanceWsServer:
             request = json.loads(text)
             method, request_id = request["method"], request.get("id")
             params = [str(p) for p in request.get("params") or []]
-        except (ValueError, KeyError, TypeError):
+            _check_id(request_id)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             await self._send(client, json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}}))
             return
         if method == "SUBSCRIBE":
@@ -339,7 +372,8 @@ class BinanceWsServer:
             params = request.get("params") or {}
             if not isinstance(params, dict):
                 raise TypeError("params is not an object")
-        except (ValueError, KeyError, TypeError):
+            _check_id(request_id)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             await self._send(client, json.dumps(_error(None, 400, -1102, "Malformed request.")))
             return
         self.requests.append((method, {k: v for k, v in params.items() if k != "signature"}))
@@ -347,9 +381,9 @@ class BinanceWsServer:
         if method == "userDataStream.subscribe.signature":
             response = self._subscribe(client, request_id, params)
         elif method == "userDataStream.unsubscribe":
-            wanted = params.get("subscriptionId")
-            ended = sorted(client.subscriptions if wanted is None else {int(wanted)})
-            if wanted is not None and int(wanted) not in client.subscriptions:
+            wanted = _subscription_id(params.get("subscriptionId"))
+            ended = sorted(client.subscriptions if wanted is None else {wanted})
+            if wanted is not None and wanted not in client.subscriptions:
                 response = _error(request_id, 400, -1102, "Invalid subscriptionId.")
             else:
                 client.subscriptions.difference_update(ended)

@@ -251,6 +251,19 @@ class PaperExchange:
         self._locked.setdefault(asset, ZERO)
         self._emit_account(self.clock(), [asset])
 
+    def withdraw(self, asset: str, amount: Decimal | str | None = None) -> Decimal:
+        """Take ``amount`` of ``asset`` (all of it when ``None``) out of the free balance, as
+        a withdrawal from the account does; what is locked by open orders stays. Returns
+        what was taken (emits an account update)."""
+        free = self._free.get(asset, ZERO)
+        taken = free if amount is None else Decimal(str(amount))
+        if taken < 0 or taken > free:
+            raise ValueError(f"cannot withdraw {taken} {asset}: {free} free")
+        self._free[asset] = free - taken
+        self._locked.setdefault(asset, ZERO)
+        self._emit_account(self.clock(), [asset])
+        return taken
+
     def on_book(
         self,
         time_ms: int,

@@ -5,7 +5,10 @@ A cycle buys (``READY_TO_BUY`` -> ``BUYING``), then sells what it holds
 filled (canceled, expired, rejected) goes back to ``READY_TO_BUY``; one canceled after a
 partial fill goes on to ``READY_TO_SELL`` with what was filled. A canceled or rejected
 sell returns to ``READY_TO_SELL``: the base asset is still held. ``COMPLETED`` is final;
-the next cycle starts afresh. :data:`TRANSITIONS` is the whole table.
+the next cycle starts afresh. A cycle that cannot go on (its execution was stopped by
+hand, or the account no longer holds its position) is ``HALTED`` from any state but a
+final one into ``STOPPED``, final too: the cycle item records why, and nothing resumes it
+on its own. :data:`TRANSITIONS` is the whole table.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class CycleState(StrEnum):
     READY_TO_SELL = "READY_TO_SELL"
     SELLING = "SELLING"
     COMPLETED = "COMPLETED"
+    STOPPED = "STOPPED"
 
 
 class CycleEvent(StrEnum):
@@ -34,6 +38,7 @@ class CycleEvent(StrEnum):
     SELL_FILLED = "SELL_FILLED"
     SELL_CANCELED = "SELL_CANCELED"  # e.g. canceled by hand: the base asset is still held
     SELL_REJECTED = "SELL_REJECTED"
+    HALTED = "HALTED"  # it cannot go on: stopped with a reason, an alarm raised
 
 
 _S, _E = CycleState, CycleEvent
@@ -41,24 +46,27 @@ _S, _E = CycleState, CycleEvent
 TRANSITIONS: MappingProxyType[CycleState, MappingProxyType[CycleEvent, CycleState]] = (
     MappingProxyType(
         {
-            _S.READY_TO_BUY: MappingProxyType({_E.BUY_PLACED: _S.BUYING}),
+            _S.READY_TO_BUY: MappingProxyType({_E.BUY_PLACED: _S.BUYING, _E.HALTED: _S.STOPPED}),
             _S.BUYING: MappingProxyType(
                 {
                     _E.BUY_FILLED: _S.READY_TO_SELL,
                     _E.BUY_CANCELED_UNFILLED: _S.READY_TO_BUY,
                     _E.BUY_CANCELED_PARTIAL: _S.READY_TO_SELL,
                     _E.BUY_REJECTED: _S.READY_TO_BUY,
+                    _E.HALTED: _S.STOPPED,
                 }
             ),
-            _S.READY_TO_SELL: MappingProxyType({_E.SELL_PLACED: _S.SELLING}),
+            _S.READY_TO_SELL: MappingProxyType({_E.SELL_PLACED: _S.SELLING, _E.HALTED: _S.STOPPED}),
             _S.SELLING: MappingProxyType(
                 {
                     _E.SELL_FILLED: _S.COMPLETED,
                     _E.SELL_CANCELED: _S.READY_TO_SELL,
                     _E.SELL_REJECTED: _S.READY_TO_SELL,
+                    _E.HALTED: _S.STOPPED,
                 }
             ),
             _S.COMPLETED: MappingProxyType({}),
+            _S.STOPPED: MappingProxyType({}),
         }
     )
 )
@@ -66,7 +74,7 @@ TRANSITIONS: MappingProxyType[CycleState, MappingProxyType[CycleEvent, CycleStat
 
 
 def allowed_events(state: CycleState | str) -> tuple[CycleEvent, ...]:
-    """The events ``state`` accepts, in table order (empty for ``COMPLETED``)."""
+    """The events ``state`` accepts, in table order (empty for a final state)."""
     return tuple(TRANSITIONS[CycleState(state)])
 
 
@@ -81,5 +89,5 @@ def transition(state: CycleState | str, event: CycleEvent | str) -> CycleState:
 
 
 def is_final(state: CycleState | str) -> bool:
-    """True for ``COMPLETED``: nothing can happen to the cycle any more."""
+    """True for ``COMPLETED`` and ``STOPPED``: nothing can happen to the cycle any more."""
     return not TRANSITIONS[CycleState(state)]

@@ -8,6 +8,8 @@ The class name is the error name Step Functions sees, so renaming one is an API 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class FlipbotError(Exception):
     """Base of every error the bot raises on purpose."""
@@ -127,6 +129,19 @@ class RestrictedLocation(ConfigurationError):
 class CycleNotSold(TerminalError):
     """A cycle asked to close still holds base it can sell (its sell rests, or the exchange
     ended it part filled): it is not closed; the rest is sold first."""
+
+
+class PositionGone(TerminalError):
+    """The account holds less of the base asset than the cycle holds (withdrawn, or sold
+    outside the bot): no sell of the cycle can be placed, and waiting will not bring the
+    asset back. The cycle is stopped with this message as its reason."""
+
+    def __init__(self, held: Decimal, available: Decimal, asset: str) -> None:
+        super().__init__(
+            f"position gone from the account: held {held} {asset}, account has {available} {asset}"
+        )
+        self.held = held
+        self.available = available
 
 
 class InvalidEvent(TerminalError):

@@ -28,6 +28,10 @@ EXPECTED = [
     (S.SELLING, E.SELL_FILLED, S.COMPLETED),
     (S.SELLING, E.SELL_CANCELED, S.READY_TO_SELL),
     (S.SELLING, E.SELL_REJECTED, S.READY_TO_SELL),
+    (S.READY_TO_BUY, E.HALTED, S.STOPPED),
+    (S.BUYING, E.HALTED, S.STOPPED),
+    (S.READY_TO_SELL, E.HALTED, S.STOPPED),
+    (S.SELLING, E.HALTED, S.STOPPED),
 ]
 ALLOWED = {(state, event) for state, event, _ in EXPECTED}
 REFUSED = [pair for pair in itertools.product(S, E) if pair not in ALLOWED]
@@ -55,7 +59,7 @@ def test_given_a_refused_event_when_applied_then_invalid_transition_names_everyt
 
 def test_every_state_event_pair_is_either_allowed_or_refused() -> None:
     assert len(EXPECTED) + len(REFUSED) == len(S) * len(E)
-    assert len(REFUSED) == 5 * 9 - 9
+    assert len(REFUSED) == 6 * 10 - 13
 
 
 @pytest.mark.parametrize("state", list(S))
@@ -65,14 +69,17 @@ def test_given_a_state_then_allowed_events_are_exactly_the_specified_ones(
     assert set(allowed_events(state)) == {e for s, e, _ in EXPECTED if s is state}
 
 
-def test_given_completed_then_nothing_is_allowed_and_the_error_says_so() -> None:
-    assert allowed_events(S.COMPLETED) == ()
-    assert is_final(S.COMPLETED)
+@pytest.mark.parametrize("state", [S.COMPLETED, S.STOPPED])
+def test_given_a_final_state_then_nothing_is_allowed_and_the_error_says_so(
+    state: CycleState,
+) -> None:
+    assert allowed_events(state) == ()
+    assert is_final(state)
     with pytest.raises(InvalidTransition, match=r"allowed: none \(final state\)"):
-        transition(S.COMPLETED, E.BUY_PLACED)
+        transition(state, E.BUY_PLACED)
 
 
-@pytest.mark.parametrize("state", [s for s in S if s is not S.COMPLETED])
+@pytest.mark.parametrize("state", [s for s in S if s not in (S.COMPLETED, S.STOPPED)])
 def test_given_a_live_state_then_it_is_not_final(state: CycleState) -> None:
     assert not is_final(state)
 
@@ -104,3 +111,10 @@ def test_given_a_sell_canceled_by_hand_then_the_held_asset_is_sold_again() -> No
     state = _run(E.BUY_PLACED, E.BUY_FILLED, E.SELL_PLACED, E.SELL_CANCELED)
     assert state is S.READY_TO_SELL
     assert transition(transition(state, E.SELL_PLACED), E.SELL_REJECTED) is S.READY_TO_SELL
+
+
+def test_given_a_cycle_halted_while_selling_then_it_is_stopped_and_stays_stopped() -> None:
+    state = _run(E.BUY_PLACED, E.BUY_FILLED, E.SELL_PLACED, E.HALTED)
+    assert state is S.STOPPED
+    with pytest.raises(InvalidTransition):
+        transition(state, E.SELL_FILLED)

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flipbot.app.reconcile import reconcile_cycle, reconcile_open_orders
+from flipbot.app.reconcile import reconcile_cycle, reconcile_on_schedule
 from flipbot.app.requests import CycleReconcileRequest
 from flipbot.composition import container
 from flipbot.domain.errors import RestrictedLocation
@@ -34,6 +34,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Drift: fills the order-update path missed (the ReconcileDrift alarm). What a
         # recovery someone asked for rebuilds is in its answer, not an incident.
         metrics.add_metric("ReconcileRepairs", MetricUnit.Count, result["repaired_fills"])
+        # Cycles stopped with a reason (the CycleHalted alarm): none runs, none trades.
+        metrics.add_metric("CycleHalted", MetricUnit.Count, len(result.get("halted", [])))
     logger.info("reconciled", extra=result)
     return result
 
@@ -47,4 +49,4 @@ def _reconcile(event: dict[str, Any]) -> dict[str, Any]:
         request = CycleReconcileRequest.parse(event)
         return reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
     # the schedule ("aws.events") or a StreamGapDetected event
-    return reconcile_open_orders(container())
+    return reconcile_on_schedule(container())

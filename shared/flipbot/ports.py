@@ -87,6 +87,11 @@ class WorkflowPort(Protocol):
 
     def stop_cycle(self, execution_arn: str, cause: str) -> None: ...
 
+    def ended_cycles(self) -> list[tuple[str, str]]:
+        """(execution name, status) of the latest executions that ended without succeeding:
+        ``ABORTED`` (stopped), ``FAILED`` or ``TIMED_OUT``, newest first."""
+        ...
+
 
 class KillSwitch(Protocol):
     def engaged(self) -> bool: ...

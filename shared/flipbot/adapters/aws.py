@@ -20,6 +20,10 @@ def _code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
+#: how many executions of each unsuccessful status reconcile looks at on each run
+ENDED_PAGE = 20
+
+
 class StepFunctionsWorkflow:
     """``flipbot.ports.WorkflowPort`` on the Step Functions callback API."""
 
@@ -53,6 +57,19 @@ class StepFunctionsWorkflow:
 
     def stop_cycle(self, execution_arn: str, cause: str) -> None:
         self._sfn.stop_execution(executionArn=execution_arn, error="Recovered", cause=cause)
+
+    def ended_cycles(self) -> list[tuple[str, str]]:
+        """The first page of each unsuccessful status (newest first): what ended since the
+        last look is there; older ends were looked at then."""
+        self._need_arn()
+        ended = []
+        for status in ("ABORTED", "FAILED", "TIMED_OUT"):
+            page = self._sfn.list_executions(
+                stateMachineArn=self._arn, statusFilter=status, maxResults=ENDED_PAGE
+            )
+            ended += [(e, status) for e in page["executions"]]
+        ended.sort(key=lambda pair: pair[0].get("stopDate") or pair[0]["startDate"], reverse=True)
+        return [(e["name"], status) for e, status in ended]
 
     def _need_arn(self) -> None:
         if not self._arn:

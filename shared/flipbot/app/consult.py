@@ -32,7 +32,7 @@ from flipbot.app.records import (
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState
 from flipbot.domain.decision import Decision, DecisionRequest
-from flipbot.domain.errors import FlipbotError, GuardRejected
+from flipbot.domain.errors import FlipbotError, GuardRejected, PositionGone
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.guards import (
@@ -175,6 +175,10 @@ def _consult_sell(
             **_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"),
             "action": "DUST",
         }
+    base = exchange.balances().get(rules.base_asset)
+    in_account = base.free + base.locked if base is not None else Decimal(0)
+    if in_account < held:  # withdrawn or sold outside the bot: no sell of it can be placed
+        raise PositionGone(cycle.held_qty, in_account, rules.base_asset)
     snapshot = _with_book(snapshot, book)
     limits = risk_limits(services)
     coid = client_order_id(cycle.cycle_id, Side.SELL, attempt)

@@ -4,32 +4,54 @@ Runs on a schedule, after every stream gap, and as the Catch target of every sta
 the trade cycle. It records fills that no event delivered, resumes executions whose
 order filled while nobody listened, keeps live waits alive with heartbeats, and tells a
 failed cycle where it really stands.
+
+No cycle halts in silence. On its schedule reconcile looks for an open cycle whose
+execution ended without succeeding (stopped by hand in the console, failed, timed out)
+and none runs for it now; and a cycle that is told to sell must still find its base asset
+in the account. Either cycle is stopped: its live orders are canceled, what filled is
+booked, and it becomes ``STOPPED`` with the reason (``execution stopped by hand (name)``,
+``position gone from the account: held X, account has Y``); the function counts it in the
+``CycleHalted`` metric, which an alarm watches. A stopped cycle is not restarted: whoever
+stopped an execution by hand meant the bot to stop, and a withdrawn position cannot be
+sold. A cycle whose sell had filled in full is closed as usual instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
-from flipbot.app.orders import _place_recorded
+from flipbot.app.orders import _place_recorded, advance
 from flipbot.app.records import Cycle, OrderRecord
 from flipbot.app.services import Services
+from flipbot.app.trades import record_trade
+from flipbot.domain.cycle import CycleEvent, is_final
 from flipbot.domain.errors import (
     ConfigurationError,
     FlipbotError,
     OrderNotFound,
     OrderNotSettled,
     OrderRejected,
+    PositionGone,
     error_type,
 )
+from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import Fill, OrderRequest, Origin
 
 MANUAL_CYCLE = "manual"
 
 MAX_REPAIRS_PER_CYCLE = 5
+
+#: why an open cycle with no running execution is stopped, by how its execution ended
+ENDED_REASONS = {
+    "ABORTED": "execution stopped by hand",
+    "FAILED": "execution failed",
+    "TIMED_OUT": "execution timed out",
+}
 
 
 def reconcile_open_orders(services: Services) -> dict[str, Any]:
@@ -82,9 +104,110 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
     cycle = repos.cycles.get(cycle_id)
     if cycle is None:
         return {**summary, "resume": "CONSULT_BUY", "reason": "no cycle item: start afresh"}
+    if is_final(cycle.state) and cycle.stop_reason:
+        return {**summary, "resume": "STOP", "reason": cycle.stop_reason}
     if cycle.repairs >= MAX_REPAIRS_PER_CYCLE:
         return {**summary, "resume": "FAIL", "reason": f"{cycle.repairs} repairs already"}
     rules = exchange.symbol_rules(cycle.symbol)
+    cycle = _settle_orders(services, cycle, rules, now)
+    resume = _where(cycle, rules.floor_qty(cycle.held_qty) > 0)
+    gone = _position_gone(services, cycle, rules) if resume == "CONSULT_SELL" else None
+    if gone is not None:
+        _halt(services, cycle, str(gone), now)
+        return {**summary, "resume": "STOP", "reason": str(gone), "halted": [cycle_id]}
+    repos.cycles.save(cycle.evolve(repairs=cycle.repairs + 1, updated_ms=now))
+    return {**summary, "resume": resume, "reason": f"after {_error_name(error)}"}
+
+
+def reconcile_on_schedule(services: Services) -> dict[str, Any]:
+    """The scheduled run: open orders brought up to date, a second execution of a cycle
+    stopped, then halted cycles stopped."""
+    summary = reconcile_open_orders(services)
+    extra = stop_extra_executions(services)
+    return {**summary, "stopped_executions": extra, "halted": halt_orphaned_cycles(services)}
+
+
+def stop_extra_executions(services: Services) -> list[str]:
+    """One execution per cycle: when several run for one cycle, the one the bot started
+    (named the cycle id, or by a recovery ``<cycle>-recovered-<ms>``, the latest of them)
+    goes on and the others are stopped. They could not trade twice (a cycle's client order
+    ids are the same in every execution, and the exchange answers a second placement with
+    the first order), but two waits on one order take its task token from each other."""
+    by_cycle: dict[str, list[tuple[str, str]]] = {}
+    for name, arn in services.workflow.running_cycles():
+        by_cycle.setdefault(cycle_of_execution(name), []).append((name, arn))
+    stopped = []
+    for cycle_id, executions in sorted(by_cycle.items()):
+        if len(executions) < 2:
+            continue
+        keep = max(executions, key=lambda e: _bot_started_rank(cycle_id, e[0]))
+        for name, arn in sorted(executions):
+            if (name, arn) != keep:
+                services.workflow.stop_cycle(arn, f"a second execution of {cycle_id}")
+                stopped.append(name)
+    return stopped
+
+
+def _bot_started_rank(cycle_id: str, name: str) -> tuple[int, int, str]:
+    """Higher for the execution the bot itself would have started for ``cycle_id``."""
+    recovered = f"{cycle_id}-recovered-"
+    if name.startswith(recovered) and name[len(recovered) :].isdigit():
+        return (2, int(name[len(recovered) :]), name)
+    return (1 if name == cycle_id else 0, 0, name)
+
+
+def halt_orphaned_cycles(services: Services) -> list[str]:
+    """Stop every open cycle whose execution ended without succeeding while none runs for
+    it now (see the module's docstring); a cycle whose sell filled in full is closed.
+    Returns the cycles stopped."""
+    workflow, repos = services.workflow, services.repos
+    running = {cycle_of_execution(name) for name, _ in workflow.running_cycles()}
+    looked: set[str] = set()
+    halted = []
+    for name, status in workflow.ended_cycles():
+        cycle_id = cycle_of_execution(name)
+        if cycle_id in running or cycle_id in looked:
+            continue
+        looked.add(cycle_id)
+        cycle = repos.cycles.get(cycle_id)
+        if cycle is None or is_final(cycle.state):
+            continue
+        now = services.clock.now_ms()
+        rules = services.exchange.symbol_rules(cycle.symbol)
+        cycle = _settle_orders(services, cycle, rules, now)
+        holding = rules.floor_qty(cycle.held_qty) > 0
+        if _where(cycle, holding) == "RECORD":
+            repos.cycles.save(cycle.evolve(updated_ms=now))
+            record_trade(services, cycle_id=cycle_id)
+            continue
+        reason = f"{ENDED_REASONS.get(status, f'execution ended {status}')} ({name})"
+        if holding:
+            reason += f"; the cycle holds {cycle.held_qty} {rules.base_asset}"
+        _halt(services, cycle, reason, now)
+        halted.append(cycle_id)
+    return halted
+
+
+def _halt(services: Services, cycle: Cycle, reason: str, now: int) -> Cycle:
+    """Stop ``cycle`` (settled: nothing of it on the book, its fills booked) for good with
+    ``reason``. The base it still holds stays in the account, as its ``held_qty``."""
+    return services.repos.cycles.save(
+        cycle.evolve(
+            state=advance(cycle.state, CycleEvent.HALTED), stop_reason=reason, updated_ms=now
+        )
+    )
+
+
+def cycle_of_execution(name: str) -> str:
+    """The cycle an execution runs: its name is the cycle id, or starts with it and a dash
+    (``c000004-recovered-...``)."""
+    return name.split("-", 1)[0]
+
+
+def _settle_orders(services: Services, cycle: Cycle, rules: SymbolRules, now: int) -> Cycle:
+    """Cancel the cycle's live orders and book every fill of its orders: the cycle's totals
+    as the exchange has them, with nothing of it left on the book."""
+    repos, exchange = services.repos, services.exchange
     fills: list[Fill] = []
     for coid in cycle.buy_order_ids + cycle.sell_order_ids:
         order = repos.orders.get(coid)
@@ -95,10 +218,16 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
             with contextlib.suppress(OrderNotFound):
                 exchange.cancel_order(order.symbol, coid)
         fills += sync_order_fills(order, exchange, repos, now)[1]
-    cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
-    resume = _where(cycle, rules.floor_qty(cycle.held_qty) > 0)
-    repos.cycles.save(cycle.evolve(repairs=cycle.repairs + 1, updated_ms=now))
-    return {**summary, "resume": resume, "reason": f"after {_error_name(error)}"}
+    return with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
+
+
+def _position_gone(services: Services, cycle: Cycle, rules: SymbolRules) -> PositionGone | None:
+    """The cycle holds base to sell, and the account holds less of it than a sell of it
+    needs."""
+    held = rules.floor_qty(cycle.held_qty)
+    balance = services.exchange.balances().get(rules.base_asset)
+    in_account = balance.free + balance.locked if balance is not None else Decimal(0)
+    return PositionGone(cycle.held_qty, in_account, rules.base_asset) if in_account < held else None
 
 
 def _where(cycle: Cycle, holding: bool) -> str:

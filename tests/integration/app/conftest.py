@@ -63,6 +63,11 @@ class RecordingWorkflow:
     def stop_cycle(self, execution_arn: str, cause: str) -> None:
         self.calls.append(("stop", execution_arn, cause))
 
+    ended: list[tuple[str, str]] = field(default_factory=list)
+
+    def ended_cycles(self) -> list[tuple[str, str]]:
+        return list(self.ended)
+
 
 @dataclass
 class ScriptedDecider:

@@ -82,7 +82,7 @@ def test_given_a_scheduled_run_refused_by_binance_then_the_metric_is_emitted_and
     def refused(_services: Any) -> dict[str, Any]:
         raise RestrictedLocation(MESSAGE)
 
-    monkeypatch.setattr(module, "reconcile_open_orders", refused)
+    monkeypatch.setattr(module, "reconcile_on_schedule", refused)
     with pytest.raises(RestrictedLocation):
         module.handler({"source": "aws.events"}, Context("ReconcileFunction"))
     assert emitted_metrics(capsys.readouterr().out)["RestrictedLocation"] in (1, 1.0, [1.0])
@@ -93,6 +93,6 @@ def test_given_an_ordinary_repair_then_no_restricted_location_metric(
 ) -> None:
     module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
     quiet = {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
-    monkeypatch.setattr(module, "reconcile_open_orders", lambda _services: quiet)
+    monkeypatch.setattr(module, "reconcile_on_schedule", lambda _services: quiet)
     module.handler({"source": "aws.events"}, Context("ReconcileFunction"))
     assert "RestrictedLocation" not in emitted_metrics(capsys.readouterr().out)

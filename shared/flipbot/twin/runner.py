@@ -401,10 +401,18 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             from flipbot.twin.report import _iso
 
             report["by_hand"] = [f"{_iso(at)} {action}: {did}" for at, action, did in state.by_hand]
-        open_cycles = {c.cycle_id for c in repos.cycles.all() if c.state.value != "COMPLETED"}
+        cycles = repos.cycles.all()
+        running = {name.split("-", 1)[0] for name in executions["running"]}
+        open_cycles = {c.cycle_id for c in cycles if c.state.value not in ("COMPLETED", "STOPPED")}
         report["invariants"]["every_cycle_completed_or_running"] = (
-            open_cycles <= set(executions["running"]) and not executions["failed"]
+            open_cycles <= running and not executions["failed"]
         )
+        halts = silent_halts(cycles, running, _metric_total(metric_samples, "CycleHalted"))
+        report["invariants"]["no_silent_halt"] = not halts
+        report["violations"]["silent_halts"] = halts
+        stopped = [c for c in cycles if c.state.value == "STOPPED"]
+        if stopped:
+            report["cycles_stopped"] = {c.cycle_id: c.stop_reason for c in stopped}
         report["invariants"]["one_cycle_at_a_time"] = len(executions["running"]) <= 1
         report["invariants"]["no_wait_without_live_order"] = not stuck
         report["violations"]["waits_without_live_order"] = stuck
@@ -564,6 +572,30 @@ def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
                     f"{execution['name']}: {status} {detail.get('error', '')}".strip()
                 )
     return {k: sorted(v) for k, v in out.items()}
+
+
+def silent_halts(cycles: list[Any], running: set[str], halted_counted: float) -> list[str]:
+    """Cycles that halted in silence: neither completed, nor running, nor stopped with a
+    reason; and stopped cycles the ``CycleHalted`` metric (its alarm) did not count."""
+    out = []
+    stopped = 0
+    for cycle in cycles:
+        state = cycle.state.value
+        if state == "COMPLETED" or (cycle.cycle_id in running and state != "STOPPED"):
+            continue
+        if state == "STOPPED" and cycle.stop_reason:
+            stopped += 1
+        elif state == "STOPPED":
+            out.append(f"{cycle.cycle_id}: STOPPED with no reason")
+        else:
+            out.append(f"{cycle.cycle_id}: {state}, no running execution, no reason")
+    if halted_counted < stopped:
+        out.append(f"{stopped} cycle(s) stopped, CycleHalted counted {halted_counted:g}")
+    return out
+
+
+def _metric_total(samples: list[Any], name: str) -> float:
+    return float(sum(s.value * s.count for s in samples if s.metric.name == name))
 
 
 def _stop_executions(sfn: Any, cloud: Any, exchange: Any, symbol: str, state: Any) -> str:

@@ -47,6 +47,7 @@ class OrderUpdated(_Detail):
     is_maker: bool  # m
     event_time_ms: int  # E
     transaction_time_ms: int  # T
+    expiry_reason: str = ""  # eR: why the exchange expired the order; absent before 2026-03
 
     def foreign_symbol(self, symbol: str) -> str:
         """Why this update is not of the bot's ``symbol``; ``""`` when it is."""

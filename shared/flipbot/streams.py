@@ -54,6 +54,7 @@ def order_update_from_execution_report(message: dict[str, Any]) -> OrderUpdated:
             "is_maker": e["m"],
             "event_time_ms": int(e["E"]),
             "transaction_time_ms": int(e["T"]),
+            "expiry_reason": e.get("eR") or "",
         }
     except KeyError as missing:
         raise InvalidEvent(f"executionReport lacks field {missing}") from None

@@ -118,6 +118,7 @@ def apply_order_update(
             ),
             cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
             updated_ms=now_ms,
+            expiry_reason=_expiry_reason(update) or order.expiry_reason,
         )
 
     written = repos.orders.update(coid, forward)
@@ -154,7 +155,7 @@ def resume_waiting_task(
         # The exchange (self-trade prevention, expiry) or a hand in the app ended the sell
         # part filled: what it sold is booked, the rest is still the cycle's to sell.
         cause = (
-            f"order {order.client_order_id} ended {status} on the exchange with "
+            f"order {order.client_order_id} ended {_ended(order)} on the exchange with "
             f"{recorded} of {order.quantity} sold; the rest is sold again"
         )
         send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
@@ -163,7 +164,9 @@ def resume_waiting_task(
         send_callback(repos, workflow, order, "SUCCEEDED", fill_summary(order, fills))
         return "success"
     if status in _ENDED and not order.cancel_requested:
-        cause = f"order {order.client_order_id} ended {status} on the exchange without a fill"
+        cause = (
+            f"order {order.client_order_id} ended {_ended(order)} on the exchange without a fill"
+        )
         send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
         return "failure"
     return ""
@@ -196,6 +199,16 @@ def send_callback(
 
 
 _ENDED = {"CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
+
+
+def _expiry_reason(update: OrderUpdated) -> str:
+    """Binance's ``eR`` when it names a reason (``NONE`` and absent do not)."""
+    return "" if update.expiry_reason in ("", "NONE") else update.expiry_reason
+
+
+def _ended(order: OrderRecord) -> str:
+    """The order's end as the execution history shows it: ``EXPIRED (reason)``."""
+    return f"{order.status} ({order.expiry_reason})" if order.expiry_reason else order.status
 
 
 def order_from_state(order: OrderRecord, state: OrderState, now_ms: int) -> OrderRecord:

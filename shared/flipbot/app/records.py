@@ -103,6 +103,7 @@ class OrderRecord(_Record):
     floor_price: Decimal = ZERO  # sells: the cycle's profit floor when it was placed
     unknown_since_ms: int = 0  # when a create-order's outcome became unknown
     exit_reason: str = ""  # sells: "STOP_LOSS" for the one exit allowed below the floor
+    expiry_reason: str = ""  # why the exchange expired it (Binance's eR), "" if it did not
 
 
 @dataclass(frozen=True)

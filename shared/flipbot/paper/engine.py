@@ -33,7 +33,10 @@ decimals are 8-decimal strings; ``n`` is ``"0"`` and ``N`` ``null`` until a trad
 and ``C`` the order's own (``C`` is ``""`` otherwise); ``E`` and ``T`` are the trade's
 time for fills from :meth:`PaperExchange.on_trade` and the clock's for API actions;
 ``I`` counts executions; ``W`` is the order's creation time; ``v`` is -1 (no
-self-trade prevention happens here); ``V`` is the symbol's default STP mode.
+self-trade prevention happens here); ``V`` is the symbol's default STP mode. An
+order that expires carries Binance's expiry reason (``eR`` on its reports,
+``expiryReason`` in its REST views): ``UNFILLED_IOC_QUANTITY_EXPIRED``,
+``UNFILLED_FOK_ORDER_EXPIRED``, or what :meth:`PaperExchange.expire_order` is given.
 """
 
 from __future__ import annotations
@@ -90,6 +93,14 @@ def _to_decimal(value: Decimal | str | int | float, name: str) -> Decimal:
         raise e.illegal_chars(name, e.DECIMAL_LEGAL_RANGE) from None
 
 
+_TIF_EXPIRY = {"IOC": "UNFILLED_IOC_QUANTITY_EXPIRED", "FOK": "UNFILLED_FOK_ORDER_EXPIRED"}
+
+
+def _expiry(order: _Order) -> dict[str, str]:
+    """``expiryReason`` on an order's REST views, once the order has one."""
+    return {"expiryReason": order.expiry_reason} if order.expiry_reason else {}
+
+
 @dataclass(slots=True)
 class _Order:
     symbol: str
@@ -108,6 +119,7 @@ class _Order:
     update_time: int = 0
     locked: Decimal = ZERO  # funds still locked for the unfilled part (quote or base)
     fee_reserve: Decimal = ZERO  # quote locked for commission ("quote" mode BUY only)
+    expiry_reason: str = ""  # why it EXPIRED (Binance's expiryReason / eR); "" otherwise
 
     @property
     def remaining(self) -> Decimal:
@@ -451,7 +463,7 @@ class PaperExchange:
         if crosses:
             fills = self._take(market, order, now)
         if order.is_open and order.time_in_force in ("IOC", "FOK"):
-            self._close(order, "EXPIRED", now)
+            self._close(order, "EXPIRED", now, expiry_reason=_TIF_EXPIRY[order.time_in_force])
         return self._new_order_response(order, fills, now)
 
     def cancel_order(
@@ -493,6 +505,18 @@ class PaperExchange:
             "side": order.side,
             "selfTradePreventionMode": order.stp_mode,
         }
+
+    def expire_order(
+        self, symbol: str, order_id: int, reason: str = "EXCHANGE_CANCELED"
+    ) -> dict[str, Any]:
+        """The exchange ends an open order itself (status EXPIRED, ``expiryReason`` /
+        ``eR`` = ``reason``), what is filled staying filled; returns the order's view."""
+        market = self._market(symbol)
+        order = self._find(market.info["symbol"], order_id, None)
+        if order is None or not order.is_open:
+            raise BinanceError(e.CANCEL_REJECTED, e.MSG_UNKNOWN_ORDER)
+        self._close(order, "EXPIRED", self.clock(), expiry_reason=reason)
+        return self._order_view(order)
 
     def get_order(
         self, symbol: str, order_id: int | None = None, orig_client_order_id: str | None = None
@@ -894,10 +918,17 @@ class PaperExchange:
         order.fee_reserve = ZERO
 
     def _close(
-        self, order: _Order, status: str, now: int, *, client_order_id: str | None = None
+        self,
+        order: _Order,
+        status: str,
+        now: int,
+        *,
+        client_order_id: str | None = None,
+        expiry_reason: str = "",
     ) -> None:
         market = self._markets[order.symbol]
         order.status = status
+        order.expiry_reason = expiry_reason
         order.update_time = now
         self._unrest(order)
         self._release(order, market)
@@ -935,6 +966,7 @@ class PaperExchange:
         self._by_client_id.setdefault((order.symbol, client_order_id), []).append(order.order_id)
         self._emit_report(order, "NEW", now)
         order.status = "EXPIRED"
+        order.expiry_reason = _TIF_EXPIRY["FOK"]
         self._emit_report(order, "EXPIRED", now)
         return self._new_order_response(order, [], now)
 
@@ -961,6 +993,7 @@ class PaperExchange:
             "workingTime": order.time,
             "origQuoteOrderQty": fmt8(ZERO),
             "selfTradePreventionMode": order.stp_mode,
+            **_expiry(order),
         }
 
     def _new_order_response(self, order: _Order, fills: list[_Trade], now: int) -> dict[str, Any]:
@@ -981,6 +1014,7 @@ class PaperExchange:
             "side": order.side,
             "workingTime": order.time,
             "selfTradePreventionMode": order.stp_mode,
+            **_expiry(order),
             "fills": [
                 {
                     "price": fmt8(t.price),
@@ -1041,6 +1075,7 @@ class PaperExchange:
                 "Q": fmt8(ZERO),
                 "W": order.time,
                 "V": order.stp_mode,
+                **({"eR": order.expiry_reason} if order.expiry_reason else {}),
             }
         )
 

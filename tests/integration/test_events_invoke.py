@@ -115,7 +115,10 @@ SCENARIO: list[tuple[str, dict[str, Any]]] = [
             "resumed": "success",
         },
     ),
-    ("consult_ai_sell.json", {**DECISION, "action": one_of("PLACE", "WAIT", "DUST")}),
+    # The two OrderUpdated files book fills under trade ids the paper exchange never made
+    # (its own fill of the buy has others): the books hold twice the TRUMP the account
+    # has, and the sell leg refuses to sell what is not there
+    ("consult_ai_sell.json", {"errorType": "PositionGone"}),
     ("place_order_sell.json", {"client_order_id": "fb-c000001-S1", "status": "NEW"}),
     # the buy had filled before its timeout: nothing to cancel, the fills are reported
     (

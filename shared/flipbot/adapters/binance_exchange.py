@@ -4,8 +4,9 @@
 exchange through :func:`flipbot.paper.make_client`) and speaks domain types only: every
 library or transport error leaves as a :mod:`flipbot.domain.errors` type, decided by
 HTTP status and Binance error code. The one exception is -2010, whose subtypes share a
-code: there Binance's documented message picks :class:`DuplicateOrder` or
-:class:`InsufficientBalance`, anything else is :class:`OrderRejected`.
+code: there Binance's documented message picks :class:`DuplicateOrder`,
+:class:`InsufficientBalance` or :class:`SymbolNotTrading`, anything else is
+:class:`OrderRejected`.
 
 ==========================================  ==============================================
 Binance / transport                         domain error
@@ -18,7 +19,9 @@ HTTP 5XX, timeouts, connection errors,      ``UnknownOrderOutcome`` on a create-
 -1021                                       ``ClockSkew`` (the client's offset is resynced)
 -1013                                       ``FilterViolation`` (filter type from the message)
 -2010                                       ``DuplicateOrder`` / ``InsufficientBalance`` /
-                                            ``OrderRejected``
+                                            ``SymbolNotTrading`` ('Market is closed.':
+                                            CANCEL_ONLY, HALT, BREAK) / ``OrderRejected``
+-2043 (no reference price)                  ``SymbolNotTrading`` (a configuration error)
 -2013, -2011                                ``OrderNotFound`` (``get_order`` returns None)
 -1022, -2014, -2015, -1121                  ``ConfigurationError``
 any other 4XX                               ``OrderRejected`` (with the code)
@@ -55,6 +58,7 @@ from flipbot.domain.errors import (
     OrderRejected,
     RateLimited,
     RestrictedLocation,
+    SymbolNotTrading,
     UnknownOrderOutcome,
 )
 from flipbot.domain.fees import FeeSchedule
@@ -75,6 +79,8 @@ T = TypeVar("T")
 
 _MSG_DUPLICATE = "Duplicate order sent."
 _MSG_INSUFFICIENT = "Account has insufficient balance for requested action."
+_MSG_MARKET_CLOSED = "Market is closed."
+_NO_REFERENCE_PRICE = -2043
 _FILTER_RE = re.compile(r"Filter failure: ([A-Z_]+)")
 _UNKNOWN_STATUS_CODES = frozenset({-1000, -1001, -1006, -1007, -1008})
 _RATE_LIMIT_CODES = frozenset({-1003, -1015})
@@ -376,7 +382,11 @@ class BinanceExchange:
                     return DuplicateOrder(text, code=code, value=client_order_id)
                 if msg == _MSG_INSUFFICIENT:
                     return InsufficientBalance(text, code=code, value=order_values)
+                if msg == _MSG_MARKET_CLOSED:
+                    return SymbolNotTrading(f"{text} (the symbol is not trading)", code=code)
                 return OrderRejected(text, code=code, value=order_values)
+            if code == _NO_REFERENCE_PRICE:
+                return SymbolNotTrading(text, code=code)
             if code in _NOT_FOUND_CODES:
                 return OrderNotFound(text)
             if code in _CREDENTIAL_CODES:

@@ -126,6 +126,17 @@ class RestrictedLocation(ConfigurationError):
     region; nothing but a deployment in a region Binance serves helps."""
 
 
+class SymbolNotTrading(ConfigurationError):
+    """The exchange takes no new order on the bot's symbol: its status is not TRADING
+    (``CANCEL_ONLY``, ``HALT``, ``BREAK``: -2010 'Market is closed.'), or it has no
+    reference price (-2043). Open orders can still be canceled. Retrying cannot help until
+    Binance reopens the symbol, so the cycle fails at once with this message."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class CycleNotSold(TerminalError):
     """A cycle asked to close still holds base it can sell (its sell rests, or the exchange
     ended it part filled): it is not closed; the rest is sold first."""

@@ -210,6 +210,8 @@ class PaperExchange:
         self.bnb_price = Decimal(str(bnb_price)) if bnb_price is not None else None
         self.fill_model: FillModel = fill_model
         self.outbox: list[dict[str, Any]] = []
+        # Symbols that never had a reference price: a new order gets -2043 (2026-04-16).
+        self.without_reference_price: set[str] = set()
         #: Called with ``(symbol, time_ms, price, qty, is_buyer_maker)`` for every replayed
         #: public trade, before it fills anything (market history, market streams).
         self.trade_listeners: list[TradeListener] = []
@@ -372,10 +374,15 @@ class PaperExchange:
         Raises :class:`BinanceError` with Binance's code and message: -1121 unknown
         symbol, -1117/-1116/-1115 bad side/type/timeInForce, -1102 missing parameter,
         -1100 malformed number or client order id, -1013 ``Filter failure: ...``,
-        -2010 duplicate open client order id, insufficient balance, or a LIMIT_MAKER
-        that would take.
+        -2010 duplicate open client order id, insufficient balance, a LIMIT_MAKER
+        that would take, or 'Market is closed.' (the symbol's status is not TRADING),
+        -2043 a symbol in :attr:`without_reference_price`.
         """
         market = self._market(symbol)
+        if market.info.get("status", "TRADING") != "TRADING":
+            raise BinanceError(e.NEW_ORDER_REJECTED, e.MSG_MARKET_CLOSED)
+        if market.info["symbol"] in self.without_reference_price:
+            raise BinanceError(e.NO_REFERENCE_PRICE, e.MSG_NO_REFERENCE_PRICE)
         if side not in ("BUY", "SELL"):
             raise BinanceError(e.INVALID_SIDE, e.MSG_INVALID_SIDE)
         if type not in ("LIMIT", "LIMIT_MAKER"):
@@ -505,6 +512,12 @@ class PaperExchange:
             "side": order.side,
             "selfTradePreventionMode": order.stp_mode,
         }
+
+    def set_symbol_status(self, symbol: str, status: str) -> None:
+        """Set ``symbol``'s ``status`` in exchangeInfo (``TRADING``, ``CANCEL_ONLY``,
+        ``HALT``, ``BREAK``). Off ``TRADING`` a new order is refused (-2010 'Market is
+        closed.'); open orders stay and can be canceled."""
+        self._market(symbol).info["status"] = status
 
     def expire_order(
         self, symbol: str, order_id: int, reason: str = "EXCHANGE_CANCELED"

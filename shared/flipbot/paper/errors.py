@@ -30,6 +30,7 @@ CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
+NO_REFERENCE_PRICE = -2043
 
 # --- messages ----------------------------------------------------------------------------
 MSG_UNKNOWN = "An unknown error occurred while processing the request."
@@ -73,6 +74,7 @@ MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested actio
 MSG_WOULD_MATCH_AND_TAKE = "Order would immediately match and take."
 MSG_UNKNOWN_ORDER = "Unknown order sent."
 MSG_MARKET_CLOSED = "Market is closed."
+MSG_NO_REFERENCE_PRICE = "This symbol doesn't have a reference price."
 # HTTP 451 (code 0): Binance does not serve the place the request came from.
 MSG_RESTRICTED_LOCATION = (
     "Service unavailable from a restricted location according to 'b. Eligibility' in "

@@ -28,6 +28,7 @@ from flipbot.domain.errors import (
     OrderRejected,
     RateLimited,
     RestrictedLocation,
+    SymbolNotTrading,
     TerminalError,
     UnknownOrderOutcome,
 )
@@ -204,8 +205,11 @@ def test_minus_2010_subtypes_are_told_apart(env: Env) -> None:
     with pytest.raises(InsufficientBalance):
         env.adapter.place_limit(request("fb-c000002-B1", qty="20.000"))
     env.faults.once(Fault.binance_error(-2010, "Market is closed."), "POST")
-    with pytest.raises(OrderRejected) as other:
+    with pytest.raises(SymbolNotTrading):
         env.adapter.place_limit(request("fb-c000003-B1"))
+    env.faults.once(Fault.binance_error(-2010, "Order would immediately match and take."), "POST")
+    with pytest.raises(OrderRejected) as other:
+        env.adapter.place_limit(request("fb-c000004-B1"))
     assert type(other.value) is OrderRejected
     assert other.value.code == -2010
 

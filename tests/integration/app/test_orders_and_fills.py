@@ -273,8 +273,8 @@ def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: B
     assert bot.decider.requests == []
 
 
-def _sold_cycle(bot: Bot) -> None:
-    """c000001 bought 0.385 at 25.90 and sold 0.384 at 26.30, every fill delivered."""
+def _bought_and_selling(bot: Bot) -> dict[str, Any]:
+    """c000001 bought 0.385 at 25.90; its sell of 0.384 at 26.30 rests (token-s)."""
     _cycle(bot)
     bot.market("25.95", "25.96")
     _place_buy(bot, price="25.90", qty="0.385")
@@ -292,8 +292,15 @@ def _sold_cycle(bot: Bot) -> None:
         task_token="token-s",
         consultation_id=sell["consultation_id"],
     )
+    return sell
+
+
+def _sold_cycle(bot: Bot) -> dict[str, Any]:
+    """c000001 bought 0.385 at 25.90 and sold 0.384 at 26.30, every fill delivered."""
+    sell = _bought_and_selling(bot)
     bot.trade("26.40", "1.000", taker_sold=False)
     _apply_all(bot, bot.updates())
+    return sell
 
 
 def test_given_the_close_dies_after_the_trade_row_then_its_retry_writes_no_second_row(
@@ -326,25 +333,7 @@ def test_given_the_close_dies_after_the_trade_row_then_its_retry_writes_no_secon
 
 
 def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pnl(bot: Bot) -> None:
-    _cycle(bot)
-    bot.market("25.95", "25.96")
-    _place_buy(bot, price="25.90", qty="0.385")
-    bot.trade("25.80", "1.000")
-    _apply_all(bot, bot.updates())
-    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
-    sell = consult(bot, "c000001", Side.SELL, 1)
-    place_order(
-        bot,
-        cycle_id="c000001",
-        leg=Side.SELL,
-        attempt=1,
-        price=Decimal(sell["price"]),
-        quantity=Decimal(sell["quantity"]),
-        task_token="token-s",
-        consultation_id=sell["consultation_id"],
-    )
-    bot.trade("26.40", "1.000", taker_sold=False)
-    _apply_all(bot, bot.updates())
+    sell = _sold_cycle(bot)
     first = record_trade(bot, cycle_id="c000001")
     second = record_trade(bot, cycle_id="c000001")
     # A retry answers the state machine the same, and says it closed nothing this time.
@@ -371,28 +360,6 @@ def test_given_a_closed_cycle_when_recorded_twice_then_one_trade_and_the_same_pn
 
 
 # --------------------------------------------------------------------------- hostile world
-def _bought_and_selling(bot: Bot) -> dict[str, Any]:
-    """c000001 bought 0.385 at 25.90; its sell of 0.384 at 26.30 rests (token-s)."""
-    _cycle(bot)
-    bot.market("25.95", "25.96")
-    _place_buy(bot, price="25.90", qty="0.385")
-    bot.trade("25.80", "1.000")
-    _apply_all(bot, bot.updates())
-    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.30"), confidence=0.9))
-    sell = consult(bot, "c000001", Side.SELL, 1)
-    place_order(
-        bot,
-        cycle_id="c000001",
-        leg=Side.SELL,
-        attempt=1,
-        price=Decimal(sell["price"]),
-        quantity=Decimal(sell["quantity"]),
-        task_token="token-s",
-        consultation_id=sell["consultation_id"],
-    )
-    return sell
-
-
 def test_given_a_sell_part_filled_then_canceled_by_hand_then_the_rest_is_sold_not_closed(
     bot: Bot,
 ) -> None:

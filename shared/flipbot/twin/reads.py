@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DAY_MS = 86_400_000
+READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 
 
 def items_read(operation: str, response: Any) -> int:
@@ -40,21 +41,36 @@ class ReadMeter:
     start_ms: int
     by_day: dict[int, int] = field(default_factory=dict)
     by_principal: dict[str, int] = field(default_factory=dict)
+    by_principal_day: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: read requests (GetItem, Query...) per (principal, day), found or not
+    requests_by_principal_day: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __call__(self, principal: str, service: str, operation: str, response: Any) -> None:
-        if service != "dynamodb":
+        if service != "dynamodb" or operation not in READS:
             return
         n = items_read(operation, response)
+        day = max(0, (self.now_ms() - self.start_ms) // DAY_MS)
+        key = (principal, day)
+        self.requests_by_principal_day[key] = self.requests_by_principal_day.get(key, 0) + 1
         if not n:
             return
-        day = max(0, (self.now_ms() - self.start_ms) // DAY_MS)
         self.by_day[day] = self.by_day.get(day, 0) + n
         self.by_principal[principal] = self.by_principal.get(principal, 0) + n
+        self.by_principal_day[key] = self.by_principal_day.get(key, 0) + n
 
     def summary(self) -> dict[str, Any]:
         days = max(self.by_day, default=-1) + 1
+        names = sorted({name for name, _ in self.requests_by_principal_day})
         return {
             "items": sum(self.by_day.values()),
             "by_day": [self.by_day.get(d, 0) for d in range(days)],
             "by_principal": dict(sorted(self.by_principal.items())),
+            "by_principal_by_day": {
+                name: [self.by_principal_day.get((name, d), 0) for d in range(days)]
+                for name in sorted(self.by_principal)
+            },
+            "requests_by_principal_by_day": {
+                name: [self.requests_by_principal_day.get((name, d), 0) for d in range(days)]
+                for name in names
+            },
         }

@@ -21,10 +21,16 @@ def test_the_meter_counts_dynamodb_reads_by_day_and_principal() -> None:
     meter = ReadMeter(lambda: now[0], start_ms=1_000)
     meter("ConsultAiFunction", "dynamodb", "GetItem", {"Item": {}})
     meter("ConsultAiFunction", "secretsmanager", "GetSecretValue", {"SecretString": "x"})
+    meter("ConsultAiFunction", "dynamodb", "PutItem", {})  # a write: not a read request
     now[0] += 2 * DAY_MS
     meter("ReconcileFunction", "dynamodb", "Query", {"ScannedCount": 5})
     assert meter.summary() == {
         "items": 6,
         "by_day": [1, 0, 5],
         "by_principal": {"ConsultAiFunction": 1, "ReconcileFunction": 5},
+        "by_principal_by_day": {"ConsultAiFunction": [1, 0, 0], "ReconcileFunction": [0, 0, 5]},
+        "requests_by_principal_by_day": {
+            "ConsultAiFunction": [1, 0, 0],
+            "ReconcileFunction": [0, 0, 1],
+        },
     }

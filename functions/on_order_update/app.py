@@ -4,10 +4,15 @@ Imports neither python-binance nor openai: this function runs on every fill. It 
 the EventBridge envelope with Powertools' ``EventBridgeModel`` alone: the ``envelopes``
 package would load every envelope model (API Gateway, SQS, Kafka...), ~200 ms more.
 
+A fill or an order's end is confirmed with the exchange before it is recorded (the
+exchange client is built then, not at cold start): the order and its trades are read
+from Binance and those are what the books keep.
+
 An event that is not the listener's ``OrderUpdated`` for the stack's symbol (another
-source or detail-type, another symbol) changes nothing: it is answered ``ignored`` with
-the reason, logged and counted in ``OrderUpdatesIgnored``, not raised, so Lambda does
-not retry it. A malformed detail is an ``InvalidEvent``.
+source or detail-type, another symbol), or that the exchange contradicts, changes
+nothing: it is answered ``ignored`` with the reason, logged and counted in
+``OrderUpdatesIgnored``, not raised, so Lambda does not retry it. A malformed detail is
+an ``InvalidEvent``.
 """
 
 from typing import Any
@@ -52,7 +57,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         services.workflow,
         services.clock.now_ms(),
         follow_manual=lambda order, fills: _follow_manual_buy(services, order, fills),
+        confirm_with=lambda: services.exchange,
     )
+    if result.get("action") == "unconfirmed":
+        return _ignored(result["reason"])
     metrics.add_metric("OrderUpdatesIgnored", MetricUnit.Count, 0)
     logger.info("order update applied", extra=result)
     return result

@@ -79,6 +79,8 @@ def apply_order_update(
     workflow: WorkflowPort,
     now_ms: int,
     follow_manual: Callable[[OrderRecord, list[Fill]], dict[str, Any]] | None = None,
+    *,
+    confirm_with: Callable[[], ExchangePort] | None = None,
 ) -> dict[str, Any]:
     """Record the update's fill (once), move the order forward, resume a finished cycle leg.
 
@@ -86,12 +88,26 @@ def apply_order_update(
     order, the order is moved forward over exactly what was read (re-read when another
     update wrote first), and whether the leg is done is decided from what is stored after
     that write, so the update that writes last sees every fill and status before it.
+
+    With ``confirm_with`` (the exchange, built on first use) an update that reports a fill
+    or ends the order is a hint, not the truth: the order and its trades are read from the
+    exchange and those are recorded. An update the exchange contradicts (an order or a
+    trade it does not know, a status it has not reached) changes nothing: anyone able to
+    put events on the bus could have written it. The outcome says ``unconfirmed`` and why.
     """
     coid = update.client_order_id
     if update.execution_type == "CANCELED" and update.orig_client_order_id:
         coid = update.orig_client_order_id
     fill = fill_from_update(update, coid)
-    new_fill = repos.fills.add(fill) if fill is not None else False
+    truth: OrderState | None = None
+    if confirm_with is not None and (fill is not None or status_rank(update.status) > 4):
+        confirmed = _exchange_truth(update, coid, fill, confirm_with())
+        if isinstance(confirmed, str):
+            return {"client_order_id": coid, "action": "unconfirmed", "reason": confirmed}
+        truth, trades = confirmed
+        new_fill = sum(int(repos.fills.add(t)) for t in trades) > 0
+    else:
+        new_fill = repos.fills.add(fill) if fill is not None else False
 
     def forward(stored: OrderRecord | None) -> OrderRecord:
         order = stored or OrderRecord(
@@ -108,14 +124,14 @@ def apply_order_update(
         )
         fills = repos.fills.for_order(coid)
         status = order.status
-        if status_rank(update.status) > status_rank(status):
-            status = update.status
+        reported = str(truth.status) if truth is not None else update.status
+        if status_rank(reported) > status_rank(status):
+            status = reported
+        claimed = truth.executed_qty if truth is not None else update.executed_qty
         return order.evolve(
             status=status,
             order_id=order.order_id or update.order_id,
-            executed_qty=max(
-                sum((f.qty for f in fills), ZERO), order.executed_qty, update.executed_qty
-            ),
+            executed_qty=max(sum((f.qty for f in fills), ZERO), order.executed_qty, claimed),
             cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
             updated_ms=now_ms,
             expiry_reason=_expiry_reason(update) or order.expiry_reason,
@@ -135,6 +151,30 @@ def apply_order_update(
     if follow_manual is not None and order.origin is Origin.MANUAL and status == "FILLED":
         result["follow_up"] = follow_manual(order, fills)
     return result
+
+
+def _exchange_truth(
+    update: OrderUpdated, coid: str, fill: Fill | None, exchange: ExchangePort
+) -> tuple[OrderState, list[Fill]] | str:
+    """The order and its trades as the exchange has them, or why the update is not true."""
+    state = exchange.get_order(update.symbol, coid)
+    if state is None or state.order_id != update.order_id:
+        return f"the exchange does not know order {coid} (id {update.order_id}) on {update.symbol}"
+    if status_rank(str(state.status)) < status_rank(update.status):
+        return f"the exchange says order {coid} is {state.status}, the event {update.status}"
+    trades = (
+        [
+            replace(t, client_order_id=coid)
+            for t in exchange.my_trades(update.symbol, order_id=state.order_id)
+        ]
+        if state.executed_qty > 0
+        else []
+    )
+    if fill is not None and not any(
+        t.trade_id == fill.trade_id and t.qty == fill.qty for t in trades
+    ):
+        return f"the exchange has no trade {fill.trade_id} of {fill.qty} for order {coid}"
+    return state, trades
 
 
 def resume_waiting_task(

@@ -12,6 +12,10 @@ from typing import Any
 from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.app.fills import apply_order_update
 from flipbot.app.manual import follow_manual_buy
+from flipbot.app.orders import place_order
+from flipbot.app.records import Cycle
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.model import Side
 from flipbot.events import OrderUpdated
 from flipbot.paper.engine import PaperExchange
 from flipbot.paper.rest import BinanceRestApp
@@ -132,3 +136,75 @@ def test_given_a_forged_fill_claiming_more_than_the_exchange_filled_then_nothing
     # Then no sell of 20 (nor of anything) is placed on that claim
     assert _sells(bot) == []
     assert results[0]["follow_up"]["action"] == "unconfirmed"
+
+
+def _bot_buy_resting(bot: Bot) -> int:
+    """A cycle's buy of 0.385 at 25.90 rests on the book, its task token waiting."""
+    bot.repos.cycles.create(
+        Cycle(
+            "c000001",
+            "TRUMPUSDC",
+            CycleState.READY_TO_BUY,
+            created_ms=START_MS,
+            updated_ms=START_MS,
+        )
+    )
+    bot.market("25.95", "25.96")
+    placed = place_order(
+        bot,
+        cycle_id="c000001",
+        leg=Side.BUY,
+        attempt=1,
+        price=Decimal("25.90"),
+        quantity=Decimal("0.385"),
+        task_token="token-1",
+    )
+    bot.updates()
+    return int(placed["order_id"])
+
+
+def _confirmed(bot: Bot, updates: list[OrderUpdated]) -> list[dict[str, Any]]:
+    return [
+        apply_order_update(
+            u, bot.repos, bot.workflow, bot.clock.now, confirm_with=lambda: bot.exchange
+        )
+        for u in updates
+    ]
+
+
+def test_given_a_forged_fill_of_the_bots_resting_buy_then_the_cycle_is_not_resumed(
+    bot: Bot,
+) -> None:
+    # Given the bot's buy rests unfilled on the book, its cycle waiting for the fill
+    order_id = _bot_buy_resting(bot)
+    # When a FILLED event with the buy's own ids, but a trade the exchange never made, arrives
+    forged = _forged_fill("fb-c000001-B1", order_id=order_id, qty="0.385", price="25.90")
+    results = _confirmed(bot, [forged])
+    # Then nothing is recorded and the waiting cycle is not resumed
+    assert results[0]["action"] == "unconfirmed"
+    assert "fb-c000001-B1" in results[0]["reason"]
+    assert bot.repos.fills.for_order("fb-c000001-B1") == []
+    assert bot.repos.orders.get("fb-c000001-B1").status == "NEW"  # type: ignore[union-attr]
+    assert [c for c in bot.workflow.calls if c[0] in ("success", "failure")] == []
+
+
+def test_given_a_forged_fill_beside_a_real_one_then_only_the_exchanges_trade_is_booked(
+    bot: Bot,
+) -> None:
+    # Given the bot's buy filled on the exchange, and its real event is on its way
+    order_id = _bot_buy_resting(bot)
+    bot.trade("25.80", "2.000")
+    real = bot.updates()
+    # When a forged fill with another trade id arrives first, then the real one
+    forged = _forged_fill("fb-c000001-B1", order_id=order_id, qty="0.385", price="25.90")
+    results = _confirmed(bot, [forged, *real])
+    # Then the forged one is refused; the cycle resumes once, on the exchange's trade alone
+    assert results[0]["action"] == "unconfirmed"
+    fills = bot.repos.fills.for_order("fb-c000001-B1")
+    assert [f.trade_id for f in fills] == [
+        t.trade_id for t in bot.exchange.my_trades("TRUMPUSDC", order_id=order_id)
+    ]
+    assert sum(f.qty for f in fills) == Decimal("0.385")
+    resumed = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(resumed) == 1
+    assert Decimal(resumed[0][2]["executed_qty"]) == Decimal("0.385")

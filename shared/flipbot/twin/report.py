@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -123,6 +124,77 @@ def abandoned_positions(
     return out
 
 
+def unconfirmed_actions(
+    orders: list[Any],
+    fills: list[Any],
+    cycles: list[Any],
+    exchange_orders: list[dict[str, Any]],
+    exchange_trades: list[dict[str, Any]],
+    rules: Any,
+) -> list[str]:
+    """Where the bot acted on a fill the exchange did not make: a fill in the books that is
+    not one of the exchange's trades, an order the books hold further on (status, quantity
+    filled) than the exchange has it, a cycle's sell of more base than the exchange filled
+    for the cycle's buys, a sell following a manual buy the exchange has not filled."""
+    from flipbot.app.fills import status_rank
+
+    out: list[str] = []
+    trades = {(int(t["orderId"]), int(t["id"])): t for t in exchange_trades}
+    for f in fills:
+        trade = trades.get((f.order_id, f.trade_id))
+        if trade is None or Decimal(str(trade["qty"])) != f.qty:
+            out.append(f"fill {f.trade_id} of {f.client_order_id}: not a trade of the exchange")
+    known = {str(o["clientOrderId"]): o for o in exchange_orders}
+    by_id = {int(o["orderId"]): o for o in exchange_orders}
+    for order in orders:
+        seen = known.get(order.client_order_id)
+        if seen is None:
+            if order.executed_qty > 0 or status_rank(order.status) > status_rank("NEW"):
+                out.append(
+                    f"{order.client_order_id}: {order.status} in the books, "
+                    "unknown to the exchange"
+                )
+            continue
+        if status_rank(order.status) > status_rank(str(seen["status"])):
+            out.append(
+                f"{order.client_order_id}: {order.status} in the books, "
+                f"{seen['status']} on the exchange"
+            )
+        if order.executed_qty > Decimal(str(seen["executedQty"])):
+            out.append(
+                f"{order.client_order_id}: {order.executed_qty} filled in the books, "
+                f"{seen['executedQty']} on the exchange"
+            )
+    for cycle in cycles:
+        bought = ZERO
+        for coid in cycle.buy_order_ids:
+            seen = known.get(coid)
+            for t in exchange_trades if seen is not None else ():
+                if int(t["orderId"]) == int(seen["orderId"]):
+                    fee = t["commission"] if t["commissionAsset"] == rules.base_asset else 0
+                    bought += Decimal(str(t["qty"])) - Decimal(str(fee))
+        for coid in cycle.sell_order_ids:
+            seen = known.get(coid)
+            if seen is not None and Decimal(str(seen["origQty"])) > bought:
+                out.append(
+                    f"{cycle.cycle_id}: sell {coid} of {seen['origQty']}, "
+                    f"the exchange filled {bought} for its buys"
+                )
+    for order in orders:
+        match = re.search(r"-m(\d+)$", order.client_order_id)
+        if match is None or order.side is not Side.SELL:
+            continue
+        manual = by_id.get(int(match.group(1)))
+        if manual is None or manual["status"] != "FILLED" or manual["side"] != "BUY":
+            out.append(f"{order.client_order_id}: follows a buy the exchange has not filled")
+        elif order.quantity > Decimal(str(manual["executedQty"])):
+            out.append(
+                f"{order.client_order_id}: sells {order.quantity}, "
+                f"the manual buy filled {manual['executedQty']}"
+            )
+    return out
+
+
 def unjustified_stop_exits(
     stop_exits: list[Any], cycles: list[Any], consultations: list[Any], settings: Any
 ) -> list[str]:
@@ -229,6 +301,9 @@ def build_report(
     abandoned = abandoned_positions(
         cycles, exchange_trades, exchange_orders, exchange.rules(symbol)
     )
+    unconfirmed = unconfirmed_actions(
+        orders, fills, cycles, exchange_orders, exchange_trades, exchange.rules(symbol)
+    )
     invariants = {
         "no_sell_below_floor": not below_floor,
         "stop_loss_exits_justified": not unjustified_stops,
@@ -241,6 +316,7 @@ def build_report(
         "orders_only_on_symbol": not off_symbol,
         "orders_within_cap": not buys_over_cap,
         "no_abandoned_position": not abandoned,
+        "no_action_on_unconfirmed_fill": not unconfirmed,
     }
 
     pnl = sum((t.realized_pnl for t in trades), ZERO)
@@ -321,6 +397,7 @@ def build_report(
             "orders_off_symbol": off_symbol,
             "buys_over_cap": buys_over_cap,
             "abandoned_positions": abandoned,
+            "unconfirmed_actions": unconfirmed,
             "balance_mismatch": {
                 a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}
                 for a in assets

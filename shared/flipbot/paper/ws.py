@@ -20,11 +20,15 @@ for a long-lived server). One port serves what Binance serves on two hosts:
 Faults for resilience tests: :meth:`~BinanceWsServer.drop_connections` (the transport
 is aborted, no close frame), :meth:`~BinanceWsServer.go_silent` (nothing is sent any
 more, answers included; WebSocket pings are still answered, as by a live but stuck
-server), :meth:`~BinanceWsServer.server_shutdown` (Binance's ``serverShutdown``) and
+server), :meth:`~BinanceWsServer.server_shutdown` (Binance's ``serverShutdown``: each
+connection told is closed ``shutdown_grace_s`` later, as Binance closes it, so a client
+that does not move in time loses its stream) and
 :meth:`~BinanceWsServer.terminate_subscriptions` (``eventStreamTerminated``).
 
 Every user event pushed is recorded in :attr:`BinanceWsServer.pushed` (the last
-``history``) with its push time and how many subscriptions took it.
+``history``) with its push time and how many subscriptions took it; every connection
+told of a shutdown in :attr:`BinanceWsServer.notices`, with when it ended and whether
+the server had to close it.
 :class:`ThreadedWsServer` runs a server on its own event loop thread, for synchronous
 code and other processes.
 """
@@ -63,6 +67,21 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass
+class ShutdownNotice:
+    """A connection told of ``serverShutdown``: when, and how its connection ended.
+
+    ``ended_ms`` stays ``None`` while the connection is open; ``dropped`` is true when
+    the grace ran out and the server closed it, false when the client left first.
+    """
+
+    kind: Kind
+    notified_ms: int
+    close_at_ms: int
+    ended_ms: int | None = None
+    dropped: bool = False
+
+
 @dataclass(eq=False)
 class _Client:
     kind: Kind
@@ -70,6 +89,7 @@ class _Client:
     combined: bool = False
     streams: set[str] = field(default_factory=set)
     subscriptions: set[int] = field(default_factory=set)
+    notice: ShutdownNotice | None = None
 
 
 @dataclass(frozen=True)
@@ -113,22 +133,27 @@ class BinanceWsServer:
         lifetime_s: float | None = 60.0,
         clock: Callable[[], int] = wall_ms,
         history: int = 100_000,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
         self.lifetime_s = lifetime_s
         self.clock = clock
+        # How long a connection told of serverShutdown stays open (Binance gives no figure).
+        self.shutdown_grace_s = shutdown_grace_s
         # The last ``history`` user events pushed and WS API requests (signature removed).
         self.pushed: deque[PushedEvent] = deque(maxlen=history)
         self.requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=history)
         self.connections: Counter[str] = Counter()  # accepted, by kind
         self.subscriptions_made = 0
+        self.notices: list[ShutdownNotice] = []  # every connection told of a shutdown
         self.internal_errors: list[Exception] = []  # defects met serving a request
         self._clients: set[_Client] = set()
         self._silent: set[Kind] = set()
         self._ids = itertools.count(0)
         self._server: Server | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._closers: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------
     async def start(self, port: int = 0) -> BinanceWsServer:
@@ -150,6 +175,8 @@ class BinanceWsServer:
     async def stop(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+        for closer in list(self._closers):
+            closer.cancel()
         server, self._server = self._server, None
         if server is not None:
             for client in list(self._clients):
@@ -249,9 +276,15 @@ class BinanceWsServer:
             else:
                 self._silent.discard(k)
 
-    async def server_shutdown(self, kind: Target = "all") -> int:
-        """Send Binance's ``serverShutdown`` notice; the connections stay open."""
-        event = {"e": "serverShutdown", "E": self.clock()}
+    async def server_shutdown(self, kind: Target = "all", *, grace_s: float | None = None) -> int:
+        """Send Binance's ``serverShutdown`` notice to the open connections of ``kind``
+        and close each one ``grace_s`` later (``shutdown_grace_s`` by default), as
+        Binance does: a client has that long to open its new connection. Connections
+        opened after the notice are not affected; a connection told twice keeps its
+        first deadline. Returns how many connections were told."""
+        grace = self.shutdown_grace_s if grace_s is None else grace_s
+        now = self.clock()
+        event = {"e": "serverShutdown", "E": now}
         sent = 0
         for client in list(self._clients):
             if kind not in ("all", client.kind):
@@ -263,6 +296,12 @@ class BinanceWsServer:
                 sent += await self._send(client, json.dumps(payload))
             else:
                 sent += await self._send(client, json.dumps(event))
+            if client.notice is None and client in self._clients:
+                client.notice = ShutdownNotice(client.kind, now, now + int(grace * 1000))
+                self.notices.append(client.notice)
+                closer = asyncio.create_task(self._close_after(client, grace))
+                self._closers.add(closer)
+                closer.add_done_callback(self._closers.discard)
         return sent
 
     async def terminate_subscriptions(self) -> int:
@@ -307,6 +346,8 @@ class BinanceWsServer:
             pass
         finally:
             self._clients.discard(client)
+            if client.notice is not None and client.notice.ended_ms is None:
+                client.notice.ended_ms = self.clock()
 
     async def _on_frame(self, client: _Client, frame: str | bytes) -> None:
         """One request; whatever it holds, the connection lives on and gets an answer."""
@@ -340,6 +381,21 @@ class BinanceWsServer:
         transport = client.ws.transport
         if transport is not None:
             transport.abort()
+
+    async def _close_after(self, client: _Client, grace_s: float) -> None:
+        """Close a connection told of the shutdown when its grace runs out (1001, going
+        away); nothing more is sent on it from then. A client that left first is not
+        touched."""
+        await asyncio.sleep(grace_s)
+        if client not in self._clients:
+            return
+        self._clients.discard(client)
+        if client.notice is not None:
+            client.notice.dropped = True
+        try:
+            await asyncio.wait_for(client.ws.close(1001, "server shutdown"), 1)
+        except (TimeoutError, ConnectionClosed):
+            self._abort(client)
 
     async def _on_market_request(self, client: _Client, text: str) -> None:
         try:

@@ -112,6 +112,57 @@ def test_market_streams_combined_raw_and_subscribe_requests() -> None:
     assert shutdown_raw["e"] == "serverShutdown"
 
 
+def test_given_a_server_shutdown_then_each_told_connection_is_closed_after_the_grace() -> None:
+    async def scenario() -> tuple[list[Any], list[Any], bool, bool, BinanceWsServer]:
+        async with BinanceWsServer(api_key=KEY, api_secret=SECRET, shutdown_grace_s=0.3) as server:
+            combined = await connect(f"{server.ws_url}/stream?streams=abc@trade")
+            raw = await connect(f"{server.ws_url}/ws/abc@trade")
+            api = await connect(f"{server.ws_url}/ws-api/v3")
+            params = subscribe_signature_params(
+                KEY, SECRET, timestamp_ms=now_ms(), recv_window_ms=5000
+            )
+            await ask(api, "userDataStream.subscribe.signature", params)
+            leaving = await connect(f"{server.ws_url}/ws/abc@trade")
+            told = [combined, raw, api, leaving]
+            assert await server.server_shutdown("all") == 4
+            notices = [json.loads(await asyncio.wait_for(ws.recv(), 2)) for ws in told]
+            await leaving.close()  # this client moves at once
+            newcomer = await connect(f"{server.ws_url}/stream?streams=abc@trade")
+            # Within the grace the old connections still carry the stream.
+            assert await server.publish("abc@trade", {"e": "trade", "t": 1}) == 3
+            assert await server.push_user_event({"e": "balanceUpdate", "E": 1}) == 1
+            for ws in (combined, raw, api, newcomer):
+                await asyncio.wait_for(ws.recv(), 2)
+            # When the grace runs out the server closes them: 1001, going away.
+            for ws in (combined, raw, api):
+                await asyncio.wait_for(ws.wait_closed(), 2)
+            codes = [ws.close_code for ws in (combined, raw, api)]
+            # The connection opened after the notice carries on.
+            after = await server.publish("abc@trade", {"e": "trade", "t": 2})
+            got = json.loads(await asyncio.wait_for(newcomer.recv(), 2))
+            await newcomer.close()
+            return notices, codes, after == 1, got["data"]["t"] == 2, server
+
+    notices, codes, one_left, newcomer_served, server = run(scenario())
+    assert notices[0] == {"stream": "!serverShutdown", "data": notices[1]}
+    assert notices[1]["e"] == "serverShutdown"
+    assert notices[2] == {"event": notices[1]}
+    assert codes == [1001, 1001, 1001]
+    assert one_left
+    assert newcomer_served
+    assert sorted((n.kind, n.dropped) for n in server.notices) == [
+        ("market", False),
+        ("market", True),
+        ("market", True),
+        ("user", True),
+    ]
+    for notice in server.notices:
+        assert notice.ended_ms is not None
+        assert notice.close_at_ms - notice.notified_ms == 300
+    dropped = [n for n in server.notices if n.dropped]
+    assert all(n.ended_ms is not None and n.ended_ms >= n.close_at_ms for n in dropped)
+
+
 def test_the_server_binds_loopback_only_and_stops_itself() -> None:
     async def scenario() -> bool:
         server = await BinanceWsServer(lifetime_s=0.2).start()

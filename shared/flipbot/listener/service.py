@@ -31,6 +31,10 @@ the stream hands over without a gap: a new connection subscribes first, its even
 held back, the old subscription is unsubscribed (everything it delivered before the
 confirmation has been processed by then), the old connection closes, and the held
 events are released; reports delivered on both connections are published once.
+Binance closes a connection shortly after its ``serverShutdown``: a hand-over that
+finds the old connection already closed before the new one was subscribed (market: open)
+queues a ``StreamGapDetected`` from the last message on the old connection, with the
+reason ``"serverShutdown: hand-over incomplete"``.
 
 SIGTERM (or SIGINT): the streams close, the publisher drains the queue (order updates
 first) for up to ``STOP_TIMEOUT_SECONDS`` minus a margin, and the process exits 0, or 1
@@ -537,7 +541,11 @@ class Listener:
             await _wait(self._market_wake, timeout)
 
     async def _handover_market(self, old: Connection, reason: str) -> Connection | None:
-        """Connect anew and close ``old`` once the new one delivers (ids drop the overlap)."""
+        """Connect anew and close ``old`` once the new one delivers (ids drop the overlap).
+
+        When ``old`` was closed before the new connection was open (the server's grace
+        after ``serverShutdown`` ran out first), the two never overlapped: a gap.
+        """
         loop = asyncio.get_running_loop()
         log.info("market streams: %s; connecting anew before leaving the old connection", reason)
         try:
@@ -545,6 +553,9 @@ class Listener:
         except _CONNECT_ERRORS as exc:
             log.warning("market hand-over failed (%s); reconnecting", _describe(exc))
             return None
+        if old.ended.done():
+            self.market.reset_sequence()
+            self._gap("market", f"{reason}: hand-over incomplete", old.last_rx_ms, new.opened_ms)
         deadline = loop.time() + self.settings.handover_timeout_seconds
         try:
             while not new.messages and not new.ended.done() and loop.time() < deadline:

@@ -279,9 +279,18 @@ class Rig:
 
 
 async def start_rig(
-    *, gate: threading.Event | None = None, handle_signals: bool = False, **overrides: str
+    *,
+    gate: threading.Event | None = None,
+    handle_signals: bool = False,
+    shutdown_grace_s: float = 10.0,
+    **overrides: str,
 ) -> Rig:
-    server = await BinanceWsServer(api_key=KEY, api_secret=SECRET, lifetime_s=15).start()
+    """``shutdown_grace_s``: how long the server keeps a connection it told of
+    ``serverShutdown``; ``overrides``: listener settings by environment name."""
+    server = BinanceWsServer(
+        api_key=KEY, api_secret=SECRET, lifetime_s=15, shutdown_grace_s=shutdown_grace_s
+    )
+    await server.start()
     settings = listener_settings(server.base_url, **overrides)
     inner, market, metrics = production_adapters(settings)
     publisher = RecordingPublisher(inner, gate)

@@ -10,6 +10,7 @@ SIGTERM with a full queue publishes every queued order update before exit.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from flipbot.listener import health
+from flipbot.listener.binance_ws import Connection, wall_ms
 
 from .conftest import (
     SYMBOL,
@@ -234,6 +236,143 @@ def test_given_server_shutdown_or_24h_rotation_then_hand_over_without_gap_or_dup
     assert all(p.deliveries for p in rig.server.pushed)
     published = [report_key(d) for d in rig.publisher.of_type("OrderUpdated")]
     assert published == [report_key(expected_detail(r)) for r in rig.reports()]
+
+
+def record_trade_ids(rig: Rig) -> list[int]:
+    """Every trade id the listener's market pipeline is fed, whatever the connection."""
+    seen: list[int] = []
+    feed = rig.listener.market.feed
+
+    def recording(raw: str | bytes, recv_ms: int) -> str | None:
+        message = json.loads(raw)
+        data = message.get("data", message)
+        if data.get("e") == "trade":
+            seen.append(data["t"])
+        return feed(raw, recv_ms)
+
+    rig.listener.market.feed = recording  # type: ignore[method-assign]
+    return seen
+
+
+def test_given_server_shutdown_then_new_connections_open_before_the_server_drops_the_old(
+    aws: Aws,
+) -> None:
+    grace = 0.4
+
+    async def scenario() -> tuple[Rig, list[int], list[Connection]]:
+        rig = await start_rig(shutdown_grace_s=grace)
+        trade_ids = record_trade_ids(rig)
+        await rig.place("BUY", "9.90", "1")
+        await rig.trade("9.80", "1")
+        await rig.settle()
+        old_user, old_market = rig.listener.user, rig.listener.market_conn
+        assert old_user is not None
+        assert old_market is not None
+        assert await rig.server.server_shutdown("all") == 2
+        # Orders keep coming on the user stream until the server has closed what it told;
+        # the market is quiet, so the market hand-over is still waiting for the new
+        # connection's first message when the grace runs out: the server drops the old one.
+        while not all(n.ended_ms for n in rig.server.notices):
+            await rig.place("BUY", "9.70", "1")
+            await asyncio.sleep(0.02)
+        # Only the new connections are left: what comes now must reach them.
+        for price in ("9.95", "9.60", "9.94"):
+            await rig.trade(price, "2")
+            await rig.place("BUY", "9.50", "1")
+        await rig.settle()
+        await rig.wait_for(lambda: trade_ids[-1:] == [rig.trade_id])
+        new_user, new_market = rig.listener.user, rig.listener.market_conn
+        assert new_user is not None
+        assert new_market is not None
+        await rig.stop()
+        return rig, trade_ids, [old_user, old_market, new_user, new_market]
+
+    rig, trade_ids, (old_user, old_market, new_user, new_market) = run(scenario())
+    notices = {n.kind: n for n in rig.server.notices}
+    assert sorted(notices) == ["market", "user"]
+    # The server enforced the shutdown: nothing it told outlived the grace (the market
+    # connection it had to drop itself); each stream had its new connection by then.
+    assert notices["market"].dropped
+    assert old_market.ended.result() == "closed"
+    assert old_market.opened_ms < new_market.opened_ms <= old_market.ended_ms
+    assert new_user.subscribed_ms <= old_user.ended_ms
+    for notice in notices.values():
+        assert notice.ended_ms is not None
+        assert notice.ended_ms <= notice.close_at_ms + 1000
+    assert ("user", "serverShutdown") in rig.listener.reconnect_reasons
+    assert ("market", "serverShutdown") in rig.listener.reconnect_reasons
+    # No gap and no message lost: every report delivered and published once, in order;
+    # every trade reached the market pipeline.
+    gaps = rig.publisher.of_type("StreamGapDetected")
+    assert [g["reason"] for g in gaps] == ["startup"]
+    assert all(p.deliveries for p in rig.server.pushed)
+    published = [report_key(d) for d in rig.publisher.of_type("OrderUpdated")]
+    assert published == [report_key(expected_detail(r)) for r in rig.reports()]
+    assert_no_fill_lost(rig, gaps)
+    assert sorted(set(trade_ids)) == list(range(1, rig.trade_id + 1))
+
+
+def slowed(open_connection: Any, seconds: float) -> Any:
+    """``open_connection`` taking ``seconds`` longer (a slow network)."""
+
+    async def opener(**options: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await open_connection(**options)
+
+    return opener
+
+
+def test_given_server_shutdown_and_a_new_connection_slower_than_the_grace_then_a_gap_each(
+    aws: Aws,
+) -> None:
+    grace, slow = 0.1, 0.4
+
+    async def scenario() -> tuple[Rig, list[int], dict[int, tuple[int, int]]]:
+        rig = await start_rig(shutdown_grace_s=grace)
+        trade_ids = record_trade_ids(rig)
+        listener = rig.listener
+        for name in ("_open_user", "_open_market"):  # from now on connecting takes `slow`
+            setattr(listener, name, slowed(getattr(listener, name), slow))
+        await rig.place("BUY", "9.90", "1")
+        await rig.trade("9.80", "1")
+        await rig.settle()
+        assert await rig.server.server_shutdown("all") == 2
+        traded: dict[int, tuple[int, int]] = {}  # trade id: pushed between these times
+        reasons = {("user", "serverShutdown"), ("market", "serverShutdown")}
+        deadline = time.monotonic() + 3
+        while not reasons <= set(listener.reconnect_reasons):
+            assert time.monotonic() < deadline, "no hand-over"
+            await rig.place("BUY", "9.70", "1")
+            before = wall_ms()
+            await rig.trade("9.65", "2")  # fills the buy just placed
+            traded[rig.trade_id] = (before, wall_ms())
+            await asyncio.sleep(0.02)
+        await rig.place("BUY", "9.60", "1")
+        await rig.trade("9.50", "2")
+        await rig.settle()
+        await rig.wait_for(lambda: trade_ids[-1:] == [rig.trade_id])
+        await rig.stop()
+        return rig, trade_ids, traded
+
+    rig, trade_ids, traded = run(scenario())
+    assert all(n.dropped for n in rig.server.notices)
+    gaps = rig.publisher.of_type("StreamGapDetected")
+    late = "serverShutdown: hand-over incomplete"
+    assert [(g["stream"], g["reason"]) for g in gaps if g["reason"] != "startup"] in (
+        [("user", late), ("market", late)],
+        [("market", late), ("user", late)],
+    )
+    # What went out while neither connection was there is lost on the stream, inside a gap.
+    undelivered = [p for p in rig.server.pushed if not p.deliveries]
+    assert undelivered
+    assert_no_fill_lost(rig, [g for g in gaps if g["stream"] == "user"])
+    market_gaps = [g for g in gaps if g["stream"] == "market"]
+    missed = sorted(set(range(1, rig.trade_id + 1)) - set(trade_ids))
+    assert missed
+    for trade_id in missed:
+        pushed_from, pushed_until = traded[trade_id]
+        assert within_a_gap(pushed_from, market_gaps)
+        assert within_a_gap(pushed_until, market_gaps)
 
 
 # --- shutdown -----------------------------------------------------------------------------

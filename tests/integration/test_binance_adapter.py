@@ -125,6 +125,30 @@ def test_place_query_list_and_cancel(env: Env) -> None:
         env.adapter.cancel_order(SYMBOL, "fb-c000001-B1")
 
 
+def test_an_order_the_exchange_expired_says_why_others_name_no_reason(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expiring = env.adapter.place_limit(request())
+    live = env.adapter.place_limit(request("fb-c000002-B1"))
+    env.exchange.expire_order(SYMBOL, expiring.order_id, "INSUFFICIENT_LIQUIDITY")
+
+    expired = env.adapter.get_order(SYMBOL, "fb-c000001-B1")
+    assert expired is not None
+    assert (expired.status, expired.expiry_reason) == (
+        OrderStatus.EXPIRED,
+        "INSUFFICIENT_LIQUIDITY",
+    )
+    assert live.expiry_reason == ""  # no expiryReason in the response
+    # Binance's "NONE" names no reason either
+    view = env.exchange.get_order
+    monkeypatch.setattr(
+        env.exchange, "get_order", lambda *a, **k: {**view(*a, **k), "expiryReason": "NONE"}
+    )
+    read = env.adapter.get_order(SYMBOL, "fb-c000002-B1")
+    assert read is not None
+    assert (read.status, read.expiry_reason) == (OrderStatus.NEW, "")
+
+
 def test_fills_trades_and_balances(env: Env) -> None:
     buy = env.adapter.place_limit(request())
     env.exchange.on_trade(T0 + 5, "9.98", "0.4", True)

@@ -413,4 +413,10 @@ def _order_state(payload: Mapping[str, Any], *, client_order_id: str | None = No
         cumulative_quote_qty=Decimal(payload["cummulativeQuoteQty"]),
         status=OrderStatus(payload["status"]),
         time_ms=int(time_ms),
+        expiry_reason=_expiry_reason(payload.get("expiryReason")),
     )
+
+
+def _expiry_reason(value: Any) -> str:
+    """Binance's ``expiryReason`` when it names a reason (absent and ``NONE`` do not)."""
+    return "" if value in (None, "", "NONE") else str(value)

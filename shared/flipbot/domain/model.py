@@ -73,6 +73,8 @@ class OrderState:
     cumulative_quote_qty: Decimal
     status: OrderStatus
     time_ms: int
+    # Why the exchange expired it (Binance's expiryReason); "" when it names none.
+    expiry_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

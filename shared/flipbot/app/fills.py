@@ -252,6 +252,9 @@ def _ended(order: OrderRecord) -> str:
 
 
 def order_from_state(order: OrderRecord, state: OrderState, now_ms: int) -> OrderRecord:
+    """The record moved forward to what the exchange says of the order, its expiry reason
+    included: an order read over REST (reconcile, a sync after lost events) says why it
+    ended as one whose update arrived does."""
     status = order.status
     if status_rank(str(state.status)) >= status_rank(status):
         status = str(state.status)
@@ -261,6 +264,7 @@ def order_from_state(order: OrderRecord, state: OrderState, now_ms: int) -> Orde
         executed_qty=max(order.executed_qty, state.executed_qty),
         cumulative_quote_qty=max(order.cumulative_quote_qty, state.cumulative_quote_qty),
         updated_ms=now_ms,
+        expiry_reason=state.expiry_reason or order.expiry_reason,
     )
 
 

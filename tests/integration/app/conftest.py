@@ -42,12 +42,14 @@ class Clock:
 @dataclass
 class RecordingWorkflow:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)  # of the failures, in order
 
     def task_succeeded(self, task_token: str, output: Any) -> None:
         self.calls.append(("success", task_token, dict(output)))
 
     def task_failed(self, task_token: str, error: str, cause: str) -> None:
         self.calls.append(("failure", task_token, error))
+        self.causes.append(cause)
 
     def task_heartbeat(self, task_token: str) -> None:
         self.calls.append(("heartbeat", task_token, None))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from flipbot.twin.chaos import SCENARIOS, Chaos
-from flipbot.twin.chaos_run import run_many, table
+from flipbot.twin.chaos_run import plan, run_many, table
+from flipbot.twin.world import WORLD_SCENARIOS
 
 INJECTED = {
     "duplicate": "duplicated",
@@ -43,6 +44,29 @@ def test_given_every_scenario_then_its_fault_was_really_injected(
     for scenario, column in INJECTED.items():
         assert by_name[scenario][column], f"{scenario} injected no {column}"
     assert by_name["combined"]["crashes"] or by_name["combined"]["faults"]
+
+
+def test_given_every_world_scenario_then_it_acted_on_the_bot(
+    chaos_rows: list[dict[str, object]],
+) -> None:
+    by_name = {row["scenario"]: row for row in chaos_rows}
+    for scenario in WORLD_SCENARIOS:
+        assert by_name[scenario]["injected"], f"{scenario} injected nothing"
+        assert by_name[scenario]["injections"], f"{scenario} names no injection"
+
+
+def test_given_the_world_profile_then_its_seeds_go_round_its_scenarios() -> None:
+    assert plan("world", 8) == [
+        ("exchange-ended", 1),
+        ("manual", 2),
+        ("forged", 3),
+        ("stopped", 4),
+        ("poison", 5),
+        ("ai-hostile", 6),
+        ("exchange-ended", 7),
+        ("manual", 8),
+    ]
+    assert set(WORLD_SCENARIOS) <= {scenario for scenario, _ in plan("all", len(SCENARIOS))}
 
 
 def test_given_a_tight_stop_loss_under_every_scenario_then_its_exits_keep_the_invariants() -> None:

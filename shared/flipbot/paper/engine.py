@@ -520,15 +520,27 @@ class PaperExchange:
         self._market(symbol).info["status"] = status
 
     def expire_order(
-        self, symbol: str, order_id: int, reason: str = "EXCHANGE_CANCELED"
+        self,
+        symbol: str,
+        order_id: int,
+        reason: str = "EXCHANGE_CANCELED",
+        *,
+        in_match: bool = False,
     ) -> dict[str, Any]:
         """The exchange ends an open order itself (status EXPIRED, ``expiryReason`` /
-        ``eR`` = ``reason``), what is filled staying filled; returns the order's view."""
+        ``eR`` = ``reason``), what is filled staying filled; returns the order's view.
+
+        ``in_match``: self-trade prevention ended it instead (another order of the same
+        account met it; ``EXPIRE_MAKER`` is the default mode): status ``EXPIRED_IN_MATCH``,
+        execution type ``TRADE_PREVENTION``, no expiry reason."""
         market = self._market(symbol)
         order = self._find(market.info["symbol"], order_id, None)
         if order is None or not order.is_open:
             raise BinanceError(e.CANCEL_REJECTED, e.MSG_UNKNOWN_ORDER)
-        self._close(order, "EXPIRED", self.clock(), expiry_reason=reason)
+        if in_match:
+            self._close(order, "EXPIRED_IN_MATCH", self.clock())
+        else:
+            self._close(order, "EXPIRED", self.clock(), expiry_reason=reason)
         return self._order_view(order)
 
     def get_order(
@@ -945,7 +957,9 @@ class PaperExchange:
         order.update_time = now
         self._unrest(order)
         self._release(order, market)
-        exec_type = "CANCELED" if status == "CANCELED" else "EXPIRED"
+        exec_type = {"CANCELED": "CANCELED", "EXPIRED_IN_MATCH": "TRADE_PREVENTION"}.get(
+            status, "EXPIRED"
+        )
         self._emit_report(order, exec_type, now, client_order_id=client_order_id)
         self._emit_account(now, [market.quote if order.side == "BUY" else market.base])
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flipbot.domain.errors import FlipbotError
+from flipbot.twin.world import WORLD_SCENARIOS
 
 #: An armed crash strikes at one of the invocation's first CRASH_REACH side effects.
 CRASH_REACH = 12
@@ -40,6 +41,7 @@ SCENARIOS = (
     "restart",
     "concurrent",
     "combined",
+    *WORLD_SCENARIOS,
 )
 
 #: What each scenario turns on (probabilities per opportunity).
@@ -64,6 +66,9 @@ PROFILES: dict[str, dict[str, float]] = {
         "skew": 0.01,
         "restart": 0.05,
     },
+    # The hostile world (flipbot.twin.world) acts on the account and the bus, not on the
+    # delivery path: its scenarios inject nothing here.
+    **{scenario: {} for scenario in WORLD_SCENARIOS},
 }
 
 
@@ -86,9 +91,11 @@ class ChaosStats:
     crashes: int = 0
     faults: int = 0
     overlapped: int = 0  # deliveries run alongside another of the same function
+    #: the world's injections by kind (flipbot.twin.world, poison, hostile_ai)
+    injections: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "injections": dict(sorted(self.injections.items()))}
 
 
 @dataclass

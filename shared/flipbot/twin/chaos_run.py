@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flipbot.twin.chaos import PROFILES, SCENARIOS
+from flipbot.twin.world import WORLD_SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,17 @@ class ChaosRun:
     violations: tuple[str, ...]
     stop_loss_exits: int = 0
     overlapped: int = 0
+    injections: tuple[tuple[str, int], ...] = ()  # the world's, by kind
 
 
 def plan(profile: str, seeds: int) -> list[tuple[str, int]]:
-    """(scenario, seed) pairs: ``all`` spreads the seeds over every scenario in turn."""
-    if profile == "all":
-        return [(SCENARIOS[i % len(SCENARIOS)], i + 1) for i in range(seeds)]
+    """(scenario, seed) pairs: ``all`` spreads the seeds over every scenario in turn,
+    ``world`` over the hostile world's (:data:`~flipbot.twin.world.WORLD_SCENARIOS`)."""
+    if profile in ("all", "world"):
+        chosen = SCENARIOS if profile == "all" else WORLD_SCENARIOS
+        return [(chosen[i % len(chosen)], i + 1) for i in range(seeds)]
     if profile not in PROFILES:
-        raise ValueError(f"unknown chaos profile {profile!r}: all, {', '.join(PROFILES)}")
+        raise ValueError(f"unknown chaos profile {profile!r}: all, world, {', '.join(PROFILES)}")
     return [(profile, i + 1) for i in range(seeds)]
 
 
@@ -74,6 +78,7 @@ def run_one(
         violations=tuple(sorted(k for k, ok in report["invariants"].items() if not ok)),
         stop_loss_exits=report["stop_loss_exits"],
         overlapped=stats.get("overlapped", 0),
+        injections=tuple(sorted(stats.get("injections", {}).items())),
     )
 
 
@@ -128,10 +133,15 @@ def table(runs: list[ChaosRun]) -> list[dict[str, Any]]:
                 "overlapped": 0,
                 "stop_loss_exits": 0,
                 "dead_letters": 0,
+                "injected": 0,
+                "injections": {},
                 "violations": 0,
             },
         )
         row["seeds"] += 1
+        for kind, n in run.injections:
+            row["injections"][kind] = row["injections"].get(kind, 0) + n
+            row["injected"] += n
         for key in (
             "cycles",
             "duplicated",
@@ -161,10 +171,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "faults",
         "overlapped",
         "dead_letters",
+        "injected",
         "violations",
     ]
     total = {c: sum(r[c] for r in rows) for c in columns[1:]}
     lines = ["  ".join(f"{c:>12}" for c in columns)]
     for row in [*rows, {"scenario": "total", **total}]:
         lines.append("  ".join(f"{row[c]!s:>12}" for c in columns))
+    for row in rows:
+        if row.get("injections"):
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(row["injections"].items()))
+            lines.append(f"  {row['scenario']} injected: {kinds}")
     return "\n".join(lines)

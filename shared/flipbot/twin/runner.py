@@ -154,6 +154,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot.twin.reads import ReadMeter
     from flipbot.twin.report import build_report, write_outputs
+    from flipbot.twin.world import OTHER_SYMBOL, WORLD_SCENARIOS, World, WorldContext
 
     # A function that fails before adding a metric makes Powertools warn; the failure
     # itself is what matters and is retried and reported.
@@ -173,6 +174,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     strategy = "ai" if config.decider == "openai" else config.decider
     parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
+    world = World(config.chaos, config.chaos_seed) if config.chaos in WORLD_SCENARIOS else None
+    # In the hostile world the account also trades another symbol, by hand.
+    symbols = [config.symbol, OTHER_SYMBOL] if world and config.symbol != OTHER_SYMBOL else []
     limits = Limits()
 
     with (
@@ -182,7 +186,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         ExitStack() as cleanup,
     ):
         exchange = PaperExchange(
-            [config.symbol],
+            symbols or [config.symbol],
             clock=scheduler.time_ms,
             maker=config.maker_fee,
             taker=config.taker_fee,
@@ -283,6 +287,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             while exchange.outbox or final:
                 batch, exchange.outbox[:] = list(exchange.outbox), []
                 reports = [m for m in batch if m.get("event", m).get("e") == "executionReport"]
+                if world is not None:
+                    world.observe(reports)
                 gap = False
                 if chaos is not None:
                     reports, gap = chaos.deliveries(reports)
@@ -337,6 +343,23 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             (data.first_ms + minutes * 60_000, action) for minutes, action in config.interventions
         )
         reconcile_function = cloud.function_names["ReconcileFunction"]
+
+        def publish_as_listener(events: list[tuple[str, dict[str, Any]]]) -> None:
+            with as_listener():
+                publisher.publish_many(events)
+            scheduler.settle()
+
+        world_ctx = WorldContext(
+            exchange=exchange,
+            symbol=config.symbol,
+            state=state,
+            sfn=sfn,
+            cloud=cloud,
+            now_ms=lambda: int(scheduler.now_ms),
+            publish=publish_as_listener,
+            invoke=lambda logical_id, ev: registry.invoke(cloud.function_names[logical_id], ev),
+            by_hand=BY_HAND,
+        )
         for event in data.events:
             while pending and pending[0][0] <= event.time_ms:
                 at, action = pending.pop(0)
@@ -356,11 +379,24 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 advance(event.time_ms)
             if isinstance(event, TradeEvent):
                 indicators.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
-                exchange.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
+                exchange.on_trade(
+                    event.time_ms,
+                    event.price,
+                    event.qty,
+                    event.is_buyer_maker,
+                    symbol=config.symbol,
+                )
                 state.last_price = event.price
             elif isinstance(event, BookEvent):
                 indicators.on_book(event.bid, event.bid_qty, event.ask, event.ask_qty)
-                exchange.on_book(event.time_ms, event.bid, event.bid_qty, event.ask, event.ask_qty)
+                exchange.on_book(
+                    event.time_ms,
+                    event.bid,
+                    event.bid_qty,
+                    event.ask,
+                    event.ask_qty,
+                    symbol=config.symbol,
+                )
             state.events += 1
             if event.time_ms >= next_sample and state.last_price > 0:
                 state.price_path.append((event.time_ms, state.last_price))
@@ -374,6 +410,12 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 started_cycle = True
             scheduler.settle()
             drain()
+            if world is not None:
+                did = world.tick(world_ctx, start_at + 10 * 60_000, data.last_ms - 60 * 60_000)
+                if did is not None:
+                    state.by_hand.append((scheduler.now_ms, config.chaos, did))
+                    scheduler.settle()
+                    drain()
             base_total = _base_total(exchange, config.symbol)
             position = base_total * state.last_price
             state.max_position_quote = max(state.max_position_quote, position)
@@ -417,6 +459,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         report["invariants"]["no_wait_without_live_order"] = not stuck
         report["violations"]["waits_without_live_order"] = stuck
         if chaos is not None:
+            if world is not None:
+                chaos.stats.injections.update(world.injections)
             report["chaos"] = {
                 "profile": chaos.profile,
                 "seed": chaos.seed,

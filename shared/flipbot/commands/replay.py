@@ -31,7 +31,9 @@ def register(sub: Any) -> None:
         "--chaos",
         metavar="PROFILE",
         help="run seeded chaos replays instead: duplicate, reorder, drop, crash, exchange, "
-        "restart, combined, or all (every scenario in turn); prints the invariants table",
+        "restart, concurrent, combined; the hostile world's exchange-ended, manual, forged, "
+        "stopped, poison, ai-hostile; world (its scenarios in turn) or all (every scenario "
+        "in turn); prints the invariants table",
     )
     replay.add_argument(
         "--seeds", type=int, default=20, help="how many seeded chaos replays (default 20)"

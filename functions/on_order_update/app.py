@@ -9,10 +9,11 @@ exchange client is built then, not at cold start): the order and its trades are 
 from Binance and those are what the books keep.
 
 An event that is not the listener's ``OrderUpdated`` for the stack's symbol (another
-source or detail-type, another symbol), or that the exchange contradicts, changes
-nothing: it is answered ``ignored`` with the reason, logged and counted in
-``OrderUpdatesIgnored``, not raised, so Lambda does not retry it. A malformed detail is
-an ``InvalidEvent``.
+source or detail-type, another symbol), that is about another stack's order (another
+client order id prefix: two stacks on one Binance account), or that the exchange
+contradicts, changes nothing: it is answered ``ignored`` with the reason, logged and
+counted in ``OrderUpdatesIgnored``, not raised, so Lambda does not retry it. A malformed
+detail is an ``InvalidEvent``.
 """
 
 from typing import Any
@@ -58,8 +59,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         services.clock.now_ms(),
         follow_manual=lambda order, fills: _follow_manual_buy(services, order, fills),
         confirm_with=lambda: services.exchange,
+        order_id_prefix=services.settings.order_id_prefix,
     )
-    if result.get("action") == "unconfirmed":
+    if result.get("action") in ("ignored", "unconfirmed"):
         return _ignored(result["reason"])
     metrics.add_metric("OrderUpdatesIgnored", MetricUnit.Count, 0)
     logger.info("order update applied", extra=result)

@@ -6,13 +6,15 @@ the offending value, at cold start rather than halfway through a cycle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flipbot.domain.errors import ConfigurationError
+from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
 
 NO_SELL_TIMEOUT = 99_999_999
 """A sell's ``timeout_seconds`` without a stop-loss: Step Functions' own default for a task
@@ -64,6 +66,17 @@ class Settings(BaseModel):
     recovery_open_buy: Literal["wait", "cancel"] = "cancel"
     manual_sell_margin: Decimal = Field(default=Decimal("0.01"), ge=0)
     manual_dry_run: bool = False
+    order_id_prefix: str = DEFAULT_PREFIX
+
+    @field_validator("order_id_prefix")
+    @classmethod
+    def _order_id_prefix(cls, value: str) -> str:
+        if not re.fullmatch(PREFIX_PATTERN, value):
+            raise ValueError(
+                "a client order id prefix is 'fb' and up to 13 lowercase letters or digits "
+                "(e.g. fb1a2b3c4d), so that '<prefix>-m<orderId>' fits Binance's 36 characters"
+            )
+        return value
 
     @property
     def sell_timeout_seconds(self) -> int:
@@ -109,6 +122,7 @@ class Settings(BaseModel):
             "manual_sell_margin": _decimal(env, "MANUAL_SELL_MARGIN", "0.01"),
             "manual_dry_run": env.get("MANUAL_DRY_RUN", "false").strip().lower()
             in {"1", "true", "yes", "on"},
+            "order_id_prefix": env.get("ORDER_ID_PREFIX") or DEFAULT_PREFIX,
         }
         try:
             return cls.model_validate(raw)
@@ -143,6 +157,7 @@ _ENV_NAME = {
     "sell_recheck_seconds": "SELL_RECHECK_SECONDS",
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
+    "order_id_prefix": "ORDER_ID_PREFIX",
 }
 
 

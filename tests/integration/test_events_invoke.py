@@ -86,35 +86,42 @@ DECISION = {
 }
 RECONCILED = {"repaired_fills": is_type(int), "resumed": is_type(int), "heartbeats": is_type(int)}
 
-#: The cycle the files describe, in order, with what each invocation returns.
+#: The cycle the files describe, in order, with what each invocation returns. Client order
+#: ids carry the stack's prefix: fb + the first 8 hex digits of the stack id, 51af3dc0 for
+#: the stack ``sam local invoke`` and the twin make up.
 SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("consult_ai_buy.json", DECISION),
     (
         "place_order_buy.json",
-        {"client_order_id": "fb-c000001-B1", "status": "NEW", "order_id": is_type(int)},
+        {"client_order_id": "fb51af3dc0-c000001-B1", "status": "NEW", "order_id": is_type(int)},
     ),
     (
         "on_order_update_new.json",
-        {"client_order_id": "fb-c000001-B1", "status": "NEW", "new_fill": False, "resumed": ""},
+        {
+            "client_order_id": "fb51af3dc0-c000001-B1",
+            "status": "NEW",
+            "new_fill": False,
+            "resumed": "",
+        },
     ),
     # The partial and filled files carry an order id and trade ids the paper exchange never
     # made (its own fill of the buy has others): the function confirms each fill with the
     # exchange before booking it, so it books neither and says why
     (
         "on_order_update_partial.json",
-        {"action": "ignored", "reason": lambda v: "does not know order fb-c000001-B1" in v},
+        {"action": "ignored", "reason": lambda v: "does not know order fb51af3dc0-c000001-B1" in v},
     ),
     (
         "on_order_update_filled.json",
-        {"action": "ignored", "reason": lambda v: "does not know order fb-c000001-B1" in v},
+        {"action": "ignored", "reason": lambda v: "does not know order fb51af3dc0-c000001-B1" in v},
     ),
     # the books hold what the exchange filled, so the sell leg sells exactly that
     ("consult_ai_sell.json", DECISION),
-    ("place_order_sell.json", {"client_order_id": "fb-c000001-S1", "status": "NEW"}),
+    ("place_order_sell.json", {"client_order_id": "fb51af3dc0-c000001-S1", "status": "NEW"}),
     # the buy had filled before its timeout: nothing to cancel, the fills are reported
     (
         "cancel_order.json",
-        {"client_order_id": "fb-c000001-B1", "status": "FILLED", "executed": True},
+        {"client_order_id": "fb51af3dc0-c000001-B1", "status": "FILLED", "executed": True},
     ),
     # the sell still rests on the book: the cycle is not closed before it is sold
     ("record_trade.json", {"errorType": "CycleNotSold"}),

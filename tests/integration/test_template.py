@@ -310,7 +310,7 @@ def test_order_updated_fixtures_validate_and_match_the_rule(sam: SamTemplate, na
     detail = OrderUpdated.model_validate(event["detail"])
     # exactly as the handler parses it: Powertools' EventBridge envelope around the model
     assert parse(event=event, model=OrderUpdated, envelope=envelopes.EventBridgeEnvelope) == detail
-    assert detail.client_order_id == "fb-c000001-B1"
+    assert detail.client_order_id == "fb51af3dc0-c000001-B1"
     # decimals travel as strings, exactly as the listener publishes them
     assert isinstance(event["detail"]["price"], str)
     (rule,) = sam.functions["OnOrderUpdateFunction"].event_rules

@@ -66,3 +66,32 @@ def test_given_a_malformed_stop_loss_setting_then_the_error_names_variable_and_v
     with pytest.raises(ConfigurationError) as error:
         _settings(**env)
     assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "fb"),  # local tools: no stack, plain fb
+        ({"ORDER_ID_PREFIX": ""}, "fb"),
+        ({"ORDER_ID_PREFIX": "fb51af3dc0"}, "fb51af3dc0"),  # fb + 8 hex digits of a stack id
+        ({"ORDER_ID_PREFIX": "fb" + "z" * 13}, "fb" + "z" * 13),  # the longest
+    ],
+)
+def test_given_an_order_id_prefix_or_none_then_the_stack_s_prefix(
+    env: dict[str, str], expected: str
+) -> None:
+    assert _settings(**env).order_id_prefix == expected
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["xy1a2b3c4d", "FB1A2B3C4D", "fb-1a2b", "fb_1a2b", "fb1a2b3c4d5e6f7a", "fb\n", " fb"],
+    ids=["not-fb", "upper-case", "dash", "underscore", "too-long", "newline", "space"],
+)
+def test_given_a_malformed_order_id_prefix_then_the_error_names_variable_and_value(
+    prefix: str,
+) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        _settings(ORDER_ID_PREFIX=prefix)
+    assert f"ORDER_ID_PREFIX={prefix!r}" in str(error.value)
+    assert "'fb' and up to 13 lowercase letters or digits" in str(error.value)

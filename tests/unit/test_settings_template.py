@@ -21,6 +21,7 @@ from cfnlint.decode import cfn_yaml
 from flipbot.app.lab import session_limits
 from flipbot.listener.settings import ListenerSettings
 from flipbot.settings import Settings
+from flipbot.twin.template import TemplateError, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "shared" / "flipbot"
@@ -63,6 +64,10 @@ FIXED_VARIABLES: dict[str, str] = {
         "changing one side alone breaks the check"
     ),
     "STOP_TIMEOUT_SECONDS": "equals the container's StopTimeout (30 s), which a test checks",
+    "ORDER_ID_PREFIX": (
+        "derived from the stack id (fb + its first 8 hex digits): each stack its own, so no "
+        "parameter could give two stacks on one Binance account the same prefix"
+    ),
     "QUEUE_CAPACITY": _LISTENER_TUNING,
     "MARKET_SILENCE_SECONDS": _LISTENER_TUNING,
     "USER_PROBE_SECONDS": _LISTENER_TUNING,
@@ -135,7 +140,8 @@ def _listener_variables(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def _defaults(template: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, str]:
-    """The variables with each parameter at its default and each resource named."""
+    """The variables with each parameter at its default, each resource named and each
+    value derived from the stack alone (``ORDER_ID_PREFIX``) as ``sam local invoke`` has it."""
     parameters = template["Parameters"]
     out = {}
     for name, value in variables.items():
@@ -145,7 +151,10 @@ def _defaults(template: dict[str, Any], variables: Mapping[str, Any]) -> dict[st
         elif isinstance(value, str):
             out[name] = value
         else:
-            out[name] = f"resource-{name.lower()}"
+            try:
+                out[name] = resolve(value, {}, {})
+            except TemplateError:  # it names a resource, the stack name, region or account
+                out[name] = f"resource-{name.lower()}"
     return out
 
 
@@ -305,13 +314,15 @@ def test_template_defaults_are_the_code_defaults(template: dict[str, Any]) -> No
 
 
 def _resources(functions: Mapping[str, str]) -> dict[str, str]:
-    """The variables that name a resource (not settings): the same in both environments."""
+    """The variables that name a resource or derive from the stack (not settings): the
+    same in both environments."""
     names = (
         "EVENT_BUS_NAME",
         "STATE_MACHINE_ARN",
         "BINANCE_SECRET_ARN",
         "OPENAI_SECRET_ARN",
         "KILL_SWITCH_PARAMETER",
+        "ORDER_ID_PREFIX",
     )
     return {name: functions[name] for name in names if name in functions}
 
@@ -346,6 +357,8 @@ def _resolve(value: Any, template: dict[str, Any], stack: str) -> str:
         return value
     if "Ref" in value:
         return ref(value["Ref"])
+    if "Fn::Sub" not in value:  # derived from the stack id alone: ORDER_ID_PREFIX
+        return resolve(value, {}, {})
     text = value["Fn::Sub"]
     while "${" in text:
         start = text.index("${")

@@ -26,7 +26,6 @@ from flipbot.app.records import (
     STOP_LOSS_VERDICT,
     ConsultationRecord,
     Cycle,
-    client_order_id,
     stop_loss_extra,
 )
 from flipbot.app.services import Services
@@ -44,6 +43,7 @@ from flipbot.domain.guards import (
     stop_price,
 )
 from flipbot.domain.model import BookTop, MarketSnapshot, Side
+from flipbot.domain.order_ids import client_order_id
 
 PROMPT_VERSION = "offline-v1"
 
@@ -94,7 +94,7 @@ def _consult_buy(
     snapshot = _with_book(snapshot, book)
     free_quote = exchange.balances().get(rules.quote_asset)
     decision, meta = _decide(services, _request(services, Side.BUY, snapshot, fees))
-    coid = f"fb-{cycle.cycle_id}-B{attempt}"
+    coid = client_order_id(cycle.cycle_id, Side.BUY, attempt, prefix=s.order_id_prefix)
     if decision.action != "BUY":
         _audit(
             services,
@@ -181,7 +181,7 @@ def _consult_sell(
         raise PositionGone(cycle.held_qty, in_account, rules.base_asset)
     snapshot = _with_book(snapshot, book)
     limits = risk_limits(services)
-    coid = client_order_id(cycle.cycle_id, Side.SELL, attempt)
+    coid = client_order_id(cycle.cycle_id, Side.SELL, attempt, prefix=s.order_id_prefix)
     if stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
         exit_order = _stop_loss_exit(
             services, cycle, snapshot, book, rules, limits, held, floor, coid, consultation_id, now
@@ -324,7 +324,9 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
     if limits.stop_loss is None:
         return keep | {"reason": "no stop-loss configured"}
     cycle = repos.cycles.get(cycle_id)
-    order = repos.orders.get(client_order_id(cycle_id, Side.SELL, attempt))
+    order = repos.orders.get(
+        client_order_id(cycle_id, Side.SELL, attempt, prefix=s.order_id_prefix)
+    )
     snapshot = repos.market.get(s.symbol)
     if cycle is None or order is None or snapshot is None or cycle.entry_price <= 0:
         return keep | {"reason": "nothing to check: no cycle, order or market snapshot"}

@@ -16,9 +16,14 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.records import ZERO, OrderRecord, Repositories, is_system_client_order_id
+from flipbot.app.records import ZERO, OrderRecord, Repositories
 from flipbot.domain.errors import TaskNotWaiting
 from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
+from flipbot.domain.order_ids import (
+    DEFAULT_PREFIX,
+    is_system_client_order_id,
+    other_stack_prefix,
+)
 from flipbot.events import OrderUpdated
 from flipbot.ports import ExchangePort, WorkflowPort
 
@@ -81,6 +86,7 @@ def apply_order_update(
     follow_manual: Callable[[OrderRecord, list[Fill]], dict[str, Any]] | None = None,
     *,
     confirm_with: Callable[[], ExchangePort] | None = None,
+    order_id_prefix: str = DEFAULT_PREFIX,
 ) -> dict[str, Any]:
     """Record the update's fill (once), move the order forward, resume a finished cycle leg.
 
@@ -94,10 +100,26 @@ def apply_order_update(
     exchange and those are recorded. An update the exchange contradicts (an order or a
     trade it does not know, a status it has not reached) changes nothing: anyone able to
     put events on the bus could have written it. The outcome says ``unconfirmed`` and why.
+
+    An order of another stack trading on the same account (a client order id with another
+    prefix than ``order_id_prefix``, the stack's) is none of this stack's business: it is
+    neither recorded nor followed as a manual order, and the outcome says ``ignored`` and
+    why. One that is in this stack's books all the same (placed before its prefix changed)
+    is its own.
     """
     coid = update.client_order_id
     if update.execution_type == "CANCELED" and update.orig_client_order_id:
         coid = update.orig_client_order_id
+    other = other_stack_prefix(coid, prefix=order_id_prefix)
+    if other and repos.orders.get(coid) is None:
+        return {
+            "client_order_id": coid,
+            "action": "ignored",
+            "reason": (
+                f"order {coid} is another stack's (prefix {other!r}, this stack's "
+                f"{order_id_prefix!r}): not recorded, not followed"
+            ),
+        }
     fill = fill_from_update(update, coid)
     truth: OrderState | None = None
     if confirm_with is not None and (fill is not None or status_rank(update.status) > 4):
@@ -116,7 +138,11 @@ def apply_order_update(
             side=Side(update.side),
             price=update.price,
             quantity=update.orig_qty,
-            origin=Origin.SYSTEM if is_system_client_order_id(coid) else Origin.MANUAL,
+            origin=(
+                Origin.SYSTEM
+                if is_system_client_order_id(coid, prefix=order_id_prefix)
+                else Origin.MANUAL
+            ),
             status=update.status,
             order_id=update.order_id,
             created_ms=now_ms,

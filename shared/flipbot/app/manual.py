@@ -11,8 +11,9 @@
 * With ``MANUAL_DRY_RUN`` the sell is computed, recorded as ``DRY_RUN`` and logged,
   and not placed.
 
-The sell's client order id derives from the manual order's exchange id, so a
-redelivered fill event finds the sell it already placed.
+The sell's client order id (``<prefix>-m<orderId>``) derives from the manual order's
+exchange id, so a redelivered fill event finds the sell it already placed. An order of
+another stack on the same account is not a manual one: it is never followed.
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ from flipbot.app.services import Services
 from flipbot.domain.errors import OrderRejected
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.model import Fill, OrderRequest, OrderStatus, Origin, Side
+from flipbot.domain.order_ids import follow_up_client_order_id
 from flipbot.ports import ExchangePort
-
-
-def follow_up_client_order_id(manual_order_id: int) -> str:
-    return f"fb-m{manual_order_id}"
 
 
 def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
             "action": "ignored",
             "reason": f"{order.symbol} is not the bot's symbol {s.symbol}: no sell is placed",
         }
-    coid = follow_up_client_order_id(order.order_id)
+    coid = follow_up_client_order_id(order.order_id, prefix=s.order_id_prefix)
     existing = repos.orders.get(coid)
     if existing is not None and existing.status != "UNKNOWN":
         return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}

@@ -19,7 +19,7 @@ from flipbot.app.fills import (
     send_callback,
     sync_order_fills,
 )
-from flipbot.app.records import Cycle, OrderRecord, client_order_id, stop_loss_evidence
+from flipbot.app.records import Cycle, OrderRecord, stop_loss_evidence
 from flipbot.app.services import Services
 from flipbot.domain.cycle import CycleEvent, CycleState, transition
 from flipbot.domain.errors import (
@@ -33,6 +33,7 @@ from flipbot.domain.errors import (
     UnknownOrderOutcome,
 )
 from flipbot.domain.model import OrderRequest, OrderState, Side
+from flipbot.domain.order_ids import client_order_id
 from flipbot.ports import ExchangePort
 
 
@@ -57,7 +58,7 @@ def place_order(
 ) -> dict[str, Any]:
     s, repos = services.settings, services.repos
     now = services.clock.now_ms()
-    coid = client_order_id(cycle_id, leg, attempt)
+    coid = client_order_id(cycle_id, leg, attempt, prefix=s.order_id_prefix)
     cycle = repos.cycles.get(cycle_id)
     existing = repos.orders.get(coid)
     on_exchange = existing is not None and existing.order_id != 0
@@ -268,7 +269,7 @@ def cancel_order(services: Services, *, cycle_id: str, leg: Side, attempt: int) 
     """Cancel the leg's order (after a timeout) and report what it filled before that."""
     repos, exchange = services.repos, services.exchange
     now = services.clock.now_ms()
-    coid = client_order_id(cycle_id, leg, attempt)
+    coid = client_order_id(cycle_id, leg, attempt, prefix=services.settings.order_id_prefix)
     order = repos.orders.get(coid)
     if order is None:
         return {"client_order_id": coid, "status": "UNKNOWN", "executed": False}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -13,28 +12,6 @@ from flipbot.domain.errors import RetryableError
 from flipbot.domain.model import Fill, Origin, Side
 
 ZERO = Decimal(0)
-
-
-def client_order_id(cycle_id: str, leg: Side | str, attempt: int) -> str:
-    """Deterministic client order id for one intent: ``fb-<cycle>-<B|S><attempt>``."""
-    return f"fb-{cycle_id}-{str(leg)[0]}{attempt}"
-
-
-_SYSTEM_ID = re.compile(r"^fb-(c\d{6})-([BS])(\d+)$")
-
-
-def parse_client_order_id(coid: str) -> tuple[str, Side, int] | None:
-    """(cycle id, leg, attempt) of a cycle's client order id, or None for any other id."""
-    match = _SYSTEM_ID.match(coid)
-    if match is None:
-        return None
-    cycle, leg, attempt = match.groups()
-    return cycle, Side.BUY if leg == "B" else Side.SELL, int(attempt)
-
-
-def is_system_client_order_id(coid: str) -> bool:
-    """The bot's own orders: a cycle's, or the sell that follows a manual buy."""
-    return coid.startswith("fb-")
 
 
 def cycle_id_for(sequence: int) -> str:

@@ -1,8 +1,10 @@
 """Recovery from the exchange alone: rebuild the bot's records and resume its cycle.
 
 For a first deploy onto an account with history, or after the tables were lost. The
-exchange's orders and trades are the truth; the client order ids tell the bot's own
-orders (``fb-<cycle>-<B|S><attempt>``) from manual ones. Then, for the latest cycle:
+exchange's orders and trades are the truth; the client order ids tell the stack's own
+orders (``<prefix>-<cycle>-<B|S><attempt>``, ``ORDER_ID_PREFIX``) from manual ones, and
+both from another stack's on the same account (another ``fb...`` prefix), which are left
+out: neither recorded nor counted. Then, for the latest cycle:
 
 * an open BUY: ``RECOVERY_OPEN_BUY=cancel`` (default) cancels it and goes on with what it
   filled; ``wait`` keeps it and resumes waiting for its fill;
@@ -29,8 +31,6 @@ from flipbot.app.records import (
     OrderRecord,
     cycle_id_for,
     cycle_sequence,
-    is_system_client_order_id,
-    parse_client_order_id,
 )
 from flipbot.app.services import Services
 from flipbot.app.trades import record_trade
@@ -38,6 +38,11 @@ from flipbot.domain.cycle import CycleState
 from flipbot.domain.errors import OrderNotFound
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.model import Fill, OrderState, Origin, Side
+from flipbot.domain.order_ids import (
+    is_system_client_order_id,
+    other_stack_prefix,
+    parse_client_order_id,
+)
 
 _LIVE = ("NEW", "PARTIALLY_FILLED")
 
@@ -46,8 +51,17 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
     s, repos, exchange = services.settings, services.repos, services.exchange
     now = services.clock.now_ms()
     rules = exchange.symbol_rules(s.symbol)
-    fills = list(exchange.my_trades(s.symbol))
-    open_states = {o.client_order_id: o for o in exchange.open_orders(s.symbol)}
+    prefix = s.order_id_prefix
+
+    def another_stacks(coid: str) -> bool:
+        return bool(other_stack_prefix(coid, prefix=prefix))
+
+    fills = [f for f in exchange.my_trades(s.symbol) if not another_stacks(f.client_order_id)]
+    open_states = {
+        o.client_order_id: o
+        for o in exchange.open_orders(s.symbol)
+        if not another_stacks(o.client_order_id)
+    }
 
     repaired_fills = sum(int(repos.fills.add(f)) for f in fills if f.client_order_id)
     by_order: dict[str, list[Fill]] = defaultdict(list)
@@ -60,7 +74,7 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
         state = open_states.get(coid) or exchange.get_order(s.symbol, coid)
         if state is None:
             continue
-        repos.orders.create(_order_record(coid, state, now))
+        repos.orders.create(_order_record(coid, state, now, prefix))
         rebuilt_orders += 1
 
     cycles = _rebuild_cycles(services, rules, now)
@@ -87,15 +101,15 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
     }
 
 
-def _order_record(coid: str, state: OrderState, now: int) -> OrderRecord:
-    parsed = parse_client_order_id(coid)
+def _order_record(coid: str, state: OrderState, now: int, prefix: str) -> OrderRecord:
+    parsed = parse_client_order_id(coid, prefix=prefix)
     record = OrderRecord(
         client_order_id=coid,
         symbol=state.symbol,
         side=state.side,
         price=state.price,
         quantity=state.orig_qty,
-        origin=Origin.SYSTEM if is_system_client_order_id(coid) else Origin.MANUAL,
+        origin=Origin.SYSTEM if is_system_client_order_id(coid, prefix=prefix) else Origin.MANUAL,
         cycle_id=parsed[0] if parsed else "",
         attempt=parsed[2] if parsed else 0,
         created_ms=state.time_ms,

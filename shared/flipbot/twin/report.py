@@ -21,8 +21,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.records import Repositories, is_system_client_order_id, stop_loss_evidence
+from flipbot.app.records import Repositories, stop_loss_evidence
 from flipbot.domain.model import Fill, Origin, Side
+from flipbot.domain.order_ids import is_system_client_order_id
 
 ZERO = Decimal(0)
 
@@ -287,7 +288,7 @@ def build_report(
         o
         for sym in exchange.symbols
         for o in exchange.all_orders(sym, limit=10**9)
-        if is_system_client_order_id(str(o["clientOrderId"]))
+        if is_system_client_order_id(str(o["clientOrderId"]), prefix=settings.order_id_prefix)
     ]
     off_symbol = sorted(
         f"{o['clientOrderId']} on {o['symbol']}" for o in bot_orders if o["symbol"] != symbol

@@ -44,8 +44,17 @@ __all__ = [
     "translate",
 ]
 
-# Pseudo parameters with a fixed answer for the twin unless ``refs`` says otherwise.
-_PSEUDO_DEFAULTS = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+# Pseudo parameters with a fixed answer for the twin unless ``refs`` says otherwise. The
+# stack id is the one ``sam local invoke`` gives every stack, so the functions'
+# ``ORDER_ID_PREFIX`` (``fb51af3dc0``) is the same in both.
+_PSEUDO_DEFAULTS = {
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackId": (
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/local/"
+        "51af3dc0-da77-11e4-872e-1234567db123"
+    ),
+}
 _SUB_TOKEN = re.compile(r"\$\{([^}]*)\}")
 
 

@@ -2,7 +2,8 @@
 
 Anything else (another source, another detail-type, another symbol) is answered
 ``ignored`` with the reason and counted, and nothing is applied; it is not raised, so
-Lambda's asynchronous retries do not deliver it again.
+Lambda's asynchronous retries do not deliver it again. So is an update the books turn
+down as another stack's order (another client order id prefix).
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ class _Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:update"
 
 
-def _handler_module(monkeypatch: pytest.MonkeyPatch, applied: list[Any]) -> ModuleType:
+def _handler_module(
+    monkeypatch: pytest.MonkeyPatch,
+    applied: list[Any],
+    prefixes: list[str] | None = None,
+    outcome: dict[str, Any] | None = None,
+) -> ModuleType:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
@@ -38,16 +44,18 @@ def _handler_module(monkeypatch: pytest.MonkeyPatch, applied: list[Any]) -> Modu
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     services = SimpleNamespace(
-        settings=SimpleNamespace(symbol="TRUMPUSDC"),
+        settings=SimpleNamespace(symbol="TRUMPUSDC", order_id_prefix="fb51af3dc0"),
         repos=None,
         workflow=None,
         clock=SimpleNamespace(now_ms=lambda: 0),
     )
     monkeypatch.setattr(module, "container", lambda: services)
 
-    def apply(update: Any, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+    def apply(update: Any, *_args: Any, **kwargs: Any) -> dict[str, Any]:
         applied.append(update)
-        return {"client_order_id": update.client_order_id, "status": update.status}
+        if prefixes is not None:
+            prefixes.append(kwargs["order_id_prefix"])
+        return outcome or {"client_order_id": update.client_order_id, "status": update.status}
 
     monkeypatch.setattr(module, "apply_order_update", apply)
     return module
@@ -100,8 +108,25 @@ def test_given_the_listener_s_order_update_for_the_symbol_then_it_is_applied(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     applied: list[Any] = []
-    module = _handler_module(monkeypatch, applied)
+    prefixes: list[str] = []
+    module = _handler_module(monkeypatch, applied, prefixes)
     result = module.handler(_with(), _Context())
-    assert [u.client_order_id for u in applied] == ["fb-c000001-B1"]
-    assert result == {"client_order_id": "fb-c000001-B1", "status": "FILLED"}
+    assert [u.client_order_id for u in applied] == ["fb51af3dc0-c000001-B1"]
+    assert result == {"client_order_id": "fb51af3dc0-c000001-B1", "status": "FILLED"}
     assert _ignored_count(capsys.readouterr().out) == 0
+    # applied with the stack's own client order id prefix, from its settings
+    assert prefixes == ["fb51af3dc0"]
+
+
+def test_given_another_stack_s_order_then_the_update_is_answered_ignored_and_counted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the books turn down an update of another stack's order (another id prefix)
+    reason = "order fb0badcafe-c000001-B1 is another stack's (prefix 'fb0badcafe')"
+    outcome = {"client_order_id": "fb0badcafe-c000001-B1", "action": "ignored", "reason": reason}
+    module = _handler_module(monkeypatch, [], outcome=outcome)
+    # When the function gets it
+    result = module.handler(_with(detail={"client_order_id": "fb0badcafe-c000001-B1"}), _Context())
+    # Then it answers ignored with the reason, and counts it
+    assert result == {"action": "ignored", "reason": reason}
+    assert _ignored_count(capsys.readouterr().out) == 1

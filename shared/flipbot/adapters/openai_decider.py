@@ -38,7 +38,8 @@ the consult records: ``decided_by`` (``ai:<model>``), ``model``, ``prompt_versio
 ``tokens_in``, ``tokens_out``, ``cost_usd`` (``Decimal``, from the price table),
 ``latency_ms``, ``raw_answer`` (the model's text or refusal, or a short note such as
 ``HTTP 500``), ``retries`` and ``error`` (one of the codes above, or ``""``). Tokens of
-failed answers (truncated, refused, invalid) are charged too: they were billed.
+failed answers (truncated, refused, invalid) are charged too: they were billed. A
+``usage`` that is not an object of token counts (a string, ``1e400``) counts as none.
 
 ``openai`` is imported on first use only (about 0.7 s at cold start); a function that
 never consults never pays for it.
@@ -131,13 +132,23 @@ def build_ai_decider(
     price_band: Decimal | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    deadline: float | None = None,
+    http_client: Any = None,
 ) -> FallbackDecisionMaker:
     """The production wiring: the OpenAI decision maker behind the fallback wrapper.
 
     ``budget_usd`` is the daily limit counted on the ``now_ms`` clock; ``price_table`` is
-    the ``AI_PRICE_TABLE`` JSON (empty: the defaults).
+    the ``AI_PRICE_TABLE`` JSON (empty: the defaults). ``deadline`` bounds a whole
+    decision (default ``timeout * (1 + max_retries)``); ``http_client`` routes the
+    requests elsewhere (the digital twin's scripted endpoints). Production passes neither.
     """
-    client = openai_client(api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+    client = openai_client(
+        api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=http_client,
+    )
     primary = OpenAiDecisionMaker(
         client,
         model,
@@ -146,6 +157,7 @@ def build_ai_decider(
         max_retries=max_retries,
         budget=DailyBudget(budget_usd, now_ms=now_ms),
         price_band=price_band,
+        deadline=deadline,
     )
     return FallbackDecisionMaker(primary, fallback, mode=mode)
 
@@ -364,8 +376,14 @@ class OpenAiDecisionMaker:
         call.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
 
     def _charge(self, body: Mapping[str, Any] | None) -> tuple[int, int, Decimal]:
-        """The answer's tokens and cost, charged to the budget."""
-        usage = (body or {}).get("usage") or {}
+        """The answer's tokens and cost, charged to the budget.
+
+        A ``usage`` that is not an object of counts (a string, a list, ``1e400``) counts
+        as no tokens: the answer still decides, whatever the endpoint's bookkeeping.
+        """
+        usage = (body or {}).get("usage")
+        if not isinstance(usage, Mapping):
+            usage = {}
         tokens_in = _int(usage.get("prompt_tokens"))
         tokens_out = _int(usage.get("completion_tokens"))
         cost = self.price_table.cost(self.model, tokens_in, tokens_out)
@@ -432,9 +450,10 @@ def _kind(exc: BaseException) -> str:
 
 
 def _int(value: Any) -> int:
+    """A non-negative count, or 0 for anything else (``None``, text, NaN, infinity)."""
     try:
         return max(0, int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 

@@ -197,6 +197,31 @@ def test_given_failed_answers_that_used_tokens_then_their_cost_is_still_recorded
         assert decider.last_call["raw_answer"]
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")  # the SDK's
+@pytest.mark.parametrize(
+    "usage",
+    ['"lots"', "[1, 2]", '{"prompt_tokens": 1e400, "completion_tokens": -1e400}'],
+    ids=["a string", "a list", "counts of +-1e400"],
+)
+def test_given_a_usage_that_is_not_token_counts_then_the_answer_decides_at_no_cost(
+    make_decider: Any, market: Any, usage: str
+) -> None:
+    # Given a sane answer whose usage is not an object of counts (1e400 is an infinite float)
+    def respond(request: fs.FakeRequest) -> fs.FakeReply:
+        body = fs.chat_completion(
+            request, fs.valid()(request).body["choices"][0]["message"]["content"]
+        )
+        body["usage"] = "__usage__"
+        return fs.FakeReply(body=json.dumps(body).replace('"__usage__"', usage))
+
+    decider, _ = make_decider(respond)
+    # Then the answer decides (not an AttributeError or OverflowError), and is charged nothing
+    assert decider.decide(market.buy()).action == "BUY"
+    assert decider.last_call["error"] == ""
+    assert decider.last_call["tokens_in"] == decider.last_call["tokens_out"] == 0
+    assert decider.last_call["cost_usd"] == 0
+
+
 def test_given_a_refusal_then_the_refusal_text_is_the_raw_answer(
     make_decider: Any, market: Any
 ) -> None:

@@ -171,7 +171,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     state = ReplayState()
     # The template's Strategy parameter follows the decision maker (it also selects the
     # strategy's own stop-loss); "openai" is the template's "ai".
-    strategy = "ai" if config.decider == "openai" else config.decider
+    hostile_ai = config.chaos == "ai-hostile"  # every consultation meets a hostile model
+    strategy = "ai" if config.decider == "openai" or hostile_ai else config.decider
     parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
     world = World(config.chaos, config.chaos_seed) if config.chaos in WORLD_SCENARIOS else None
@@ -196,10 +197,16 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         rest = BinanceRestApp(exchange, api_key=PAPER_KEY, api_secret=PAPER_SECRET)
         composition.reset()
         faults = chaos.exchange_fault if chaos else None
+        ai_stats = None
+        decider = _decider_factory(config.decider)
+        if hostile_ai:
+            from flipbot.twin.hostile_ai import hostile_decider_factory
+
+            decider, ai_stats = hostile_decider_factory(config.chaos_seed)
         composition.configure(
             clock=lambda _: _TwinClock(scheduler),
             binance_client=lambda _: link.client_factory(rest, faults=faults),
-            decider=_decider_factory(config.decider),
+            decider=decider,
         )
         if chaos is not None:
             composition.decorate(
@@ -411,9 +418,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             scheduler.settle()
             drain()
             if world is not None:
-                did = world.tick(world_ctx, start_at + 10 * 60_000, data.last_ms - 60 * 60_000)
-                if did is not None:
-                    state.by_hand.append((scheduler.now_ms, config.chaos, did))
+                acted = world.tick(world_ctx, start_at + 10 * 60_000, data.last_ms - 60 * 60_000)
+                if acted is not None:
+                    state.by_hand.append((scheduler.now_ms, config.chaos, acted))
                     scheduler.settle()
                     drain()
             base_total = _base_total(exchange, config.symbol)
@@ -461,6 +468,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         if chaos is not None:
             if world is not None:
                 chaos.stats.injections.update(world.injections)
+            if ai_stats is not None:
+                injected = ai_stats.as_dict()["injections"]
+                chaos.stats.injections.update({f"ai_{k}": n for k, n in injected.items() if n})
+                report["ai_hostile"] = ai_stats.as_dict()
             report["chaos"] = {
                 "profile": chaos.profile,
                 "seed": chaos.seed,

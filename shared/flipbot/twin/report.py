@@ -152,8 +152,7 @@ def unconfirmed_actions(
         if seen is None:
             if order.executed_qty > 0 or status_rank(order.status) > status_rank("NEW"):
                 out.append(
-                    f"{order.client_order_id}: {order.status} in the books, "
-                    "unknown to the exchange"
+                    f"{order.client_order_id}: {order.status} in the books, unknown to the exchange"
                 )
             continue
         if status_rank(order.status) > status_rank(str(seen["status"])):
@@ -168,12 +167,11 @@ def unconfirmed_actions(
             )
     for cycle in cycles:
         bought = ZERO
-        for coid in cycle.buy_order_ids:
-            seen = known.get(coid)
-            for t in exchange_trades if seen is not None else ():
-                if int(t["orderId"]) == int(seen["orderId"]):
-                    fee = t["commission"] if t["commissionAsset"] == rules.base_asset else 0
-                    bought += Decimal(str(t["qty"])) - Decimal(str(fee))
+        buy_ids = {int(known[c]["orderId"]) for c in cycle.buy_order_ids if c in known}
+        for t in exchange_trades:
+            if int(t["orderId"]) in buy_ids:
+                fee = t["commission"] if t["commissionAsset"] == rules.base_asset else 0
+                bought += Decimal(str(t["qty"])) - Decimal(str(fee))
         for coid in cycle.sell_order_ids:
             seen = known.get(coid)
             if seen is not None and Decimal(str(seen["origQty"])) > bought:

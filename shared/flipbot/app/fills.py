@@ -160,7 +160,9 @@ def apply_order_update(
             executed_qty=max(sum((f.qty for f in fills), ZERO), order.executed_qty, claimed),
             cumulative_quote_qty=sum((f.quote_qty for f in fills), ZERO),
             updated_ms=now_ms,
-            expiry_reason=_expiry_reason(update) or order.expiry_reason,
+            expiry_reason=(truth.expiry_reason if truth is not None else "")
+            or _expiry_reason(update)
+            or order.expiry_reason,
         )
 
     written = repos.orders.update(coid, forward)

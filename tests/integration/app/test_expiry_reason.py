@@ -82,3 +82,25 @@ def test_given_a_buy_expired_while_its_updates_were_lost_when_reconciled_then_it
         ]
     else:  # what it bought is the leg's outcome
         assert [call[:2] for call in bot.workflow.calls] == [("success", "token-1")]
+
+
+def test_given_an_expiry_confirmed_with_the_exchange_then_the_exchanges_reason_is_kept(
+    bot: Bot,
+) -> None:
+    # Given a buy partly filled, then ended by the exchange; its update reaches the function
+    # without the reason (an older listener, or a report that did not carry eR)
+    placed = _place_buy(bot)
+    bot.trade("25.89", "0.100")
+    bot.paper.expire_order("TRUMPUSDC", placed["order_id"], "INSUFFICIENT_LIQUIDITY")
+    updates = [u.model_copy(update={"expiry_reason": ""}) for u in bot.updates()]
+    # When each is confirmed with the exchange before it is booked
+    for update in updates:
+        apply_order_update(
+            update, bot.repos, bot.workflow, bot.clock.now, confirm_with=lambda: bot.exchange
+        )
+    # Then the record holds the exchange's word: expired, why, and the fill it made
+    stored = bot.repos.orders.get("fb-c000001-B1")
+    assert stored is not None
+    assert (stored.status, stored.expiry_reason) == ("EXPIRED", "INSUFFICIENT_LIQUIDITY")
+    assert stored.executed_qty == Decimal("0.100")
+    assert [call[0] for call in bot.workflow.calls] == ["success"]

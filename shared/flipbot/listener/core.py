@@ -12,6 +12,9 @@ received), so the benchmark and the tests run it without sockets, AWS or a clock
 ``MarketPipeline.poll(now_ms)``
     Called about once a second: the time rule of the throttle, and a ``MarketSnapshot``
     at most every ``snapshot_seconds``.
+``OrderStream.read(text, recv_ms)``
+    One user-stream frame as a JSON object, or ``None`` when it is unreadable (counted,
+    and published as a user stream gap).
 ``OrderStream.on_execution_report(message, recv_ms)``
     One ``executionReport`` (WebSocket-API wrapper or bare) becomes ``OrderUpdated``
     (+ ``OrderFilled`` on FILLED) through :mod:`flipbot.streams`; a report seen twice
@@ -24,21 +27,27 @@ The ``PriceTicked`` throttle publishes when the last trade price has moved at le
 ``tick_bps`` basis points from the last published price, or when ``tick_seconds``
 passed since the last tick, whichever comes first.
 
-Every message is checked before it changes anything: prices are decimal strings within
-:data:`~flipbot.domain.guards.PRICE_RANGE`, quantities decimal strings from 0 to
-:data:`MAX_QTY` (a trade's above 0), ids and times integers, a book top not crossed,
-depth levels and klines of their documented shape; a report's fields have their
-documented types. A message that fails is dropped and counted (``invalid``, and
-:meth:`MarketPipeline.take_bad` / :meth:`OrderStream.take_bad` for the
-``ListenerBadMessages`` metric); an unreadable report is also published as a user
-stream gap. A trade older than the last one counts in the indicators but does not move
-the last price.
+Every message is checked before it changes anything: prices are plain decimal strings
+(digits and at most one point, as Binance writes them: no sign, exponent, blank,
+underscore or non-ASCII digit) within :data:`~flipbot.domain.guards.PRICE_RANGE`,
+quantities such strings from 0 to :data:`MAX_QTY` (a trade's above 0), ids integers
+from 0 to 2**63 - 1, times integers above 0 and at most :data:`MAX_AHEAD_MS` after the
+message was received, a book top not crossed, depth levels and klines of their
+documented shape, a kline of the pipeline's symbol; a report's fields have their
+documented types (:func:`flipbot.streams.order_update_from_execution_report`). A message
+that fails, or that JSON nests too deeply to read, is dropped and counted (``invalid``,
+and :meth:`MarketPipeline.take_bad` / :meth:`OrderStream.take_bad` for the
+``ListenerBadMessages`` metric); an unreadable report or user-stream frame (not a JSON
+object, or with bytes that were not UTF-8) is also published as a user stream gap. A
+trade older than the last one counts in the indicators but does not move the last
+price; a report of another symbol than the stream's is not published (``ignored``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -67,15 +76,23 @@ _POS_INF = float("inf")
 _MIN_PRICE, _MAX_PRICE = (float(bound) for bound in PRICE_RANGE)
 MAX_QTY = 1e11
 """No quantity reaches it: Binance's largest LOT_SIZE maxQty is 9.2e10 (int64 / 1e8)."""
+MAX_ID = 2**63 - 1
+"""Binance's ids are int64."""
+MAX_AHEAD_MS = 5 * 60_000
+"""How far after its receipt a message's time may lie (clock skew). A trade from further
+ahead would hold the last price until that time: every later trade would be older."""
+_decimal = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch  # as Binance writes amounts
 
 
 def _number(value: Any, low: float, high: float) -> float:
     """A Binance decimal string as a float within ``[low, high]``; ``ValueError`` if not."""
     if type(value) is not str:
         raise TypeError(f"{value!r} is not a decimal string")
+    if _decimal(value) is None:  # float() would read "1_0", " 1e2", "+1", "-0", "١٠"
+        raise ValueError(f"{value[:40]!r} is not a plain decimal string")
     number = float(value)
     if not low <= number <= high:  # also False for NaN
-        raise ValueError(f"{value!r} is outside [{low:g}, {high:g}]")
+        raise ValueError(f"{value[:40]!r} is outside [{low:g}, {high:g}]")
     return number
 
 
@@ -90,9 +107,19 @@ def _qty(value: Any, *, positive: bool = False) -> float:
     return qty
 
 
-def _int(value: Any) -> int:
+def _id(value: Any) -> int:
     if type(value) is not int:
         raise TypeError(f"{value!r} is not an integer")
+    if not 0 <= value <= MAX_ID:  # a bigger one would make every later id look repeated
+        raise ValueError(f"id {value} is outside [0, 2**63 - 1]")
+    return value
+
+
+def _time(value: Any, recv_ms: int) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not an integer")
+    if not 0 < value <= recv_ms + MAX_AHEAD_MS:
+        raise ValueError(f"time {value} is not in (0, receipt {recv_ms} + {MAX_AHEAD_MS} ms]")
     return value
 
 
@@ -323,17 +350,15 @@ class MarketPipeline:
             elif e == "aggTrade":
                 self._on_trade(msg, "a", "aggTrade", recv_ms)
             elif e == "kline":
-                kline = msg["k"]
-                if type(kline) is not dict:
-                    raise TypeError("kline 'k' is not an object")
-                self._kline = kline
+                self._on_kline(msg, recv_ms)
             elif e == "depthUpdate":
                 self.depth_updates += 1
             elif e == SHUTDOWN:
                 return SHUTDOWN
             else:
                 self.ignored += 1
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than the parser recurses
             self.invalid += 1
             if self.invalid == 1 or self.invalid % 1000 == 0:
                 log.warning("unreadable market message (%d so far): %s", self.invalid, exc)
@@ -348,12 +373,12 @@ class MarketPipeline:
         if d["s"] != self.symbol:
             self.ignored += 1
             return
-        trade_id = _int(d[id_key])
+        trade_id = _id(d[id_key])
         price_s = d["p"]
         price = _price(price_s)
         qty = _qty(d["q"], positive=True)
-        time_ms = _int(d["T"])
-        event_ms = _int(d["E"])
+        time_ms = _time(d["T"], recv_ms)
+        event_ms = _time(d["E"], recv_ms)
         buyer_maker = d["m"]
         if type(buyer_maker) is not bool:
             raise TypeError(f"m={buyer_maker!r} is not a boolean")
@@ -377,7 +402,7 @@ class MarketPipeline:
         if d["s"] != self.symbol:
             self.ignored += 1
             return
-        update_id = _int(d["u"])
+        update_id = _id(d["u"])
         bid_s, bid_qty_s, ask_s, ask_qty_s = d["b"], d["B"], d["a"], d["A"]
         _qty(bid_qty_s)
         _qty(ask_qty_s)
@@ -390,6 +415,22 @@ class MarketPipeline:
         self._book = (bid_s, bid_qty_s, ask_s, ask_qty_s)
         if recv_ms >= self._tick_due:
             self._tick(recv_ms)
+
+    def _on_kline(self, msg: dict[str, Any], recv_ms: int) -> None:
+        # What a snapshot takes from it (open time, close, volume, closed) goes into the
+        # market context the model reads: checked like a trade.
+        if msg["s"] != self.symbol:
+            self.ignored += 1
+            return
+        kline = msg["k"]
+        if type(kline) is not dict:
+            raise TypeError("kline 'k' is not an object")
+        _time(kline["t"], recv_ms)
+        _price(kline["c"])
+        _qty(kline["v"])
+        if type(kline["x"]) is not bool:
+            raise TypeError(f"kline x={kline['x']!r} is not a boolean")
+        self._kline = kline
 
     def _on_control(self, msg: dict[str, Any]) -> None:
         if "error" in msg:
@@ -462,19 +503,44 @@ class MarketPipeline:
 class OrderStream:
     """Execution reports -> ``OrderUpdated`` / ``OrderFilled``, each report exactly once."""
 
-    def __init__(self, queue: OutboundQueue, *, remember: int = 4096) -> None:
+    def __init__(
+        self, queue: OutboundQueue, *, symbol: str | None = None, remember: int = 4096
+    ) -> None:
         self.queue = queue
+        self.symbol = symbol  # None: reports of every symbol are published
         self.lag = LagHistogram()
         self.reports = 0
         self.duplicates = 0
         self.invalid = 0
+        self.ignored = 0
         self._bad_taken = 0
         self._seen: set[tuple[Any, ...]] = set()
         self._order: deque[tuple[Any, ...]] = deque()
         self._remember = remember
 
+    def read(self, text: str, recv_ms: int) -> dict[str, Any] | None:
+        """One frame as a JSON object; ``None`` when it is none (counted, and a gap).
+
+        A frame with bytes that were not UTF-8 (the reader decodes them as U+FFFD) is
+        unreadable too: the damage may sit in a symbol, an id or a status."""
+        try:
+            message = _loads(text)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            log.warning("user stream: unreadable frame (%d bytes)", len(text))
+            self.unreadable(f"{len(text)} bytes, not JSON", recv_ms)
+            return None
+        if not isinstance(message, dict):
+            self.unreadable(f"a JSON {type(message).__name__}, not an object", recv_ms)
+            return None
+        if "\ufffd" in text:
+            log.warning("user stream: frame with bytes that are not UTF-8 (%d chars)", len(text))
+            self.unreadable(f"{len(text)} chars, not UTF-8", recv_ms)
+            return None
+        return message
+
     def on_execution_report(self, message: Mapping[str, Any], recv_ms: int) -> int:
-        """Queue the events of one report; returns how many (0 for a duplicate)."""
+        """Queue the events of one report; returns how many (0 for a duplicate, or a report
+        of another symbol than :attr:`symbol`)."""
         event = unwrap(dict(message))
         try:
             update = order_update_from_execution_report(dict(message))
@@ -482,9 +548,14 @@ class OrderStream:
             # The fill it may carry is unknown: let reconcile look at the exchange.
             self.invalid += 1
             log.error("unreadable executionReport (published as a stream gap): %s", exc)
-            event_time = event.get("E")
-            event_ms = event_time if isinstance(event_time, int) else recv_ms
+            event_time = event.get("E")  # the gap starts then, if it is a time at all
+            event_ms = recv_ms
+            if type(event_time) is int and 0 < event_time <= recv_ms:
+                event_ms = event_time
             self.gap("user", f"invalid executionReport: {exc}", event_ms, recv_ms)
+            return 0
+        if self.symbol is not None and update.symbol != self.symbol:
+            self.ignored += 1  # the account trades it too (by hand, or another bot)
             return 0
         execution_id = event.get("I")
         key = (

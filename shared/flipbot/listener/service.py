@@ -4,10 +4,10 @@ Tasks of one asyncio loop:
 
 * **user stream** - a WebSocket API connection subscribed with
   ``userDataStream.subscribe.signature``. Every ``executionReport`` goes to
-  :class:`~flipbot.listener.core.OrderStream`. When nothing arrived for
-  ``USER_PROBE_SECONDS`` it asks ``session.subscriptions`` (the answer proves the
-  connection is alive, and that the subscription still exists); nothing at all for
-  ``USER_SILENCE_SECONDS`` means a silent stream.
+  :class:`~flipbot.listener.core.OrderStream`, which publishes those of the symbol. When
+  nothing arrived for ``USER_PROBE_SECONDS`` it asks ``session.subscriptions`` (the
+  answer proves the connection is alive, and that the subscription still exists);
+  nothing at all for ``USER_SILENCE_SECONDS`` means a silent stream.
 * **market stream** - one combined-stream connection (trade, bookTicker, kline_1m,
   depth10) feeding :class:`~flipbot.listener.core.MarketPipeline`; silent after
   ``MARKET_SILENCE_SECONDS`` without a message.
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import signal
@@ -147,7 +146,7 @@ class Listener:
             snapshot_seconds=s.snapshot_seconds,
             large_trade_quote=s.large_trade_quote,
         )
-        self.orders = OrderStream(self.queue)
+        self.orders = OrderStream(self.queue, symbol=s.symbol)
         self.user: Connection | None = None
         self.market_conn: Connection | None = None
         # Counters, for the health body, the metrics and the tests.
@@ -323,14 +322,8 @@ class Listener:
 
     # --- user data stream ---------------------------------------------------------------
     def _on_user_message(self, conn: Connection, text: str, recv_ms: int) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            log.warning("user stream: unreadable frame (%d bytes)", len(text))
-            self.orders.unreadable(f"{len(text)} bytes, not JSON", recv_ms)
-            return
-        if not isinstance(message, dict):
-            self.orders.unreadable(f"a JSON {type(message).__name__}, not an object", recv_ms)
+        message = self.orders.read(text, recv_ms)  # None: unreadable, counted, a gap
+        if message is None:
             return
         if "id" in message and ("status" in message or "result" in message or "error" in message):
             conn.resolve(message)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flipbot.app.records import Repositories, stop_loss_evidence
-from flipbot.domain.model import Fill, Origin, Side
+from flipbot.domain.model import Fill, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import is_system_client_order_id
 
 ZERO = Decimal(0)
@@ -125,6 +125,10 @@ def abandoned_positions(
     return out
 
 
+#: statuses that say an order traded: a record holding one must be the exchange's order
+FILL_CLAIMS = frozenset({"PARTIALLY_FILLED", "FILLED"})
+
+
 def unconfirmed_actions(
     orders: list[Any],
     fills: list[Any],
@@ -150,12 +154,15 @@ def unconfirmed_actions(
     for order in orders:
         seen = known.get(order.client_order_id)
         if seen is None:
-            if order.executed_qty > 0 or status_rank(order.status) > status_rank("NEW"):
+            if order.executed_qty > 0 or order.status in FILL_CLAIMS:
                 out.append(
                     f"{order.client_order_id}: {order.status} in the books, unknown to the exchange"
                 )
             continue
-        if status_rank(order.status) > status_rank(str(seen["status"])):
+        # the bot's own states (UNKNOWN after a lost response, REJECTED_BY_BOT...) claim
+        # nothing about the exchange; Binance's statuses must not run ahead of it
+        claims = order.status in OrderStatus.__members__
+        if claims and status_rank(order.status) > status_rank(str(seen["status"])):
             out.append(
                 f"{order.client_order_id}: {order.status} in the books, "
                 f"{seen['status']} on the exchange"

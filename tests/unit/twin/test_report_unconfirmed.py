@@ -146,3 +146,11 @@ def test_a_sell_following_a_manual_buy_the_exchange_has_not_filled_is_flagged() 
     filled = resting | {"status": "FILLED", "origQty": "1", "executedQty": "1"}
     found = unconfirmed_actions([follow], [], [], [filled], [], RULES)
     assert found == ["fb-m77: sells 20, the manual buy filled 1"]
+
+
+def test_the_bots_own_states_claim_nothing_about_the_exchange() -> None:
+    # a sell whose create-order answer was lost is UNKNOWN in the books until it is found
+    orders, fills = _books()
+    orders[1] = orders[1].evolve(status="UNKNOWN")
+    ex_orders, ex_trades = _exchange()
+    assert unconfirmed_actions(orders, fills, [_cycle()], ex_orders, ex_trades, RULES) == []

@@ -304,18 +304,21 @@ def _a_bot_report(world: World, ctx: WorldContext) -> dict[str, Any] | None:
 
 
 def _filled(report: dict[str, Any], trade_id: int) -> dict[str, Any]:
+    """The report as a FILLED trade of its whole quantity, its amounts written as Binance
+    writes them (plain decimals)."""
     qty = Decimal(str(report["q"]))
     price = Decimal(str(report["p"]))
+    quote = f"{qty * price:.8f}"
     return report | {
         "x": "TRADE",
         "X": "FILLED",
-        "l": str(qty),
-        "z": str(qty),
-        "L": str(price),
-        "Z": str(qty * price),
-        "Y": str(qty * price),
+        "l": f"{qty:.8f}",
+        "z": f"{qty:.8f}",
+        "L": f"{price:.8f}",
+        "Z": quote,
+        "Y": quote,
         "t": trade_id,
-        "n": "0",
+        "n": "0.00000000",
         "N": None,
         "m": True,
     }
@@ -351,9 +354,9 @@ def _unknown_order_fill(world: World, ctx: WorldContext) -> tuple[str, str] | No
         "C": "",
         "i": 8_000_000 + world._forged,
         "S": "BUY",
-        "q": "20",
-        "l": "20",
-        "z": "20",
+        "q": "20.00000000",
+        "l": "20.00000000",
+        "z": "20.00000000",
         "N": "TRUMP",
     }
     ctx.publish(events_for_execution_report(forged))

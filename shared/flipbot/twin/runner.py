@@ -30,6 +30,8 @@ from flipbot.replay.data import BookEvent, MarketData, TradeEvent
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = PROJECT_ROOT / "template.yaml"
+#: in the poison world, the chance that a market or user-stream message comes with a bad one
+POISON_RATE = 0.02
 PAPER_KEY = "paperTwinApiKey0000000000000000000000000000000000000000000000000"
 PAPER_SECRET = "paperTwinApiSecret00000000000000000000000000000000000000000000000"
 
@@ -176,6 +178,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
     world = World(config.chaos, config.chaos_seed) if config.chaos in WORLD_SCENARIOS else None
+    # Poison: the listener's own code reads the replay's market and user-stream messages,
+    # bad ones among them; what it publishes and writes is what the bot gets.
+    poison = None
+    if config.chaos == "poison":
+        from flipbot.twin.poison import PoisonListener
+
+        poison = PoisonListener(config.symbol, config.chaos_seed, rate=POISON_RATE)
     # In the hostile world the account also trades another symbol, by hand.
     symbols = [config.symbol, OTHER_SYMBOL] if world and config.symbol != OTHER_SYMBOL else []
     limits = Limits()
@@ -257,7 +266,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             # the snapshot of this virtual instant right before each consultation.
             if function_name == consult_function and indicators.has_data:
                 with as_listener():
-                    repos.market.put(indicators.snapshot(scheduler.now_ms))
+                    now = scheduler.now_ms
+                    listened = poison.snapshot(now) if poison is not None else None
+                    repos.market.put(listened or indicators.snapshot(now))
 
         reconcile_name = cloud.function_names["ReconcileFunction"]
 
@@ -308,7 +319,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     registry.deferred = []  # the batch's deliveries run at once, below
                 for message in reports:
                     with as_listener():
-                        publisher.publish_many(events_for_execution_report(message))
+                        publisher.publish_many(
+                            poison.execution_report(message)
+                            if poison is not None
+                            else events_for_execution_report(message)
+                        )
                     state.published += 1
                     scheduler.settle()
                 if gap:  # the listener reconnected: it says so, and reconcile catches up
@@ -386,6 +401,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 advance(event.time_ms)
             if isinstance(event, TradeEvent):
                 indicators.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
+                if poison is not None:
+                    poison.market_trade(event)
                 exchange.on_trade(
                     event.time_ms,
                     event.price,
@@ -396,6 +413,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 state.last_price = event.price
             elif isinstance(event, BookEvent):
                 indicators.on_book(event.bid, event.bid_qty, event.ask, event.ask_qty)
+                if poison is not None:
+                    poison.market_book(event)
                 exchange.on_book(
                     event.time_ms,
                     event.bid,
@@ -468,6 +487,15 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         if chaos is not None:
             if world is not None:
                 chaos.stats.injections.update(world.injections)
+            if poison is not None:
+                found = poison.stats.as_dict()
+                for stream, kinds in found["injected"].items():
+                    chaos.stats.injections.update(
+                        {f"{stream}_{k}": n for k, n in kinds.items() if n}
+                    )
+                report["poison"] = found
+                report["invariants"]["listener_drops_poison"] = not poison.violations()
+                report["violations"]["listener_poison"] = poison.violations()[:20]
             if ai_stats is not None:
                 injected = ai_stats.as_dict()["injections"]
                 chaos.stats.injections.update({f"ai_{k}": n for k, n in injected.items() if n})

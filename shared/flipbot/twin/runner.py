@@ -62,6 +62,9 @@ class ReplayConfig:
     #: authorize every AWS call against its caller's role (as AWS does); off only to
     #: measure what the check costs
     iam: bool = True
+    #: a table dump (:func:`flipbot.twin.tables_dump.dump_tables`) written into the tables
+    #: before the replay starts: a stack with a past, to see what its history costs
+    history: Path | None = None
 
 
 @dataclass
@@ -238,6 +241,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         # From here on every AWS call is authorized against its caller's role: the
         # functions' (the registry runs each under its own), the state machine's (moto's
         # execution threads), the listener's (this loop, where it stands in for it).
+        env = cloud.environment_of("ConsultAiFunction")
+        settings = Settings.from_env(env)
+        repos = repositories(settings.tables, region=local_cloud.REGION)
+        if config.history is not None:  # the stack's past, written as deploy-time data
+            _write_history(repos, config.history)
         authorizer = cleanup.enter_context(_enforced(cloud.authorizer))
         reads = ReadMeter(scheduler.time_ms, data.first_ms)
         if authorizer is not None:  # it sees every call a principal makes
@@ -246,9 +254,6 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         if chaos is not None and chaos.concurrent:  # invocations of a function may overlap
             registry.parallel = frozenset(cloud.function_names.values())
         as_listener = partial(authorizer.acting_as, LISTENER) if authorizer else nullcontext
-        env = cloud.environment_of("ConsultAiFunction")
-        settings = Settings.from_env(env)
-        repos = repositories(settings.tables, region=local_cloud.REGION)
         publisher = EventBridgePublisher(
             boto3.client("events", region_name=local_cloud.REGION),
             cloud.bus_name,
@@ -728,6 +733,23 @@ BY_HAND: dict[str, Callable[[Any, Any, Any, str, Any], str]] = {
     "withdraw_base": _withdraw_base,
     "start_duplicate": _start_duplicate,
 }
+
+
+def _write_history(repos: Any, directory: Path) -> None:
+    """The books of ``directory`` into the tables, as they were."""
+    from flipbot.twin.tables_dump import load_tables
+
+    books = load_tables(directory)
+    for cycle in books.cycles:
+        repos.cycles.create(cycle)
+    for order in books.orders:
+        repos.orders.put(order)
+    for fill in books.fills:
+        repos.fills.add(fill)
+    for trade in books.trades:
+        repos.trades.add(trade)
+    for consultation in books.consultations:
+        repos.consultations.add(consultation)
 
 
 def _wipe_tables(cloud: Any) -> None:

@@ -59,8 +59,9 @@ def past_of(tables: Path, into: Path) -> Path:
     return into
 
 
-def run_figures(report: dict[str, Any]) -> dict[str, float]:
-    """Items read by a cycle's functions per closed cycle, and per read request."""
+def run_figures(report: dict[str, Any], past_cycles: int = 0) -> dict[str, float]:
+    """Items read by a cycle's functions per cycle the run closed (``past_cycles`` of its
+    trades rows came with its history), and per read request."""
     reads = report["dynamodb_reads"]
     items = sum(v for k, v in reads["by_principal"].items() if k != "ReconcileFunction")
     requests = sum(
@@ -68,7 +69,7 @@ def run_figures(report: dict[str, Any]) -> dict[str, float]:
         for k, days in reads["requests_by_principal_by_day"].items()
         if k != "ReconcileFunction"
     )
-    cycles = report["cycles_completed"]
+    cycles = report["cycles_completed"] - past_cycles
     return {
         "items_per_cycle": round(items / cycles, 2) if cycles else float("nan"),
         "items_per_read": round(items / requests, 3) if requests else float("nan"),
@@ -142,7 +143,8 @@ def main() -> int:
         }
         runs = {"fresh": _replay(week), "with_history": _replay(week, history=history)}
     for name, run in runs.items():
-        figures |= {f"same_week_{name}_{k}": v for k, v in run_figures(run).items()}
+        past = history_rows["trades"] if name == "with_history" else 0
+        figures |= {f"same_week_{name}_{k}": v for k, v in run_figures(run, past).items()}
     figures["replay_s"] = round(elapsed, 2)
     reads = month["dynamodb_reads"]
     path = write_result(
@@ -164,7 +166,9 @@ def main() -> int:
             "same_week_by_principal": {
                 name: run["dynamodb_reads"]["by_principal"] for name, run in runs.items()
             },
-            "invariants_ok": all(all(r["invariants"].values()) for r in (month, *runs.values())),
+            # the run with a past books cycles its paper exchange never saw: its ledger
+            # invariants compare against an exchange without them, so only these count
+            "invariants_ok": all(all(r["invariants"].values()) for r in (month, runs["fresh"])),
         },
     )
     print(table(["figure", "value"], [(k, f"{v:g}") for k, v in figures.items()]))

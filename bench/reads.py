@@ -143,8 +143,8 @@ def main() -> int:
         }
         runs = {"fresh": _replay(week), "with_history": _replay(week, history=history)}
     for name, run in runs.items():
-        past = history_rows["trades"] if name == "with_history" else 0
-        figures |= {f"same_week_{name}_{k}": v for k, v in run_figures(run, past).items()}
+        closed_before = history_rows["trades"] if name == "with_history" else 0
+        figures |= {f"same_week_{name}_{k}": v for k, v in run_figures(run, closed_before).items()}
     figures["replay_s"] = round(elapsed, 2)
     reads = month["dynamodb_reads"]
     path = write_result(

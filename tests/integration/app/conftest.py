@@ -113,6 +113,30 @@ class Bot:
         self.clock.now += 1_000
         self.paper.on_trade(self.clock.now, price, qty, taker_sold)
 
+    def first_buy(
+        self, *, price: str = "25.90", qty: str = "0.385", token: str = "token-1"
+    ) -> dict[str, Any]:
+        """Cycle c000001, ready to buy on a 25.95/25.96 market, places its first buy (it
+        rests on the book, its task token waiting); returns place_order's result."""
+        from flipbot.app.orders import place_order
+        from flipbot.app.records import Cycle
+        from flipbot.domain.cycle import CycleState
+        from flipbot.domain.model import Side
+
+        self.repos.cycles.create(
+            Cycle("c000001", "TRUMPUSDC", CycleState.READY_TO_BUY, START_MS, START_MS)
+        )
+        self.market("25.95", "25.96")
+        return place_order(
+            self,
+            cycle_id="c000001",
+            leg=Side.BUY,
+            attempt=1,
+            price=Decimal(price),
+            quantity=Decimal(qty),
+            task_token=token,
+        )
+
     def updates(self) -> list[Any]:
         """The executionReports the exchange emitted since last asked, as OrderUpdated."""
         events = self.paper.drain()

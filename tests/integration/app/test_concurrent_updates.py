@@ -9,37 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.fills import apply_order_update
-from flipbot.app.orders import place_order
-from flipbot.app.records import Cycle
-from flipbot.domain.cycle import CycleState
-from flipbot.domain.model import Side
 
-from .conftest import START_MS, Bot
+from .conftest import Bot
 
 ORDER = "fb-c000001-B1"
 
 
 def _partly_then_fully_filled(bot: Bot) -> tuple[Any, Any]:
     """A buy filled in two trades: the PARTIALLY_FILLED and the FILLED update."""
-    bot.repos.cycles.create(
-        Cycle(
-            "c000001",
-            "TRUMPUSDC",
-            CycleState.READY_TO_BUY,
-            created_ms=START_MS,
-            updated_ms=START_MS,
-        )
-    )
-    bot.market("25.95", "25.96")
-    place_order(
-        bot,
-        cycle_id="c000001",
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-1",
-    )
+    bot.first_buy()
     bot.trade("25.89", "0.200")
     bot.trade("25.88", "0.500")
     partly, fully = [u for u in bot.updates() if u.trade_id >= 0]

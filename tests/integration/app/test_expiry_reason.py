@@ -10,30 +10,14 @@ from typing import Any
 import pytest
 
 from flipbot.app.fills import apply_order_update
-from flipbot.app.orders import place_order
 from flipbot.app.reconcile import reconcile_open_orders
-from flipbot.app.records import Cycle
-from flipbot.domain.cycle import CycleState
-from flipbot.domain.model import Side
 
-from .conftest import START_MS, Bot
+from .conftest import Bot
 
 
 def _place_buy(bot: Bot) -> dict[str, Any]:
     """c000001's buy of 0.385 at 25.90 rests on the exchange (token-1)."""
-    bot.repos.cycles.create(
-        Cycle("c000001", "TRUMPUSDC", CycleState.READY_TO_BUY, START_MS, START_MS)
-    )
-    bot.market("25.95", "25.96")
-    return place_order(
-        bot,
-        cycle_id="c000001",
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-1",
-    )
+    return bot.first_buy()
 
 
 def test_given_a_buy_the_exchange_expires_then_its_record_keeps_the_expiry_reason(

@@ -12,10 +12,6 @@ from typing import Any
 from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.app.fills import apply_order_update
 from flipbot.app.manual import follow_manual_buy
-from flipbot.app.orders import place_order
-from flipbot.app.records import Cycle
-from flipbot.domain.cycle import CycleState
-from flipbot.domain.model import Side
 from flipbot.events import OrderUpdated
 from flipbot.paper.engine import PaperExchange
 from flipbot.paper.rest import BinanceRestApp
@@ -140,25 +136,7 @@ def test_given_a_forged_fill_claiming_more_than_the_exchange_filled_then_nothing
 
 def _bot_buy_resting(bot: Bot) -> int:
     """A cycle's buy of 0.385 at 25.90 rests on the book, its task token waiting."""
-    bot.repos.cycles.create(
-        Cycle(
-            "c000001",
-            "TRUMPUSDC",
-            CycleState.READY_TO_BUY,
-            created_ms=START_MS,
-            updated_ms=START_MS,
-        )
-    )
-    bot.market("25.95", "25.96")
-    placed = place_order(
-        bot,
-        cycle_id="c000001",
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-1",
-    )
+    placed = bot.first_buy()
     bot.updates()
     return int(placed["order_id"])
 

@@ -16,15 +16,12 @@ import pytest
 from flipbot.adapters.dynamodb import repositories
 from flipbot.app.fills import apply_order_update
 from flipbot.app.manual import follow_manual_buy
-from flipbot.app.orders import place_order
-from flipbot.app.records import Cycle
 from flipbot.app.recovery import recover_from_exchange
-from flipbot.domain.cycle import CycleState
-from flipbot.domain.model import Origin, Side
+from flipbot.domain.model import Origin
 from flipbot.events import OrderUpdated
 from flipbot.settings import Tables
 
-from .conftest import START_MS, Bot, RecordingWorkflow, create_tables
+from .conftest import Bot, RecordingWorkflow, create_tables
 
 PREFIX_A, PREFIX_B = "fb1a1a1a1a", "fb2b2b2b2b"
 
@@ -54,25 +51,7 @@ def stacks(bot: Bot) -> tuple[Bot, Bot]:
 
 def _buy_resting(stack: Bot, price: str, token: str) -> dict[str, Any]:
     """The stack's first cycle places its first buy of 0.385 at ``price``."""
-    stack.repos.cycles.create(
-        Cycle(
-            "c000001",
-            "TRUMPUSDC",
-            CycleState.READY_TO_BUY,
-            created_ms=START_MS,
-            updated_ms=START_MS,
-        )
-    )
-    stack.market("25.95", "25.96")
-    return place_order(
-        stack,
-        cycle_id="c000001",
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal(price),
-        quantity=Decimal("0.385"),
-        task_token=token,
-    )
+    return stack.first_buy(price=price, token=token)
 
 
 def _empty(repo: Any) -> None:

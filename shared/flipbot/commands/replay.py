@@ -149,9 +149,9 @@ def run_chaos(args: argparse.Namespace) -> int:
         verdict = "ok" if not run.violations else "VIOLATED " + ", ".join(run.violations)
         if not args.quiet:
             print(
-                f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<10} seed {run.seed:<5} "
+                f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<14} seed {run.seed:<5} "
                 f"cycles {run.cycles:<3} crashes {run.crashes:<3} faults {run.faults:<3} "
-                f"{verdict}",
+                f"injected {sum(n for _, n in run.injections):<4} {verdict}",
                 file=sys.stderr,
             )
 

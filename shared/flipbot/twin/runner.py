@@ -188,6 +188,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         from flipbot.twin.poison import PoisonListener
 
         poison = PoisonListener(config.symbol, config.chaos_seed, rate=POISON_RATE)
+    # The listener logs each bad message at ERROR; the report counts them instead.
+    listener_log = logging.getLogger("flipbot.listener")
+    listener_level = listener_log.level
+    if poison is not None:
+        listener_log.setLevel(logging.CRITICAL)
     # In the hostile world the account also trades another symbol, by hand.
     symbols = [config.symbol, OTHER_SYMBOL] if world and config.symbol != OTHER_SYMBOL else []
     limits = Limits()
@@ -539,6 +544,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
 
             dump_tables(repos, config.symbol, config.out_dir / "tables")
     composition.reset()
+    listener_log.setLevel(listener_level)
     if config.out_dir is not None:
         write_outputs(
             report, repos_snapshot=report.pop("_trades"), out_dir=config.out_dir, state=state

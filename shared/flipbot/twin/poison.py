@@ -210,10 +210,12 @@ class PoisonListener:
     """The listener's pure core, fed the replay's messages and seeded poison among them.
 
     ``rate`` is the probability that a sane message (a trade, a book top, a report) comes
-    with one poison message, before or after it. The replay calls :meth:`market_trade`,
-    :meth:`market_book` and :meth:`execution_report` in time order, and :meth:`poll` /
-    :meth:`snapshot` as the listener's clock would; each returns what the listener
-    would have published. The same seed and calls give the same messages and results.
+    with one poison message, before or after it; ``user_rate``, when given, is that of
+    the user stream's reports (far fewer than market messages). The replay calls
+    :meth:`market_trade`, :meth:`market_book` and :meth:`execution_report` in time
+    order, and :meth:`poll` / :meth:`snapshot` as the listener's clock would; each
+    returns what the listener would have published. The same seed and calls give the
+    same messages and results.
     """
 
     def __init__(
@@ -222,14 +224,18 @@ class PoisonListener:
         seed: int,
         rate: float,
         *,
+        user_rate: float | None = None,
         tick_bps: float = 20,
         tick_seconds: float = 60,
         snapshot_seconds: float = 10,
     ) -> None:
-        if not 0 <= rate <= 1:
-            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        user_rate = rate if user_rate is None else user_rate
+        for name, value in (("rate", rate), ("user_rate", user_rate)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
         self.symbol = symbol.upper()
         self.rate = rate
+        self.user_rate = user_rate
         self.stats = PoisonStats(seed, rate)
         self.queue = OutboundQueue(10_000)  # drained after every message
         self.market = MarketPipeline(
@@ -307,7 +313,7 @@ class PoisonListener:
         recv = recv_ms if recv_ms is not None else event_ms if type(event_ms) is int else self._now
         self._now = max(self._now, recv)
         published: list[Published] = []
-        poison = self._rng.random() < self.rate
+        poison = self._rng.random() < self.user_rate
         after = self._rng.random() < 0.5
         if poison and not after:
             published += self._user_poison(message, recv)

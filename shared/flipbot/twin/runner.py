@@ -32,6 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 #: in the poison world, the chance that a market or user-stream message comes with a bad one
 POISON_RATE = 0.02
+#: and that an executionReport does (a cycle has a handful)
+POISON_USER_RATE = 0.5
 PAPER_KEY = "paperTwinApiKey0000000000000000000000000000000000000000000000000"
 PAPER_SECRET = "paperTwinApiSecret00000000000000000000000000000000000000000000000"
 
@@ -187,7 +189,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     if config.chaos == "poison":
         from flipbot.twin.poison import PoisonListener
 
-        poison = PoisonListener(config.symbol, config.chaos_seed, rate=POISON_RATE)
+        poison = PoisonListener(
+            config.symbol, config.chaos_seed, rate=POISON_RATE, user_rate=POISON_USER_RATE
+        )
     # The listener logs each bad message at ERROR; the report counts them instead.
     listener_log = logging.getLogger("flipbot.listener")
     listener_level = listener_log.level

@@ -331,8 +331,8 @@ def test_given_server_shutdown_and_a_new_connection_slower_than_the_grace_then_a
         rig = await start_rig(shutdown_grace_s=grace)
         trade_ids = record_trade_ids(rig)
         listener = rig.listener
-        for name in ("_open_user", "_open_market"):  # from now on connecting takes `slow`
-            setattr(listener, name, slowed(getattr(listener, name), slow))
+        for stream in listener.streams:  # from now on connecting takes `slow`
+            stream.connect = slowed(stream.connect, slow)  # type: ignore[method-assign]
         await rig.place("BUY", "9.90", "1")
         await rig.trade("9.80", "1")
         await rig.settle()

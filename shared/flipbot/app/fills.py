@@ -36,6 +36,17 @@ _RANK = {
 }
 
 
+def exchange_trades(exchange: ExchangePort, state: OrderState, coid: str) -> list[Fill]:
+    """The order's trades as the exchange has them, under its client order id (none before
+    it traded: no request is made then)."""
+    if state.executed_qty <= 0:
+        return []
+    return [
+        replace(trade, client_order_id=coid)
+        for trade in exchange.my_trades(state.symbol, order_id=state.order_id)
+    ]
+
+
 def status_rank(status: str) -> int:
     """Orders only move forward: final statuses outrank every live one."""
     return _RANK.get(status, 9)
@@ -122,7 +133,8 @@ def apply_order_update(
         }
     fill = fill_from_update(update, coid)
     truth: OrderState | None = None
-    if confirm_with is not None and (fill is not None or status_rank(update.status) > 4):
+    ends = status_rank(update.status) > status_rank(OrderStatus.PENDING_CANCEL)
+    if confirm_with is not None and (fill is not None or ends):
         confirmed = _exchange_truth(update, coid, fill, confirm_with())
         if isinstance(confirmed, str):
             return {"client_order_id": coid, "action": "unconfirmed", "reason": confirmed}
@@ -190,14 +202,7 @@ def _exchange_truth(
         return f"the exchange does not know order {coid} (id {update.order_id}) on {update.symbol}"
     if status_rank(str(state.status)) < status_rank(update.status):
         return f"the exchange says order {coid} is {state.status}, the event {update.status}"
-    trades = (
-        [
-            replace(t, client_order_id=coid)
-            for t in exchange.my_trades(update.symbol, order_id=state.order_id)
-        ]
-        if state.executed_qty > 0
-        else []
-    )
+    trades = exchange_trades(exchange, state, coid)
     if fill is not None and not any(
         t.trade_id == fill.trade_id and t.qty == fill.qty for t in trades
     ):
@@ -307,10 +312,8 @@ def sync_order_fills(
     state = exchange.get_order(order.symbol, order.client_order_id)
     if state is not None:
         order = order_from_state(order, state, now_ms)
-        if state.executed_qty > 0:
-            for trade in exchange.my_trades(order.symbol, order_id=state.order_id):
-                fill = replace(trade, client_order_id=order.client_order_id)
-                repaired += int(repos.fills.add(fill))
+        for fill in exchange_trades(exchange, state, order.client_order_id):
+            repaired += int(repos.fills.add(fill))
         repos.orders.put(order)
     return order, repos.fills.for_order(order.client_order_id), repaired
 
@@ -320,12 +323,8 @@ def fills_seen(order: OrderRecord, exchange: ExchangePort, repos: Repositories) 
     read-only view, for sizing a sell; recording them is the book keepers' job."""
     recorded = repos.fills.for_order(order.client_order_id)
     state = exchange.get_order(order.symbol, order.client_order_id)
-    if state is None or state.executed_qty <= 0:
+    if state is None:
         return recorded
     known = {f.trade_id for f in recorded}
-    missing = [
-        replace(trade, client_order_id=order.client_order_id)
-        for trade in exchange.my_trades(order.symbol, order_id=state.order_id)
-        if trade.trade_id not in known
-    ]
-    return recorded + missing
+    trades = exchange_trades(exchange, state, order.client_order_id)
+    return recorded + [t for t in trades if t.trade_id not in known]

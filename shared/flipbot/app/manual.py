@@ -18,11 +18,10 @@ another stack on the same account is not a manual one: it is never followed.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.fills import order_from_state
+from flipbot.app.fills import exchange_trades, order_from_state
 from flipbot.app.orders import _place_recorded
 from flipbot.app.reconcile import MANUAL_CYCLE
 from flipbot.app.records import ZERO, OrderRecord
@@ -117,10 +116,7 @@ def _confirmed_fills(exchange: ExchangePort, order: OrderRecord) -> list[Fill] |
         return f"the exchange does not know order {coid}: no sell is placed"
     if state.status != OrderStatus.FILLED:
         return f"the exchange says order {coid} is {state.status}, not FILLED: no sell is placed"
-    trades = [
-        replace(trade, client_order_id=coid)
-        for trade in exchange.my_trades(order.symbol, order_id=state.order_id)
-    ]
+    trades = exchange_trades(exchange, state, coid)
     traded = sum((t.qty for t in trades), ZERO)
     if not (traded == state.executed_qty == order.executed_qty):
         return (

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 OUT    ?= out/replay
 # make deploy: the stack name, its region (one Binance serves: not the US; see README),
 # extra template parameters ("Key=Value ..."), RECOVER=1 when the account already holds
@@ -28,17 +28,19 @@ help:
 	@echo "make demo       paper-trade the whole system on the bundled sample (no AWS, no keys)"
 	@echo "make test       run the test suite (what CI runs)"
 	@echo "make lint       ruff, cfn-lint on template.yaml and on its SAM-translated form, checkov"
-	@echo "make typecheck  mypy on the shipped package"
+	@echo "make typecheck  mypy (strict) on the runtime and development packages"
 	@echo "make bench      run every benchmark; results in bench/results/*.json"
 	@echo "make soak       the long, slow test runs excluded from 'make test'"
 	@echo "make chaos      200 seeded chaos replays (every scenario) and the invariants table"
 	@echo "make build      sam build for arm64, no container (aws-sam-cli in its own venv; needs python3.12)"
 	@echo "make deploy     image, stack, secrets, listener, first cycle (DRY_RUN=1 prints the commands)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The runtime package (what ships) and the development package (twin, paper exchange,
+	# command line, test tools) that depends on it.
+	$(BIN)/pip install --quiet -e '.[lambda,listener]' -e './dev[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
@@ -64,16 +66,16 @@ $(CHECKOV_STAMP):
 	touch $@
 
 lint: $(STAMP) $(CHECKOV_STAMP) $(SAM_STAMP)
-	$(BIN)/ruff check shared functions tests tools bench
+	$(BIN)/ruff check shared dev functions tests tools bench
 	$(BIN)/python tools/lint_template.py template.yaml
 	SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam validate --lint --template template.yaml --region us-east-1
 	.checkov-venv/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: $(STAMP)
-	$(BIN)/ruff format shared functions tests tools bench
+	$(BIN)/ruff format shared dev functions tests tools bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared/flipbot
+	$(BIN)/mypy shared/flipbot dev/flipbot_dev
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -116,7 +116,7 @@ TRACER = f"Tracer after {TRACER_HOST}"
 # --------------------------------------------------------------------------- imports
 def targets(template_path: Path = TEMPLATE) -> list[Target]:
     """The baseline and one target per function of the template, with its environment."""
-    from flipbot.twin.template import load_template, resolve_environment
+    from flipbot_dev.twin.template import load_template, resolve_environment
 
     template = load_template(template_path)
     refs = _placeholder_refs(template.parameters, template.resources)
@@ -364,7 +364,7 @@ def deployment_sizes(template_path: Path = TEMPLATE) -> dict[str, Any]:
     """Unzipped and deflated size of every function with its layers (MB)."""
     from cfnlint.decode import cfn_yaml
 
-    from flipbot.twin.template import load_template
+    from flipbot_dev.twin.template import load_template
 
     template = load_template(template_path)
     base = template.path.parent

@@ -1,7 +1,7 @@
 """The paper exchange: matching-engine throughput and REST round trips on loopback.
 
 * **Matching engine**: the bundled sample (24 h, seed 7) replayed into a
-  :class:`~flipbot.paper.engine.PaperExchange` holding 100 resting limit orders (50 bids
+  :class:`~flipbot_dev.paper.engine.PaperExchange` holding 100 resting limit orders (50 bids
   and 50 asks laddered 1 % to 25 % away from the first price; those that fill stay
   filled), beside the same replay with no order at all. Figures: microseconds per
   replayed trade (book updates included in the time), median of ``--runs`` runs; the
@@ -26,13 +26,13 @@ from decimal import Decimal
 from typing import Any
 
 from bench.common import machine, median, table, write_result
-from flipbot.paper.engine import PaperExchange
-from flipbot.paper.rest import BinanceRestApp
-from flipbot.paper.server import PaperHttpServer, http_client, wall_ms
-from flipbot.paper.symbols import default_symbol_info
-from flipbot.paper.transport import make_client
-from flipbot.replay.data import BookEvent, MarketData, TradeEvent
-from flipbot.replay.sample import generate_sample
+from flipbot_dev.paper.engine import PaperExchange
+from flipbot_dev.paper.rest import BinanceRestApp
+from flipbot_dev.paper.server import PaperHttpServer, http_client, wall_ms
+from flipbot_dev.paper.symbols import default_symbol_info
+from flipbot_dev.paper.transport import make_client
+from flipbot_dev.replay.data import BookEvent, MarketData, TradeEvent
+from flipbot_dev.replay.sample import generate_sample
 
 SYMBOL = "TRUMPUSDC"
 RESTING = 100

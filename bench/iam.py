@@ -21,23 +21,25 @@ from typing import Any
 
 from bench.common import ROOT, median, table, write_result
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
 HOURS = 12
 RUNS = 3
 
 
 def _replay(data: object, iam: bool) -> tuple[float, dict[str, Any]]:
-    from flipbot.twin.runner import ReplayConfig, run_replay
+    from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
     started = time.perf_counter()
     report = run_replay(
-        ReplayConfig(data=data, symbol="TRUMPUSDC", progress=False, iam=iam),  # type: ignore[arg-type]
+        ReplayConfig(template=TEMPLATE, data=data, symbol="TRUMPUSDC", progress=False, iam=iam),  # type: ignore[arg-type]
         out=io.StringIO(),
     )
     return time.perf_counter() - started, report
 
 
 def _check_us() -> float:
-    from flipbot.twin.iam import Authorizer, Principal, Statement, Where
+    from flipbot_dev.twin.iam import Authorizer, Principal, Statement, Where
 
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/"
     role = Principal(
@@ -62,7 +64,7 @@ def _check_us() -> float:
 
 
 def main() -> int:
-    from flipbot.replay.sample import generate_sample
+    from flipbot_dev.replay.sample import generate_sample
 
     data = generate_sample(seed=7, hours=HOURS)
     without, with_iam = [], []

@@ -24,7 +24,7 @@ Figures:
   before, so growth is the pipeline's own) and the process's peak RSS.
 
 Also printed: the ``PriceTicked`` volume and EventBridge cost the throttle gives on a
-day of the bundled TRUMP-like sample (``flipbot.replay.sample``), for a few settings.
+day of the bundled TRUMP-like sample (``flipbot_dev.replay.sample``), for a few settings.
 
 ``python -m bench.listener [--messages N] [--rounds R]``; writes
 ``bench/results/listener.json``.
@@ -217,8 +217,8 @@ def quantiles_us(values: array[int]) -> dict[str, float]:
 def eventbridge_volume() -> list[dict[str, Any]]:
     """PriceTicked a day on the bundled TRUMP-like sample, for a few throttle settings."""
     from flipbot.listener.core import MarketPipeline, OutboundQueue
-    from flipbot.replay.data import TradeEvent
-    from flipbot.replay.sample import generate_sample
+    from flipbot_dev.replay.data import TradeEvent
+    from flipbot_dev.replay.sample import generate_sample
 
     data = generate_sample(seed=7, hours=24.0)
     days = (data.last_ms - data.first_ms) / 86_400_000

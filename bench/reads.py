@@ -34,6 +34,8 @@ from typing import Any
 
 from bench.common import ROOT, table, write_result
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
 DAYS = 30
 HISTORY_DAYS = 23
 DAY_MS = 86_400_000
@@ -117,15 +119,16 @@ def month_figures(report: dict[str, Any]) -> dict[str, float]:
 
 
 def _replay(data: Any, **config: Any) -> dict[str, Any]:
-    from flipbot.twin.runner import ReplayConfig, run_replay
+    from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
     return run_replay(
-        ReplayConfig(data=data, symbol=SYMBOL, progress=False, **config), out=io.StringIO()
+        ReplayConfig(template=TEMPLATE, data=data, symbol=SYMBOL, progress=False, **config),
+        out=io.StringIO(),
     )
 
 
 def main() -> int:
-    from flipbot.replay.sample import generate_sample
+    from flipbot_dev.replay.sample import generate_sample
 
     data = generate_sample(seed=7, hours=24 * DAYS)
     started = time.perf_counter()

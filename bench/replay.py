@@ -22,13 +22,15 @@ from pathlib import Path
 
 from bench.common import ROOT, table, write_result
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
 KLINES = ROOT.parent / "shared" / "data" / "klines" / "BTCBUSD_1m_2022-12-13_lean.csv"
 
 
 def _bare(data: object, symbol: str) -> float:
     from flipbot.domain.indicators import MarketIndicators
-    from flipbot.paper.engine import PaperExchange
-    from flipbot.replay.data import BookEvent, TradeEvent
+    from flipbot_dev.paper.engine import PaperExchange
+    from flipbot_dev.replay.data import BookEvent, TradeEvent
 
     clock = [0]
     exchange = PaperExchange([symbol], clock=lambda: clock[0], balances={"BUSD": Decimal(100)})
@@ -46,19 +48,19 @@ def _bare(data: object, symbol: str) -> float:
 
 
 def _twin(data: object, symbol: str) -> tuple[float, dict[str, object]]:
-    from flipbot.twin.runner import ReplayConfig, run_replay
+    from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
     started = time.perf_counter()
     report = run_replay(
-        ReplayConfig(data=data, symbol=symbol, progress=False),  # type: ignore[arg-type]
+        ReplayConfig(template=TEMPLATE, data=data, symbol=symbol, progress=False),  # type: ignore[arg-type]
         out=io.StringIO(),
     )
     return time.perf_counter() - started, report
 
 
 def main() -> int:
-    from flipbot.replay.data import load_market_data
-    from flipbot.replay.sample import generate_sample
+    from flipbot_dev.replay.data import load_market_data
+    from flipbot_dev.replay.sample import generate_sample
 
     figures: dict[str, float] = {}
     details: dict[str, object] = {}

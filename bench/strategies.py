@@ -28,7 +28,7 @@ from flipbot.domain.model import MarketSnapshot, Side
 from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy
 from flipbot.domain.strategy import FixedMarginStrategy, OfflineStrategy
 from flipbot.ports import DecisionMaker
-from flipbot.replay.data import BookEvent, MarketData, TradeEvent, load_market_data
+from flipbot_dev.replay.data import BookEvent, MarketData, TradeEvent, load_market_data
 
 DATA = (
     ROOT.parent

@@ -26,7 +26,7 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint_file
 from samtranslator.model.exceptions import InvalidDocumentException
 
-from flipbot.twin.template import translate as _translate
+from flipbot_dev.twin.template import translate as _translate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"

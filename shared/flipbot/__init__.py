@@ -1,9 +1,11 @@
 """flipbot: an AI-consulted limit-order flip bot for Binance spot.
 
-The package is shipped as a Lambda layer and used by the listener container.
-Layout: ``domain`` (pure rules), ``ports`` (interfaces), ``adapters`` (AWS, Binance,
-OpenAI), ``app`` (use cases called by the handlers), ``paper`` (paper exchange),
-``replay`` (market data), ``twin`` (the local digital twin of the deployment).
+This is the runtime package: the SharedLayer's whole content and the listener image's,
+what runs in AWS and nothing else. Layout: ``domain`` (pure rules), ``ports``
+(interfaces), ``app`` (use cases called by the handlers), ``adapters`` (AWS, DynamoDB,
+Binance, OpenAI), ``ai`` (prompt, context, cost), ``listener`` (the Fargate service).
+The twin, the paper exchange, replay data and the command line are the development
+package, :mod:`flipbot_dev` (``dev/``), which depends on this one and never the reverse.
 """
 
 __version__ = "0.1.0"

@@ -6,11 +6,15 @@ tight stop-loss); ``make chaos`` runs 200 seeds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from flipbot.twin.chaos import SCENARIOS, Chaos
-from flipbot.twin.chaos_run import plan, run_many, table
-from flipbot.twin.world import WORLD_SCENARIOS
+from flipbot_dev.twin.chaos import SCENARIOS, Chaos
+from flipbot_dev.twin.chaos_run import plan, run_many, table
+from flipbot_dev.twin.world import WORLD_SCENARIOS
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 INJECTED = {
     "duplicate": "duplicated",
@@ -25,7 +29,7 @@ INJECTED = {
 
 @pytest.fixture(scope="module")
 def chaos_rows() -> list[dict[str, object]]:
-    runs = run_many("all", 2 * len(SCENARIOS), hours=4, workers=2)
+    runs = run_many("all", 2 * len(SCENARIOS), template=TEMPLATE, hours=4, workers=2)
     return table(runs)
 
 
@@ -72,7 +76,14 @@ def test_given_the_world_profile_then_its_seeds_go_round_its_scenarios() -> None
 def test_given_a_tight_stop_loss_under_every_scenario_then_its_exits_keep_the_invariants() -> None:
     # A 0.3 % stop fires often on the sample market: CheckSell, CancelSell and the exits
     # below the floor run under duplicates, reorders, gaps, crashes and exchange faults.
-    runs = run_many("all", len(SCENARIOS), hours=3, workers=2, parameters={"StopLoss": "0.003"})
+    runs = run_many(
+        "all",
+        len(SCENARIOS),
+        template=TEMPLATE,
+        hours=3,
+        workers=2,
+        parameters={"StopLoss": "0.003"},
+    )
     rows = table(runs)
     broken = {row["scenario"]: row["violations"] for row in rows if row["violations"]}
     assert not broken

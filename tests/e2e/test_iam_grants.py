@@ -6,21 +6,24 @@ every invariant). This soak run combines many of them - each strategy, every cha
 scenario with a tight stop-loss, a recovery from wiped tables, the AI path against the
 local OpenAI-compatible fake - and asks the other half of the question: which grants did
 nothing use? Every such grant must be listed, with its reason, in
-``flipbot.twin.iam.UNUSED_GRANTS``; anything else is a grant to remove.
+``flipbot_dev.twin.iam.UNUSED_GRANTS``; anything else is a grant to remove.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flipbot.ai.fake_server import FakeOpenAiServer, absurd, alternate, valid
-from flipbot.commands.iam import render
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.chaos import SCENARIOS
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.commands.iam import render
+from flipbot_dev.fake_openai import FakeOpenAiServer, absurd, alternate, valid
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.chaos import SCENARIOS
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 pytestmark = pytest.mark.slow
 KEY = "sk-grants-0123456789"
@@ -28,6 +31,7 @@ KEY = "sk-grants-0123456789"
 
 def _replay(hours: float = 24, seed: int = 7, **options: Any) -> dict[str, Any]:
     config = ReplayConfig(
+        template=TEMPLATE,
         data=generate_sample(seed=seed, hours=hours),
         symbol="TRUMPUSDC",
         progress=False,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.limits import LIMITS
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.limits import LIMITS
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 #: "well under": at most this share of a limit
 HEADROOM = 0.5
@@ -14,7 +17,12 @@ HEADROOM = 0.5
 
 def test_given_a_normal_day_then_every_limit_has_its_highest_value_well_under_it() -> None:
     report = run_replay(
-        ReplayConfig(data=generate_sample(seed=7, hours=6), symbol="TRUMPUSDC", progress=False),
+        ReplayConfig(
+            template=TEMPLATE,
+            data=generate_sample(seed=7, hours=6),
+            symbol="TRUMPUSDC",
+            progress=False,
+        ),
         out=io.StringIO(),
     )
     limits = report["limits"]

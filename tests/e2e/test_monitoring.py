@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from flipbot.ai.fake_server import FakeOpenAiServer, absurd, alternate, valid
 from flipbot.listener.metrics import CloudWatchMetrics
-from flipbot.paper.rest import BinanceRestApp
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.monitoring import (
+from flipbot_dev.fake_openai import FakeOpenAiServer, absurd, alternate, valid
+from flipbot_dev.paper.rest import BinanceRestApp
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.monitoring import (
     MetricId,
     Sample,
     dashboard_metrics,
@@ -36,8 +36,8 @@ from flipbot.twin.monitoring import (
     put_metric_samples,
     template_alarms,
 )
-from flipbot.twin.runner import ReplayConfig, run_replay
-from flipbot.twin.template import load_template
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.twin.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -48,6 +48,7 @@ KEY = "sk-local-monitoring-0123456789"
 
 def _replay(**overrides: Any) -> dict[str, Any]:
     config = ReplayConfig(
+        template=ROOT / "template.yaml",
         data=generate_sample(seed=7, hours=overrides.pop("hours", HOURS)),
         symbol="TRUMPUSDC",
         progress=False,

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from flipbot.replay.data import load_market_data
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.replay.data import load_market_data
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 SAMPLE_HOURS = 8
 
@@ -21,6 +23,7 @@ SAMPLE_HOURS = 8
 def _replay(tmp_path: Path, name: str, **overrides: Any) -> dict[str, Any]:
     data = overrides.pop("data", None) or generate_sample(seed=7, hours=SAMPLE_HOURS)
     config = ReplayConfig(
+        template=overrides.pop("template", TEMPLATE),
         data=data,
         symbol=overrides.pop("symbol", "TRUMPUSDC"),
         out_dir=tmp_path / name,

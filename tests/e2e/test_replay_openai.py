@@ -16,13 +16,16 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flipbot.ai.fake_server import FakeOpenAiServer, absurd, alternate, valid
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.fake_openai import FakeOpenAiServer, absurd, alternate, valid
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 KEY = "sk-local-replay-0123456789"
 HOURS = 2  # 30 min of warm-up, then three full cycles on the seed-7 sample
@@ -38,6 +41,7 @@ def replay_with_absurd_half() -> Iterator[tuple[dict[str, Any], FakeOpenAiServer
         env.setenv("OPENAI_API_KEY", KEY)
         env.delenv("AI_MODEL", raising=False)
         config = ReplayConfig(
+            template=TEMPLATE,
             data=generate_sample(seed=7, hours=HOURS),
             symbol="TRUMPUSDC",
             decider="openai",

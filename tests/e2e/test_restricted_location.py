@@ -7,15 +7,18 @@ exchange answers HTTP 451 to every request, as Binance answers a restricted loca
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from flipbot.paper.rest import BinanceRestApp
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.paper.rest import BinanceRestApp
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def _executions() -> list[dict[str, Any]]:
@@ -38,7 +41,12 @@ def test_given_binance_refuses_the_region_then_the_cycle_needs_attention_with_th
     # mock keeps the executions readable after the run
     with mock_aws():
         report = run_replay(
-            ReplayConfig(data=generate_sample(seed=7, hours=2), symbol="TRUMPUSDC", progress=False),
+            ReplayConfig(
+                template=TEMPLATE,
+                data=generate_sample(seed=7, hours=2),
+                symbol="TRUMPUSDC",
+                progress=False,
+            ),
             out=out,
         )
         executions = _executions()

@@ -4,14 +4,18 @@ account and a second execution of one cycle, each in a short replay of the sampl
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def _replay(hours: float, minutes: int, action: str) -> dict[str, Any]:
     config = ReplayConfig(
+        template=TEMPLATE,
         data=generate_sample(seed=7, hours=hours),
         symbol="TRUMPUSDC",
         progress=False,

@@ -16,9 +16,11 @@ from typing import Any
 
 from flipbot.app.records import OrderRecord
 from flipbot.domain.model import Side
-from flipbot.replay.data import load_market_data
-from flipbot.twin.runner import ReplayConfig, run_replay
-from flipbot.twin.tables_dump import Books, load_tables
+from flipbot_dev.replay.data import load_market_data
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.twin.tables_dump import Books, load_tables
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 START_MS = 1_737_331_200_000
 HEADER = (
@@ -55,6 +57,7 @@ def _run(tmp: Path, **parameters: str) -> tuple[dict[str, Any], Books]:
     )
     out = tmp / "run"
     config = ReplayConfig(
+        template=TEMPLATE,
         data=data,
         symbol="TRUMPUSDC",
         out_dir=out,
@@ -107,7 +110,7 @@ def test_given_ma_cross_and_a_drop_after_the_buy_then_the_stop_loss_sells_below_
 def test_given_the_stop_loss_turned_off_then_the_same_drop_leaves_the_sell_at_the_floor(
     tmp_path: Path, capsys: Any
 ) -> None:
-    from flipbot.cli import main
+    from flipbot_dev.cli import main
 
     data = _write_klines(tmp_path / "drop.csv", _drop_after_cross())
     out = tmp_path / "cli"
@@ -129,7 +132,7 @@ def test_given_the_stop_loss_turned_off_then_the_same_drop_leaves_the_sell_at_th
 def test_given_a_malformed_replay_param_then_the_replay_refuses_naming_it(
     tmp_path: Path, capsys: Any
 ) -> None:
-    from flipbot.cli import main
+    from flipbot_dev.cli import main
 
     assert main(["replay", "--param", "StopLoss", "--out", str(tmp_path)]) == 2
     assert "--param 'StopLoss': expected KEY=VALUE" in capsys.readouterr().err

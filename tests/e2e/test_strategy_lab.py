@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-from flipbot.cli import main
-from flipbot.commands._books import BooksUnavailable, load_run, load_stack
-from flipbot.replay.data import MarketData, load_market_data
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.plots import PLOT_FILES, write_plots
-from flipbot.twin.runner import ReplayConfig, run_replay
-from flipbot.twin.tables_dump import TABLES, load_tables
+from flipbot_dev.cli import main
+from flipbot_dev.commands._books import BooksUnavailable, load_run, load_stack
+from flipbot_dev.replay.data import MarketData, load_market_data
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.plots import PLOT_FILES, write_plots
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.twin.tables_dump import TABLES, load_tables
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 STRATEGIES = ["ai", "offline", "fixed", "adaptive", "ma-cross"]
 FAST = ["offline", "fixed", "adaptive", "ma-cross"]  # "ai" is "offline" without a key
@@ -33,7 +35,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def _replay(data: MarketData, symbol: str, strategy: str, out_dir: Path | None) -> dict[str, Any]:
     config = ReplayConfig(
-        data=data, symbol=symbol, out_dir=out_dir, decider=strategy, progress=False
+        template=TEMPLATE,
+        data=data,
+        symbol=symbol,
+        out_dir=out_dir,
+        decider=strategy,
+        progress=False,
     )
     return run_replay(config, out=io.StringIO())
 

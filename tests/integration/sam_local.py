@@ -49,10 +49,10 @@ class Invocation:
 
 @dataclass
 class LocalStack:
-    cloud: Any  # flipbot.twin.cloud.LocalCloud
-    registry: Any  # flipbot.twin.moto_hooks.LambdaRegistry
-    scheduler: Any  # flipbot.twin.moto_hooks.VirtualScheduler
-    exchange: Any  # flipbot.paper.engine.PaperExchange
+    cloud: Any  # flipbot_dev.twin.cloud.LocalCloud
+    registry: Any  # flipbot_dev.twin.moto_hooks.LambdaRegistry
+    scheduler: Any  # flipbot_dev.twin.moto_hooks.VirtualScheduler
+    exchange: Any  # flipbot_dev.paper.engine.PaperExchange
     lambda_client: Any
 
     def invoke(self, logical_id: str, event: Mapping[str, Any]) -> Invocation:
@@ -101,11 +101,11 @@ def local_stack(
     from moto import mock_aws
 
     from flipbot import composition
-    from flipbot.paper.engine import PaperExchange
-    from flipbot.paper.rest import BinanceRestApp
-    from flipbot.paper.transport import make_client
-    from flipbot.twin import cloud as local_cloud
-    from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+    from flipbot_dev.paper.engine import PaperExchange
+    from flipbot_dev.paper.rest import BinanceRestApp
+    from flipbot_dev.paper.transport import make_client
+    from flipbot_dev.twin import cloud as local_cloud
+    from flipbot_dev.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
 
     scheduler = VirtualScheduler(now_ms=START_MS)
     registry = LambdaRegistry()

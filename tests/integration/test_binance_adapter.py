@@ -34,7 +34,7 @@ from flipbot.domain.errors import (
 )
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import Balance, BookTop, OrderRequest, OrderStatus, Side
-from flipbot.paper import BinanceRestApp, Fault, PaperExchange, default_symbol_info, make_client
+from flipbot_dev.paper import BinanceRestApp, Fault, PaperExchange, default_symbol_info, make_client
 
 D = Decimal
 T0 = 1_700_000_000_000

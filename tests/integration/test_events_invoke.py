@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from flipbot.domain import errors
-from flipbot.twin.template import load_template
+from flipbot_dev.twin.template import load_template
 
 from .sam_local import EVENTS, TEMPLATE, Invocation, event, local_stack
 

@@ -21,10 +21,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import flipbot_dev.fake_openai as fs
 from flipbot.adapters.openai_decider import OpenAiDecisionMaker, decider_from_env, openai_client
-from flipbot.ai import fake_server as fs
 from flipbot.ai.fallback import FallbackDecisionMaker
-from flipbot.commands.replay import _decider_name
 from flipbot.composition import Container
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import AiUnavailable, ConfigurationError, GuardRejected
@@ -33,6 +32,7 @@ from flipbot.domain.guards import RiskLimits, check_buy, check_sell
 from flipbot.domain.model import BookTop, MarketSnapshot, OrderRequest, Side
 from flipbot.domain.strategy import OfflineStrategy
 from flipbot.settings import Settings
+from flipbot_dev.commands.replay import _decider_name
 
 KEY = "sk-proj-LocalTestKey0123456789"
 BOOK = BookTop(Decimal("10.00"), Decimal("50"), Decimal("10.02"), Decimal("40"))

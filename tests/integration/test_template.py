@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.parser import envelopes, parse
 from moto.events.models import EventPattern
 
 from flipbot.events import SOURCE, OrderUpdated, StreamGapDetected
-from flipbot.twin.template import SamTemplate, load_template, resolve, substitute_definition
+from flipbot_dev.twin.template import SamTemplate, load_template, resolve, substitute_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

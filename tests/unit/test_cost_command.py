@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flipbot.cli import main
-from flipbot.commands.cost import (
+from flipbot_dev.cli import main
+from flipbot_dev.commands.cost import (
     CONTAINER_INSIGHTS_METRICS,
     PRICES,
     Assumptions,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flipbot.cli import main
+from flipbot_dev.cli import main
 
 TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/stack-OrdersTable"
 

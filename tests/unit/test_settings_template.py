@@ -21,7 +21,7 @@ from cfnlint.decode import cfn_yaml
 from flipbot.app.lab import session_limits
 from flipbot.listener.settings import ListenerSettings
 from flipbot.settings import Settings
-from flipbot.twin.template import TemplateError, resolve
+from flipbot_dev.twin.template import TemplateError, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "shared" / "flipbot"

@@ -1,7 +1,7 @@
 """The bot's Binance spot adapter: :class:`flipbot.ports.ExchangePort` over python-binance.
 
 :class:`BinanceExchange` wraps a python-binance ``Client`` (live, testnet, or the paper
-exchange through :func:`flipbot.paper.make_client`) and speaks domain types only: every
+exchange through :func:`flipbot_dev.paper.make_client`) and speaks domain types only: every
 library or transport error leaves as a :mod:`flipbot.domain.errors` type, decided by
 HTTP status and Binance error code. The one exception is -2010, whose subtypes share a
 code: there Binance's documented message picks :class:`DuplicateOrder`,
@@ -275,7 +275,7 @@ class BinanceExchange:
         """Set ``client.timestamp_offset`` to the server time minus the local time.
 
         Left alone when the offset is not a plain number: such a client manages its own
-        time (the paper exchange's :func:`~flipbot.paper.make_client` does).
+        time (the paper exchange's :func:`~flipbot_dev.paper.make_client` does).
         """
         if not isinstance(self._client.timestamp_offset, int | float):
             return

@@ -12,6 +12,6 @@ Nothing here imports ``openai``; the adapter that does is
 * :mod:`flipbot.ai.cost` — USD per million tokens by model, and the daily budget.
 * :mod:`flipbot.ai.fallback` — the wrapper that lets the offline strategy decide (or
   wait) whenever the AI is unavailable.
-* :mod:`flipbot.ai.fake_server` — a loopback server answering like
+* :mod:`flipbot_dev.fake_openai` — a loopback server answering like
   ``POST /v1/chat/completions``, for tests and the digital twin.
 """

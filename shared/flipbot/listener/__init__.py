@@ -1,6 +1,6 @@
 """The listener: one asyncio process that turns Binance streams into EventBridge events.
 
-It runs on ECS Fargate as ``flipbot listen`` (image: ``listener/Dockerfile``).
+It runs on ECS Fargate as ``flipbot-listen`` (image: ``listener/Dockerfile``).
 
 * :mod:`~flipbot.listener.settings` - the environment, validated at start-up.
 * :mod:`~flipbot.listener.core` - the pure, synchronous hot path: market messages ->

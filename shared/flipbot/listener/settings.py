@@ -32,7 +32,7 @@ TESTNET_WS_API_URL = "wss://ws-api.testnet.binance.vision/ws-api/v3"
 
 
 class ListenerSettings(BaseModel):
-    """What ``flipbot listen`` needs to know. Durations are in seconds (floats allowed)."""
+    """What ``flipbot-listen`` needs to know. Durations are in seconds (floats allowed)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -19,12 +19,12 @@ from flipbot.adapters.dynamodb import repositories
 from flipbot.app.records import Repositories
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.indicators import MarketIndicators
-from flipbot.paper.engine import PaperExchange
-from flipbot.paper.rest import BinanceRestApp
-from flipbot.paper.transport import FaultHook, make_client
 from flipbot.settings import Settings, Tables
 from flipbot.streams import order_update_from_execution_report
-from flipbot.twin.template import load_template
+from flipbot_dev.paper.engine import PaperExchange
+from flipbot_dev.paper.rest import BinanceRestApp
+from flipbot_dev.paper.transport import FaultHook, make_client
+from flipbot_dev.twin.template import load_template
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY, SECRET = "testKey0123456789", "testSecret0123456789"

@@ -13,9 +13,9 @@ from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.app.fills import apply_order_update
 from flipbot.app.manual import follow_manual_buy
 from flipbot.events import OrderUpdated
-from flipbot.paper.engine import PaperExchange
-from flipbot.paper.rest import BinanceRestApp
-from flipbot.paper.transport import make_client
+from flipbot_dev.paper.engine import PaperExchange
+from flipbot_dev.paper.rest import BinanceRestApp
+from flipbot_dev.paper.transport import make_client
 
 from .conftest import KEY, SECRET, START_MS, Bot
 

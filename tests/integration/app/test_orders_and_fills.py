@@ -17,7 +17,7 @@ from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
 from flipbot.domain.errors import CycleNotSold, GuardRejected
 from flipbot.domain.model import Origin, Side
-from flipbot.paper.transport import Fault
+from flipbot_dev.paper.transport import Fault
 
 from .conftest import START_MS, Bot
 

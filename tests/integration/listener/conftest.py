@@ -3,8 +3,8 @@
 * ``aws``: moto's EventBridge (the bus, a rule on ``source: flipbot.listener`` with an
   SQS target that captures what was published), DynamoDB (``MarketTable`` built from
   ``template.yaml``'s key schema) and CloudWatch.
-* :class:`Rig`: one scenario - a :class:`~flipbot.paper.ws.BinanceWsServer`, a
-  :class:`~flipbot.paper.engine.PaperExchange` on the wall clock whose execution
+* :class:`Rig`: one scenario - a :class:`~flipbot_dev.paper.ws.BinanceWsServer`, a
+  :class:`~flipbot_dev.paper.engine.PaperExchange` on the wall clock whose execution
   reports the server pushes, and a :class:`~flipbot.listener.service.Listener` with the
   production adapters on moto, its publisher wrapped to record each published batch in
   call order. Timeouts are short so that every scenario ends in well under 5 seconds.
@@ -32,12 +32,12 @@ from flipbot.listener.binance_ws import wall_ms
 from flipbot.listener.service import Listener
 from flipbot.listener.settings import ListenerSettings
 from flipbot.listener.wiring import production_adapters
-from flipbot.paper import PaperExchange
-from flipbot.paper.ws import BinanceWsServer
 from flipbot.streams import order_update_from_execution_report
-from flipbot.twin.iam import Authorizer, Where, load_principals
-from flipbot.twin.runner import LISTENER
-from flipbot.twin.template import load_template, translate
+from flipbot_dev.paper import PaperExchange
+from flipbot_dev.paper.ws import BinanceWsServer
+from flipbot_dev.twin.iam import Authorizer, Where, load_principals
+from flipbot_dev.twin.runner import LISTENER
+from flipbot_dev.twin.template import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"

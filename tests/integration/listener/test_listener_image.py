@@ -1,7 +1,7 @@
 """``listener/Dockerfile`` exercised without a Docker engine.
 
 The fast tests read the Dockerfile: two stages, a non-root user, the entry command
-``flipbot listen``, and the same health check as the task definition in
+``flipbot-listen``, and the same health check as the task definition in
 ``template.yaml``. The slow one performs the build stage's steps as written - its
 ``COPY`` lines into a temporary ``/src``, its ``RUN`` lines with ``/opt/venv`` a fresh
 temporary virtual environment (pip install of the project from the local path; the
@@ -80,7 +80,7 @@ def exec_form(args: str) -> list[str]:
 
 
 # --- what the Dockerfile says -------------------------------------------------------------
-def test_the_image_is_multi_stage_non_root_and_runs_flipbot_listen() -> None:
+def test_the_image_is_multi_stage_non_root_and_runs_the_listener() -> None:
     _, stages = parse_dockerfile()
     build, runtime = stages
     assert (build.name, runtime.name) == ("build", "runtime")
@@ -89,11 +89,11 @@ def test_the_image_is_multi_stage_non_root_and_runs_flipbot_listen() -> None:
     (user,) = runtime.all("USER")
     assert not user.startswith(("0", "root"))
     assert runtime.all("COPY") == ["--from=build /opt/venv /opt/venv"]
-    assert exec_form(runtime.all("CMD")[0]) == ["flipbot", "listen"]
+    assert exec_form(runtime.all("CMD")[0]) == ["flipbot-listen"]
     assert runtime.all("STOPSIGNAL") == ["SIGTERM"]
     assert runtime.env()["PYTHONDONTWRITEBYTECODE"] == "1"  # read-only root file system
     installs = [r for r in build.all("RUN") if "pip install" in r and "/src" in r]
-    assert installs == ["/opt/venv/bin/python -m pip install /src"]
+    assert installs == ['/opt/venv/bin/python -m pip install "/src[listener]"']
 
 
 def test_the_health_check_is_the_task_definitions() -> None:
@@ -129,7 +129,7 @@ def _free_port() -> int:
 def test_the_dockerfile_steps_install_a_listener_that_starts_and_answers_its_health_check(
     tmp_path: Path,
 ) -> None:
-    from flipbot.paper.ws import ThreadedWsServer
+    from flipbot_dev.paper.ws import ThreadedWsServer
 
     _, stages = parse_dockerfile()
     build, runtime = stages
@@ -216,7 +216,12 @@ def test_the_dockerfile_steps_install_a_listener_that_starts_and_answers_its_hea
             log.close()
     output = (tmp_path / "listener.log").read_text()
     assert process.returncode == 0, output[-3000:]
-    assert (shutil.which("flipbot", path=run_env["PATH"]) or "").startswith(str(venv))
+    assert (shutil.which(command[0], path=run_env["PATH"]) or "").startswith(str(venv))
+    # The listener's extra only: none of the functions' clients, nothing of the twin.
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    installed = {p.name for p in site.iterdir()}
+    assert {"websockets", "pynamodb", "flipbot"} <= installed
+    assert not {"openai", "binance", "moto", "matplotlib", "flipbot_dev"} & installed
     assert "user data stream subscribed" in output
     assert "dry run: StreamGapDetected" in output
     assert KEY not in output
@@ -226,8 +231,8 @@ def test_the_dockerfile_steps_install_a_listener_that_starts_and_answers_its_hea
 def test_the_entry_command_starts_answers_its_health_check_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    """``flipbot listen`` as installed in this environment (the image's CMD, ``--dry-run``)."""
-    from flipbot.paper.ws import ThreadedWsServer
+    """``flipbot-listen`` as installed in this environment (the image's CMD, ``--dry-run``)."""
+    from flipbot_dev.paper.ws import ThreadedWsServer
 
     _, stages = parse_dockerfile()
     command = exec_form(stages[-1].all("CMD")[0])

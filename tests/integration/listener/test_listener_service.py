@@ -490,7 +490,7 @@ def test_given_debug_logging_then_no_secret_is_ever_logged(
 def test_given_a_rejected_subscription_then_it_retries_with_back_off_and_turns_unhealthy() -> None:
     from flipbot.listener.service import Listener
     from flipbot.listener.wiring import LogPublisher
-    from flipbot.paper.ws import BinanceWsServer
+    from flipbot_dev.paper.ws import BinanceWsServer
 
     from .conftest import KEY, listener_settings
 

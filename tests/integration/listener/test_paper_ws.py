@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from flipbot.listener.binance_ws import subscribe_signature_params
-from flipbot.paper.ws import BinanceWsServer, ThreadedWsServer
+from flipbot_dev.paper.ws import BinanceWsServer, ThreadedWsServer
 
 KEY, SECRET = "paperWsKey000001", "paperWsSecret000001"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from binance.client import Client
 
-from flipbot.paper import BinanceRestApp, PaperExchange
-from flipbot.paper.faults import Fault, FaultHook
-from flipbot.paper.server import PaperHttpServer, http_client
+from flipbot_dev.paper import BinanceRestApp, PaperExchange
+from flipbot_dev.paper.faults import Fault, FaultHook
+from flipbot_dev.paper.server import PaperHttpServer, http_client
 
 T0 = 1_700_000_000_000
 SYMBOL = "TRUMPUSDC"

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from flipbot.paper.server import PaperHttpServer
+from flipbot_dev.paper.server import PaperHttpServer
 
 from .conftest import Loopback
 

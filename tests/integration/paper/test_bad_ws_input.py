@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from flipbot.paper.ws import BinanceWsServer
+from flipbot_dev.paper.ws import BinanceWsServer
 
 NOT_UTF8 = b"\xff\xfe\x80{"
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -25,9 +25,9 @@ from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.app.orders import place_once
 from flipbot.domain.errors import DuplicateOrder, OrderNotSettled, RetryableError
 from flipbot.domain.model import OrderRequest, OrderState, Side
-from flipbot.paper import BinanceRestApp, PaperExchange, make_client
-from flipbot.paper.faults import PROFILES, FaultInjector, FaultKind
-from flipbot.paper.server import PaperHttpServer, http_client
+from flipbot_dev.paper import BinanceRestApp, PaperExchange, make_client
+from flipbot_dev.paper.faults import PROFILES, FaultInjector, FaultKind
+from flipbot_dev.paper.server import PaperHttpServer, http_client
 
 from .conftest import KEY, SECRET, SYMBOL, T0, Clock
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 from binance.exceptions import BinanceAPIException
 
-from flipbot.cli import main
-from flipbot.paper.faults import PROFILES
-from flipbot.paper.server import ExchangeConfig, http_client, start_exchange
-from flipbot.replay.sample import generate_sample
+from flipbot_dev.cli import main
+from flipbot_dev.paper.faults import PROFILES
+from flipbot_dev.paper.server import ExchangeConfig, http_client, start_exchange
+from flipbot_dev.replay.sample import generate_sample
 
 
 def wait_for(condition: object, timeout_s: float = 5.0) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from flipbot.paper.server import ExchangeConfig, ExchangeService, http_client, start_exchange
-from flipbot.replay.sample import generate_sample
+from flipbot_dev.paper.server import ExchangeConfig, ExchangeService, http_client, start_exchange
+from flipbot_dev.replay.sample import generate_sample
 
 S = "trumpusdc"
 
@@ -104,7 +104,7 @@ def test_user_data_arrives_on_the_websocket_api_after_a_rest_order(
 
 
 def test_the_cli_mounts_the_websocket_server(capsys: pytest.CaptureFixture[str]) -> None:
-    from flipbot.cli import main
+    from flipbot_dev.cli import main
 
     assert main(["exchange", "serve", "--hours", "0.2", "--duration", "0.2"]) == 0
     out = capsys.readouterr().out

@@ -11,9 +11,9 @@ import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 
-from flipbot.paper import BinanceRestApp, PaperExchange, make_client
-from flipbot.paper.faults import PROFILES
-from flipbot.paper.server import PaperHttpServer, http_client
+from flipbot_dev.paper import BinanceRestApp, PaperExchange, make_client
+from flipbot_dev.paper.faults import PROFILES
+from flipbot_dev.paper.server import PaperHttpServer, http_client
 
 from .conftest import KEY, SECRET, SYMBOL, T0, Clock
 

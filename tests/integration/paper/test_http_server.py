@@ -22,9 +22,9 @@ from flipbot.domain.errors import (
     UnknownOrderOutcome,
 )
 from flipbot.domain.model import OrderRequest, OrderStatus, Side
-from flipbot.paper import default_symbol_info
-from flipbot.paper.faults import Fault
-from flipbot.paper.server import PaperHttpServer, http_client
+from flipbot_dev.paper import default_symbol_info
+from flipbot_dev.paper.faults import Fault
+from flipbot_dev.paper.server import PaperHttpServer, http_client
 
 from .conftest import KEY, SECRET, SYMBOL, T0, Loopback
 

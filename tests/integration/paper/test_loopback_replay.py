@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from flipbot.cli import main
-from flipbot.paper.server import ClientLink
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.cli import main
+from flipbot_dev.paper.server import ClientLink
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 @pytest.fixture
@@ -39,6 +41,7 @@ def test_loopback_and_in_process_replays_write_identical_reports(
     reports: dict[str, dict[str, Any]] = {}
     for transport in ("inprocess", "loopback"):
         config = ReplayConfig(
+            template=TEMPLATE,
             data=data,
             symbol="TRUMPUSDC",
             out_dir=tmp_path / transport,

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from flipbot.replay.sample import generate_sample
-from flipbot.twin.runner import TEMPLATE, ReplayConfig, run_replay
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
-ROOT = TEMPLATE.parent
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
 ORDERS_CRUD = "        - DynamoDBCrudPolicy: {TableName: !Ref OrdersTable}\n"
 
 

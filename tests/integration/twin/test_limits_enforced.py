@@ -13,8 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from flipbot.twin.limits import Limits, Quotas
-from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+from flipbot_dev.twin.limits import Limits, Quotas
+from flipbot_dev.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sfn"

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from flipbot.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
+from flipbot_dev.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sfn"

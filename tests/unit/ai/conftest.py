@@ -13,11 +13,11 @@ import httpx2
 import pytest
 
 from flipbot.adapters.openai_decider import OpenAiDecisionMaker, openai_client
-from flipbot.ai.fake_server import FakeOpenAiServer, Responder
 from flipbot.domain.decision import DecisionRequest
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.guards import RiskLimits
 from flipbot.domain.model import BookTop, MarketSnapshot, Side
+from flipbot_dev.fake_openai import FakeOpenAiServer, Responder
 
 API_KEY = "sk-test-Zq8vN3kP0sEcReT"
 

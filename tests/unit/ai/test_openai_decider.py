@@ -17,8 +17,8 @@ from typing import Any
 import httpx2
 import pytest
 
+import flipbot_dev.fake_openai as fs
 from flipbot.adapters.openai_decider import OpenAiDecisionMaker, openai_client
-from flipbot.ai import fake_server as fs
 from flipbot.ai.cost import DailyBudget
 from flipbot.ai.fallback import FallbackDecisionMaker
 from flipbot.ai.prompt import PROMPT_VERSION

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from flipbot.cli import main
 from flipbot.domain.errors import ConfigurationError
 from flipbot.listener.settings import (
     ENVIRONMENT_VARIABLES,
@@ -16,6 +15,7 @@ from flipbot.listener.settings import (
     ListenerSettings,
     endpoints,
 )
+from flipbot_dev.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flipbot.paper import BinanceRestApp, PaperExchange
+from flipbot_dev.paper import BinanceRestApp, PaperExchange
 
 T0 = 1_700_000_000_000
 PAYLOADS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "binance_payloads"

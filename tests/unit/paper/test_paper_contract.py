@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import requests
 
-from flipbot.paper import BinanceRestApp, PaperExchange, default_symbol_info, ws_api_envelope
-from flipbot.paper.market_streams import MarketStreamBuilder
-from flipbot.paper.server import PaperHttpServer
+from flipbot_dev.paper import BinanceRestApp, PaperExchange, default_symbol_info, ws_api_envelope
+from flipbot_dev.paper.market_streams import MarketStreamBuilder
+from flipbot_dev.paper.server import PaperHttpServer
 
 KEY, SECRET = "PaperKey01", "paper-secret-01"
 T0 = 1_700_000_000_000

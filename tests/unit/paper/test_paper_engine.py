@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flipbot.paper import BinanceError, PaperExchange, default_symbol_info, ws_api_envelope
+from flipbot_dev.paper import BinanceError, PaperExchange, default_symbol_info, ws_api_envelope
 
 D = Decimal
 T0 = 1_700_000_000_000  # the clock fixture's start

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from flipbot.paper import PaperExchange
 from flipbot.streams import order_update_from_execution_report
+from flipbot_dev.paper import PaperExchange
 
 SYMBOL = "TRUMPUSDC"
 MakeExchange = Callable[..., PaperExchange]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from flipbot.paper import BinanceRestApp, PaperExchange, make_client
-from flipbot.paper.faults import (
+from flipbot_dev.paper import BinanceRestApp, PaperExchange, make_client
+from flipbot_dev.paper.faults import (
     PROFILES,
     Answer,
     Fault,
@@ -21,7 +21,7 @@ from flipbot.paper.faults import (
     profile,
     serve,
 )
-from flipbot.paper.transport import InProcessAdapter
+from flipbot_dev.paper.transport import InProcessAdapter
 
 ORDER = "/api/v3/order"
 SIGNED = {"symbol": "TRUMPUSDC", "timestamp": "1", "signature": "x"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flipbot.paper import BinanceRestApp, PaperExchange
+from flipbot_dev.paper import BinanceRestApp, PaperExchange
 
 KEY, SECRET = "PaperKey01", "paper-secret-01"
 T0 = 1_700_000_000_000

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from flipbot.paper.tape import DAY_MS, MINUTE_MS, MarketTape, bucket_start
+from flipbot_dev.paper.tape import DAY_MS, MINUTE_MS, MarketTape, bucket_start
 
 D = Decimal
 T0 = 1_700_000_040_000  # 2023-11-14T22:14:00Z, a minute boundary

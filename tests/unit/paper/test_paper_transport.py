@@ -9,7 +9,7 @@ import pytest
 import requests
 from binance.exceptions import BinanceAPIException
 
-from flipbot.paper import (
+from flipbot_dev.paper import (
     BinanceRestApp,
     Fault,
     InProcessAdapter,

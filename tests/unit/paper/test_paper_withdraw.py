@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from flipbot.paper import PaperExchange
+from flipbot_dev.paper import PaperExchange
 
 D = Decimal
 

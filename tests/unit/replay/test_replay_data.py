@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flipbot.domain.model import BookTop, Side
-from flipbot.replay.data import (
+from flipbot_dev.replay.data import (
     BookEvent,
     DataKind,
     MarketData,

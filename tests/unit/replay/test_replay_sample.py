@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flipbot.replay.data import BookEvent, DataKind, MarketData, TradeEvent, load_market_data
-from flipbot.replay.sample import DEFAULT_START_MS, SAMPLE_SYMBOL, generate_sample, write_csv
+from flipbot_dev.replay.data import BookEvent, DataKind, MarketData, TradeEvent, load_market_data
+from flipbot_dev.replay.sample import DEFAULT_START_MS, SAMPLE_SYMBOL, generate_sample, write_csv
 
 TICK = Decimal("0.01")
 STEP = Decimal("0.001")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flipbot.listener.metrics import CloudWatchMetrics
-from flipbot.twin.monitoring import (
+from flipbot_dev.twin.monitoring import (
     AlarmSpec,
     MetricId,
     Sample,
@@ -18,7 +18,7 @@ from flipbot.twin.monitoring import (
     put_metric_samples,
     template_alarms,
 )
-from flipbot.twin.template import load_template
+from flipbot_dev.twin.template import load_template
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = load_template(ROOT / "template.yaml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flipbot.app.records import Cycle
 from flipbot.domain.cycle import CycleState
-from flipbot.twin.runner import silent_halts
+from flipbot_dev.twin.runner import silent_halts
 
 
 def _cycle(cycle_id: str, state: CycleState, reason: str = "") -> Cycle:

@@ -25,7 +25,7 @@ from flipbot.domain.filters import SymbolRules
 from flipbot.domain.guards import PRICE_RANGE, RiskLimits, check_buy, check_sell
 from flipbot.domain.model import BookTop, MarketSnapshot, OrderRequest, Side
 from flipbot.settings import Settings, Tables
-from flipbot.twin.hostile_ai import (
+from flipbot_dev.twin.hostile_ai import (
     INJECTIONS,
     KINDS,
     UNTYPED,

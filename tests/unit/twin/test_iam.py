@@ -7,7 +7,7 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from flipbot.twin.iam import (
+from flipbot_dev.twin.iam import (
     Authorizer,
     Principal,
     Statement,

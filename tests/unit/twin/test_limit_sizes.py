@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flipbot.twin.limits import (
+from flipbot_dev.twin.limits import (
     EnvironmentTooLarge,
     FunctionTimedOut,
     Limits,
@@ -20,7 +20,7 @@ from flipbot.twin.limits import (
     json_size,
     put_events_entry_size,
 )
-from flipbot.twin.moto_hooks import LambdaRegistry, lambda_error_payload
+from flipbot_dev.twin.moto_hooks import LambdaRegistry, lambda_error_payload
 
 
 def test_given_an_entry_then_its_size_is_time_14_bytes_plus_the_utf8_of_its_fields() -> None:

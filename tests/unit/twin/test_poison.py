@@ -14,12 +14,12 @@ import pytest
 from flipbot.domain.model import MarketSnapshot
 from flipbot.events import OrderUpdated, PriceTicked, StreamGapDetected
 from flipbot.listener import core
-from flipbot.paper import PaperExchange
-from flipbot.replay.data import BookEvent, MarketData, TradeEvent
-from flipbot.replay.sample import generate_sample
 from flipbot.streams import events_for_execution_report
-from flipbot.twin import poison
-from flipbot.twin.poison import MARKET_KINDS, USER_KINDS, PoisonListener, Published
+from flipbot_dev.paper import PaperExchange
+from flipbot_dev.replay.data import BookEvent, MarketData, TradeEvent
+from flipbot_dev.replay.sample import generate_sample
+from flipbot_dev.twin import poison
+from flipbot_dev.twin.poison import MARKET_KINDS, USER_KINDS, PoisonListener, Published
 
 SEEDS = (1, 2, 3)
 RATE = 0.3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flipbot.twin.reads import DAY_MS, ReadMeter, items_read
+from flipbot_dev.twin.reads import DAY_MS, ReadMeter, items_read
 
 
 def test_items_read_per_operation() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from flipbot.app.records import Cycle, TradeRecord
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.filters import SymbolRules
-from flipbot.twin.report import abandoned_positions, ledger_mismatches
+from flipbot_dev.twin.report import abandoned_positions, ledger_mismatches
 
 D = Decimal
 

@@ -11,7 +11,7 @@ import pytest
 from flipbot.app.records import STOP_LOSS_VERDICT, ConsultationRecord, Cycle, OrderRecord
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.model import Side
-from flipbot.twin.report import unjustified_stop_exits
+from flipbot_dev.twin.report import unjustified_stop_exits
 
 D = Decimal
 CYCLE = Cycle("c000001", "TRUMPUSDC", CycleState.SELLING, 0, 0, entry_price=D("25.90"))

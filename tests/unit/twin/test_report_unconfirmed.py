@@ -10,7 +10,7 @@ from flipbot.app.records import Cycle, OrderRecord
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import Fill, Origin, Side
-from flipbot.twin.report import unconfirmed_actions
+from flipbot_dev.twin.report import unconfirmed_actions
 
 D = Decimal
 RULES = SymbolRules("TRUMPUSDC", "TRUMP", "USDC", step_size=D("0.001"), min_notional=D("5"))

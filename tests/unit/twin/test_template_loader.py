@@ -1,4 +1,4 @@
-"""flipbot.twin.template: the real template.yaml read as the twin sees it, and the
+"""flipbot_dev.twin.template: the real template.yaml read as the twin sees it, and the
 intrinsic-function resolver on small synthetic templates."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flipbot.twin.template import (
+from flipbot_dev.twin.template import (
     FunctionSpec,
     SamTemplate,
     TemplateError,

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from flipbot.twin.moto_hooks import LambdaRegistry
+from flipbot_dev.twin.moto_hooks import LambdaRegistry
 
 KEY = "FLIPBOT_TWIN_ENV_PROBE"
 

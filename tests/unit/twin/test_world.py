@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from flipbot.paper.engine import PaperExchange
-from flipbot.twin.runner import ReplayState
-from flipbot.twin.world import BY_HAND_ID, World, WorldContext
+from flipbot_dev.paper.engine import PaperExchange
+from flipbot_dev.twin.runner import ReplayState
+from flipbot_dev.twin.world import BY_HAND_ID, World, WorldContext
 
 
 def _ctx(now: list[int]) -> WorldContext:

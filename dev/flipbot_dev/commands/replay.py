@@ -1,0 +1,196 @@
+"""``flipbot replay``: the local digital twin trading on replayed market data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from flipbot_dev.commands._template import add_template_argument, checked_template
+
+
+def register(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="paper-trade the whole system on replayed market data")
+    replay.add_argument(
+        "--data",
+        help="klines/trades/bookTicker CSV or a Binance public-data "
+        "CSV/zip; default: the bundled sample (generated, seeded)",
+    )
+    replay.add_argument("--symbol", help="trading pair (default: from the file name, or TRUMPUSDC)")
+    replay.add_argument(
+        "--seed", type=int, default=7, help="seed of the bundled sample (default 7)"
+    )
+    replay.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        help="hours of the sample to generate, or of the file to replay",
+    )
+    replay.add_argument("--out", default="out/replay", help="report directory (default out/replay)")
+    add_template_argument(replay)
+    replay.add_argument(
+        "--chaos",
+        metavar="PROFILE",
+        help="run seeded chaos replays instead: duplicate, reorder, drop, crash, exchange, "
+        "restart, concurrent, combined; the hostile world's exchange-ended, manual, forged, "
+        "stopped, poison, ai-hostile; world (its scenarios in turn) or all (every scenario "
+        "in turn); prints the invariants table",
+    )
+    replay.add_argument(
+        "--seeds", type=int, default=20, help="how many seeded chaos replays (default 20)"
+    )
+    replay.add_argument(
+        "--strategy",
+        default="offline",
+        choices=["ai", "offline", "fixed", "adaptive", "ma-cross"],
+        help="decision maker when no AI key is configured",
+    )
+    replay.add_argument(
+        "--ai",
+        choices=["offline", "fixed", "openai"],
+        help="who decides: openai (OPENAI_API_KEY, OPENAI_BASE_URL and AI_MODEL from this "
+        "shell, the offline strategy when it fails), or an offline decision maker; "
+        "overrides --strategy",
+    )
+    replay.add_argument("--balance", default="100", help="initial quote balance (default 100)")
+    replay.add_argument(
+        "--quote-per-cycle", default="10", help="quote spent per cycle (default 10)"
+    )
+    replay.add_argument(
+        "--max-cycles", type=int, default=0, help="stop after N cycles (0: no limit)"
+    )
+    replay.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter, e.g. StopLoss=0.02 (repeatable)",
+    )
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--exchange",
+        choices=["inprocess", "loopback"],
+        default="inprocess",
+        help="how the bot reaches the paper exchange: in process (default) or over HTTP "
+        "on 127.0.0.1 (the same report)",
+    )
+    replay.set_defaults(func=run)
+
+
+def _decider_name(args: argparse.Namespace) -> str:
+    """``--ai`` when given, else ``--strategy``; ``openai`` without a key says it is offline."""
+    name: str = args.ai or args.strategy
+    if name == "openai":
+        import os
+
+        from flipbot.adapters.openai_decider import is_placeholder_key
+
+        if is_placeholder_key(os.environ.get("OPENAI_API_KEY", "")):
+            print("flipbot replay: OPENAI_API_KEY is not set; the offline strategy decides")
+            return "offline"
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from flipbot_dev.commands.compare import template_parameters
+
+    try:
+        args.parameters = template_parameters(args.param, QuotePerCycle=args.quote_per_cycle)
+    except ValueError as exc:
+        print(f"flipbot replay: {exc}", file=sys.stderr)
+        return 2
+    template = checked_template(args.template, "replay")
+    if template is None:
+        return 2
+    args.template = template
+    if args.chaos:
+        return run_chaos(args)
+    from flipbot_dev.replay.data import MarketDataError, load_market_data
+    from flipbot_dev.replay.sample import generate_sample
+    from flipbot_dev.twin.report import format_report
+    from flipbot_dev.twin.runner import ReplayConfig, run_replay
+
+    if args.data:
+        try:
+            data = load_market_data(Path(args.data), symbol=args.symbol)
+        except (MarketDataError, FileNotFoundError) as exc:
+            print(f"flipbot replay: {exc}", file=sys.stderr)
+            return 2
+        symbol = args.symbol or data.symbol
+    else:
+        symbol = args.symbol or "TRUMPUSDC"
+        data = generate_sample(seed=args.seed, hours=args.hours, symbol=symbol)
+    if args.hours and args.data:
+        data = data.between(data.first_ms, data.first_ms + int(args.hours * 3_600_000))
+    print(f"flipbot replay: {symbol}, {len(data):,} market events from {data.source}")
+    config = ReplayConfig(
+        data=data,
+        symbol=symbol,
+        template=args.template,
+        out_dir=Path(args.out),
+        quote_balance=Decimal(args.balance),
+        decider=_decider_name(args),
+        max_cycles=args.max_cycles,
+        progress=not args.quiet,
+        exchange=args.exchange,
+        parameters=args.parameters,
+    )
+    report = run_replay(config)
+    print(format_report(report))
+    print(f"report: {Path(args.out) / 'report.json'}, trades: {Path(args.out) / 'trades.csv'}")
+    return 0 if all(report["invariants"].values()) else 1
+
+
+def run_chaos(args: argparse.Namespace) -> int:
+    """``--chaos PROFILE --seeds N``: N seeded replays (6 h each by default) and one table."""
+    import json
+
+    from flipbot_dev.twin.chaos_run import ChaosRun, format_table, run_many, table
+
+    hours = args.hours if args.hours != 24.0 else 6.0
+    done = [0]
+
+    def progress(run: ChaosRun) -> None:
+        done[0] += 1
+        verdict = "ok" if not run.violations else "VIOLATED " + ", ".join(run.violations)
+        if not args.quiet:
+            print(
+                f"  [{done[0]:>4}/{args.seeds}] {run.scenario:<14} seed {run.seed:<5} "
+                f"cycles {run.cycles:<3} crashes {run.crashes:<3} faults {run.faults:<3} "
+                f"injected {sum(n for _, n in run.injections):<4} {verdict}",
+                file=sys.stderr,
+            )
+
+    try:
+        runs = run_many(
+            args.chaos,
+            args.seeds,
+            template=args.template,
+            hours=hours,
+            progress=progress,
+            parameters=args.parameters,
+        )
+    except ValueError as exc:
+        print(f"flipbot replay: {exc}", file=sys.stderr)
+        return 2
+    rows = table(runs)
+    print(format_table(rows))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chaos.json").write_text(
+        json.dumps(
+            {
+                "profile": args.chaos,
+                "seeds": args.seeds,
+                "hours": hours,
+                "rows": rows,
+                "runs": [run.__dict__ | {"violations": list(run.violations)} for run in runs],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"chaos table: {out / 'chaos.json'}")
+    return 0 if all(row["violations"] == 0 for row in rows) else 1

@@ -28,7 +28,7 @@ help:
 	@echo "make demo       paper-trade the whole system on the bundled sample (no AWS, no keys)"
 	@echo "make test       run the test suite (what CI runs)"
 	@echo "make lint       ruff, cfn-lint on template.yaml and on its SAM-translated form, checkov"
-	@echo "make typecheck  mypy (strict) on the runtime and development packages"
+	@echo "make typecheck  mypy (strict) on the runtime and development packages and the handlers"
 	@echo "make bench      run every benchmark; results in bench/results/*.json"
 	@echo "make soak       the long, slow test runs excluded from 'make test'"
 	@echo "make chaos      200 seeded chaos replays (every scenario) and the invariants table"
@@ -76,6 +76,8 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shared/flipbot dev/flipbot_dev
+	# every handler is a module named app: one run each (strict, as configured)
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

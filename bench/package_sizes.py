@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,8 +57,18 @@ def image_venv_size(project: Path) -> dict[str, Any]:
         venv = Path(tmp) / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+        # the build context, as the Dockerfile copies it (pip builds in there, not here)
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(project / name, src / name)
+        shutil.copytree(
+            project / "shared",
+            src / "shared",
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+        )
         subprocess.run(
-            [*pip, "install", "--quiet", "--no-cache-dir", _install_line(project)],
+            [*pip, "install", "--quiet", "--no-cache-dir", _install_line(src)],
             check=True,
             cwd=tmp,
         )

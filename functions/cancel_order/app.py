@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from flipbot.app.contracts import CancelOrderRequest, CancelResult
 from flipbot.app.orders import cancel_order
-from flipbot.app.requests import CancelOrderRequest
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
 
@@ -15,8 +15,10 @@ logger = Logger(logger_formatter=ScrubbingFormatter())
 @logger.inject_lambda_context(correlation_id_path="cycle_id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = CancelOrderRequest.parse(event)
-    result = cancel_order(
-        container(), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
-    )
+    result = CancelResult.model_validate(
+        cancel_order(
+            container(), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
+        )
+    ).dump()
     logger.info("order canceled", extra=result)
     return result

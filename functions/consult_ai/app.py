@@ -10,10 +10,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flipbot.app.consult import check_resting_sell, consult
-from flipbot.app.requests import ConsultRequest
+from flipbot.app.contracts import ConsultRequest, ConsultResult, SellCheckResult
 from flipbot.composition import container
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
+from flipbot.domain.stop_loss import STOP_LOSS_DECIDER
 from flipbot.observability import ScrubbingFormatter
 
 logger = Logger(logger_formatter=ScrubbingFormatter())
@@ -29,28 +30,32 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise InvalidEvent(
                 f"ConsultRequest: purpose='check' is for the SELL leg, not {request.leg}"
             )
-        checked = check_resting_sell(container(), request.cycle_id, request.attempt)
+        checked = SellCheckResult.model_validate(
+            check_resting_sell(container(), request.cycle_id, request.attempt)
+        ).dump()
         metrics.add_metric("SellChecks", MetricUnit.Count, 1)
         logger.info("resting sell checked", extra=checked)
         return checked
-    result = consult(container(), request.cycle_id, request.leg, request.attempt)
-    metrics.add_metric("AiConfidence", MetricUnit.Count, float(result["confidence"]))
-    if result.get("decided_by") == "stop-loss":
+    result = ConsultResult.model_validate(
+        consult(container(), request.cycle_id, request.leg, request.attempt)
+    )
+    metrics.add_metric("AiConfidence", MetricUnit.Count, result.confidence)
+    if result.decided_by == STOP_LOSS_DECIDER:
         metrics.add_metric("StopLossExits", MetricUnit.Count, 1)
-    if result["guard"]:
+    if result.guard:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
-    if "cost_usd" in result:
-        metrics.add_metric("AiCostUsd", MetricUnit.Count, float(result["cost_usd"]))
-    if str(result.get("ai_error", "")).startswith("budget"):
+    if result.cost_usd is not None:
+        metrics.add_metric("AiCostUsd", MetricUnit.Count, float(result.cost_usd))
+    if result.ai_budget_spent:
         # The daily AI budget is spent: the AiBudgetSpent alarm watches this metric.
         metrics.add_metric("AiBudgetExceeded", MetricUnit.Count, 1)
     logger.info(
         "consulted",
         extra={
             "leg": request.leg,
-            "action": result["action"],
-            "reason": result["reason"],
-            "decided_by": result.get("decided_by", ""),
+            "action": result.action,
+            "reason": result.reason,
+            "decided_by": result.decided_by or "",
         },
     )
-    return result
+    return result.dump()

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from flipbot.app.contracts import PlaceOrderRequest, PlaceOrderResult
 from flipbot.app.orders import place_order
-from flipbot.app.requests import PlaceOrderRequest
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
 
@@ -15,15 +15,17 @@ logger = Logger(logger_formatter=ScrubbingFormatter())
 @logger.inject_lambda_context(correlation_id_path="cycle_id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = PlaceOrderRequest.parse(event)
-    result = place_order(
-        container(),
-        cycle_id=request.cycle_id,
-        leg=request.leg,
-        attempt=request.attempt,
-        price=request.price,
-        quantity=request.quantity,
-        task_token=request.task_token,
-        consultation_id=request.consultation_id,
-    )
+    result = PlaceOrderResult.model_validate(
+        place_order(
+            container(),
+            cycle_id=request.cycle_id,
+            leg=request.leg,
+            attempt=request.attempt,
+            price=request.price,
+            quantity=request.quantity,
+            task_token=request.task_token,
+            consultation_id=request.consultation_id,
+        )
+    ).dump()
     logger.info("order placed", extra=result)
     return result

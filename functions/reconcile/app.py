@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from flipbot.app.contracts import CycleReconcileRequest, ReconcileCycleResult
 from flipbot.app.reconcile import reconcile_cycle, reconcile_on_schedule
-from flipbot.app.requests import CycleReconcileRequest
 from flipbot.composition import container
 from flipbot.domain.errors import RestrictedLocation
 from flipbot.observability import ScrubbingFormatter
@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # recovery someone asked for rebuilds is in its answer, not an incident.
         metrics.add_metric("ReconcileRepairs", MetricUnit.Count, result["repaired_fills"])
         # Cycles stopped with a reason (the CycleHalted alarm): none runs, none trades.
-        metrics.add_metric("CycleHalted", MetricUnit.Count, len(result.get("halted", [])))
+        metrics.add_metric("CycleHalted", MetricUnit.Count, len(result.get("halted") or []))
     logger.info("reconciled", extra=result)
     return result
 
@@ -47,6 +47,8 @@ def _reconcile(event: dict[str, Any]) -> dict[str, Any]:
         return recover_from_exchange(container())
     if event.get("source") == "cycle":
         request = CycleReconcileRequest.parse(event)
-        return reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
+        return ReconcileCycleResult.model_validate(
+            reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
+        ).dump()
     # the schedule ("aws.events") or a StreamGapDetected event
     return reconcile_on_schedule(container())

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from flipbot.app.requests import RecordTradeRequest
+from flipbot.app.contracts import RecordTradeRequest, RecordTradeResult
 from flipbot.app.trades import record_trade
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
@@ -18,12 +18,13 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = RecordTradeRequest.parse(event)
-    result = record_trade(container(), cycle_id=request.cycle_id)
-    if result["closed"]:  # a retry finds the cycle closed: it is counted once
+    result = RecordTradeResult.model_validate(record_trade(container(), cycle_id=request.cycle_id))
+    if result.closed:  # a retry finds the cycle closed: it is counted once
         metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)
-        metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result["realized_pnl"]))
-        for leg, seconds in result["fill_seconds"].items():
+        metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result.realized_pnl))
+        for leg, seconds in result.fill_seconds.items():
             # BuyFillSeconds, SellFillSeconds: the dashboard's time to fill
-            metrics.add_metric(f"{leg.title()}FillSeconds", MetricUnit.Seconds, float(seconds))
-    logger.info("trade recorded", extra=result)
-    return result
+            metrics.add_metric(f"{leg.title()}FillSeconds", MetricUnit.Seconds, seconds)
+    dumped = result.dump()
+    logger.info("trade recorded", extra=dumped)
+    return dumped

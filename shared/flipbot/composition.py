@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from flipbot.app.records import Repositories
-from flipbot.ports import Clock, DecisionMaker, ExchangePort, KillSwitch, WorkflowPort
+from flipbot.ports import Clock, DecisionMaker, ExchangePort, KillSwitch, Repositories, WorkflowPort
 from flipbot.settings import Settings
 
 Factory = Callable[["Container"], Any]

@@ -6,12 +6,14 @@ The domain and the use cases depend on these protocols only; adapters implement 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from flipbot.domain.decision import Decision, DecisionRequest
+    from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
     from flipbot.domain.fees import FeeSchedule
     from flipbot.domain.filters import SymbolRules
     from flipbot.domain.model import (
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
         OrderRequest,
         OrderState,
     )
+    from flipbot.settings import Settings
 
 
 class Clock(Protocol):
@@ -98,3 +101,99 @@ class KillSwitch(Protocol):
 
 
 MoneyMap = Mapping[str, Decimal]
+
+
+# --- storage ---------------------------------------------------------------------------
+class CycleRepository(Protocol):
+    def get(self, cycle_id: str) -> Cycle | None: ...
+    def create(self, cycle: Cycle) -> Cycle:
+        """Store a new cycle, or return the stored one when it already exists."""
+        ...
+
+    def save(self, cycle: Cycle) -> Cycle:
+        """Optimistic write: fails with ``ConcurrentUpdate`` when ``version`` moved on."""
+        ...
+
+    def all(self) -> list[Cycle]: ...
+
+
+class OrderRepository(Protocol):
+    def get(self, client_order_id: str) -> OrderRecord | None: ...
+    def create(self, order: OrderRecord) -> OrderRecord:
+        """Store a new order, or return the stored one when the id exists already."""
+        ...
+
+    def put(self, order: OrderRecord) -> None: ...
+    def update(
+        self, client_order_id: str, change: Callable[[OrderRecord | None], OrderRecord]
+    ) -> OrderRecord:
+        """Read, apply ``change`` (``None``: no order yet), write over exactly what was read;
+        read and apply again when another writer came first (none of them is lost)."""
+        ...
+
+    def claim_token(self, client_order_id: str, token: str, outcome: str) -> bool:
+        """Mark the order's task token used; True only for the first caller with that token."""
+        ...
+
+    def open_orders(self, symbol: str) -> list[OrderRecord]:
+        """Orders of ``symbol`` that are not final (placed, or about to be)."""
+        ...
+
+    def all(self) -> list[OrderRecord]: ...
+
+
+class FillRepository(Protocol):
+    def add(self, fill: Fill) -> bool:
+        """Record a fill; False when (client order id, trade id) was recorded already."""
+        ...
+
+    def for_order(self, client_order_id: str) -> list[Fill]: ...
+    def all(self) -> list[Fill]: ...
+
+
+class TradeRepository(Protocol):
+    def add(self, trade: TradeRecord) -> bool: ...
+    def get(self, symbol: str, cycle_id: str) -> TradeRecord | None: ...
+    def all(self, symbol: str) -> list[TradeRecord]: ...
+
+
+class ConsultationRepository(Protocol):
+    def add(self, record: ConsultationRecord) -> None: ...
+    def get(self, consultation_id: str) -> ConsultationRecord | None: ...
+    def for_cycle(self, cycle_id: str) -> list[ConsultationRecord]: ...
+    def all(self) -> list[ConsultationRecord]: ...
+
+
+class MarketRepository(Protocol):
+    def put(self, snapshot: Any) -> None: ...
+    def get(self, symbol: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Repositories:
+    cycles: CycleRepository
+    orders: OrderRepository
+    fills: FillRepository
+    trades: TradeRepository
+    consultations: ConsultationRepository
+    market: MarketRepository
+
+
+# --- what the use cases are given ------------------------------------------------------
+class Services(Protocol):
+    """Built lazily by ``flipbot.composition``: a function pays only for what it touches."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def repos(self) -> Repositories: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def workflow(self) -> WorkflowPort: ...
+    @property
+    def kill_switch(self) -> KillSwitch: ...
+    @property
+    def exchange(self) -> ExchangePort: ...
+    @property
+    def decider(self) -> DecisionMaker: ...

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.records import OrderRecord
+from flipbot.domain.entities import OrderRecord
 from flipbot.domain.model import Side
 from flipbot_dev.replay.data import load_market_data
 from flipbot_dev.twin.runner import ReplayConfig, run_replay

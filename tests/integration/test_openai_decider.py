@@ -32,7 +32,7 @@ from flipbot.domain.guards import RiskLimits, check_buy, check_sell
 from flipbot.domain.model import BookTop, MarketSnapshot, OrderRequest, Side
 from flipbot.domain.strategy import OfflineStrategy
 from flipbot.settings import Settings
-from flipbot_dev.commands.replay import _decider_name
+from flipbot_dev.commands.replay import decider_name
 
 KEY = "sk-proj-LocalTestKey0123456789"
 BOOK = BookTop(Decimal("10.00"), Decimal("50"), Decimal("10.02"), Decimal("40"))
@@ -410,7 +410,7 @@ def test_the_twin_without_a_key_runs_offline_and_says_so(
     assert "AI off: OPENAI_API_KEY is not set" in caplog.text
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     args = argparse.Namespace(ai="openai", strategy="offline")
-    assert _decider_name(args) == "offline"
+    assert decider_name(args) == "offline"
     assert "OPENAI_API_KEY is not set; the offline strategy decides" in capsys.readouterr().out
-    assert _decider_name(argparse.Namespace(ai=None, strategy="fixed")) == "fixed"
-    assert _decider_name(argparse.Namespace(ai="fixed", strategy="offline")) == "fixed"
+    assert decider_name(argparse.Namespace(ai=None, strategy="fixed")) == "fixed"
+    assert decider_name(argparse.Namespace(ai="fixed", strategy="offline")) == "fixed"

@@ -386,11 +386,9 @@ def test_start_cycle_fixture_is_the_first_execution_input() -> None:
     ],
 )
 def test_task_fixtures_parse_with_the_handlers_request_models(name: str, model: str) -> None:
-    requests = pytest.importorskip("flipbot.app.requests")
-    request_model = getattr(requests, model, None)
-    if request_model is None:
-        pytest.skip(f"flipbot.app.requests has no {model}")
-    parsed = request_model.parse(_event(name))
+    from flipbot.app import contracts
+
+    parsed = getattr(contracts, model).parse(_event(name))
     assert parsed.cycle_id == "c000001"
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from flipbot.app.records import TradeRecord
+from flipbot.domain.entities import TradeRecord
 from flipbot_dev.commands._books import BooksUnavailable, add_source_arguments, load_source
 from flipbot_dev.commands._table import csv_table, text_table
 from flipbot_dev.commands.status import stamp

@@ -79,7 +79,7 @@ def register(sub: Any) -> None:
     replay.set_defaults(func=run)
 
 
-def _decider_name(args: argparse.Namespace) -> str:
+def decider_name(args: argparse.Namespace) -> str:
     """``--ai`` when given, else ``--strategy``; ``openai`` without a key says it is offline."""
     name: str = args.ai or args.strategy
     if name == "openai":
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         template=args.template,
         out_dir=Path(args.out),
         quote_balance=Decimal(args.balance),
-        decider=_decider_name(args),
+        decider=decider_name(args),
         max_cycles=args.max_cycles,
         progress=not args.quiet,
         exchange=args.exchange,

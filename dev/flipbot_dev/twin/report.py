@@ -21,14 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.records import Repositories, stop_loss_evidence
 from flipbot.domain.model import Fill, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import is_system_client_order_id
+from flipbot.domain.stop_loss import stop_loss_evidence
+from flipbot.ports import Repositories
 
 ZERO = Decimal(0)
 
 
-def _iso(ms: int) -> str:
+def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
@@ -353,7 +354,7 @@ def build_report(
         "symbol": symbol,
         "data": config.data.source,
         "decided_by": config.decider,
-        "period": {"from": _iso(config.data.first_ms), "to": _iso(config.data.last_ms)},
+        "period": {"from": iso(config.data.first_ms), "to": iso(config.data.last_ms)},
         "market_events": state.events,
         "cycles_completed": len(trades),
         "cycles_open": sum(1 for c in cycles if c.state.value != "COMPLETED"),
@@ -462,7 +463,7 @@ def write_outputs(
         writer.writerow(TRADE_COLUMNS)
         for t in repos_snapshot:
             writer.writerow(
-                [t["cycle_id"], _iso(t["opened_ms"]), _iso(t["closed_ms"])]
+                [t["cycle_id"], iso(t["opened_ms"]), iso(t["closed_ms"])]
                 + [str(t[c]) for c in TRADE_COLUMNS[3:]]
             )
     from flipbot_dev.twin.plots import write_plots

@@ -21,7 +21,7 @@ from flipbot.app.metrics import (
     position_intervals,
     time_in_position_pct,
 )
-from flipbot.app.records import ConsultationRecord, Cycle, OrderRecord, TradeRecord
+from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
 from flipbot.domain.model import Fill
 
 SESSION_STOPPED = "WAIT: session stopped: "

@@ -480,9 +480,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         report["dead_letters"] = len(registry.dead_letters)
         report["recoveries"] = state.recoveries
         if state.by_hand:
-            from flipbot_dev.twin.report import _iso
+            from flipbot_dev.twin.report import iso
 
-            report["by_hand"] = [f"{_iso(at)} {action}: {did}" for at, action, did in state.by_hand]
+            report["by_hand"] = [f"{iso(at)} {action}: {did}" for at, action, did in state.by_hand]
         cycles = repos.cycles.all()
         running = {name.split("-", 1)[0] for name in executions["running"]}
         open_cycles = {c.cycle_id for c in cycles if c.state.value not in ("COMPLETED", "STOPPED")}
@@ -567,11 +567,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         + ", ".join(f"{fn} {seconds:.2f}" for fn, seconds in slowest.items()),
         file=out,
     )
-    from flipbot_dev.twin.report import _iso
+    from flipbot_dev.twin.report import iso
 
     for when, cycle_id, name, cause in state.caught:
         print(
-            f"  caught into Reconcile: {name or '?'} in {cycle_id} at {_iso(when)}: {cause}",
+            f"  caught into Reconcile: {name or '?'} in {cycle_id} at {iso(when)}: {cause}",
             file=out,
         )
     return report

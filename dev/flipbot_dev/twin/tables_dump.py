@@ -13,9 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flipbot.adapters.dynamodb import _consultation, _cycle, _dump, _fill, _order, _trade
+from flipbot.adapters.dynamodb import (
+    body_of,
+    consultation_from_body,
+    cycle_from_body,
+    fill_from_body,
+    order_from_body,
+    trade_from_body,
+)
 from flipbot.app.metrics import Books
-from flipbot.app.records import Repositories
+from flipbot.ports import Repositories
 
 TABLES = ("cycles", "orders", "fills", "trades", "consultations")
 """The tables written, one ``<name>.json`` each."""
@@ -40,7 +47,7 @@ def dump_tables(repos: Repositories, symbol: str, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in TABLES:
-        rows = [_dump(row) for row in getattr(books, name)]
+        rows = [body_of(row) for row in getattr(books, name)]
         path = out_dir / f"{name}.json"
         path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
         written.append(path)
@@ -63,9 +70,9 @@ def load_tables(directory: Path) -> Books:
         return data
 
     return Books(
-        cycles=[_cycle(r) for r in rows("cycles")],
-        orders=[_order(r) for r in rows("orders")],
-        fills=[_fill(r) for r in rows("fills")],
-        trades=[_trade(r) for r in rows("trades")],
-        consultations=[_consultation(r) for r in rows("consultations")],
+        cycles=[cycle_from_body(r) for r in rows("cycles")],
+        orders=[order_from_body(r) for r in rows("orders")],
+        fills=[fill_from_body(r) for r in rows("fills")],
+        trades=[trade_from_body(r) for r in rows("trades")],
+        consultations=[consultation_from_body(r) for r in rows("consultations")],
     )

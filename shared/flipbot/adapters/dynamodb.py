@@ -27,19 +27,21 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from flipbot.app.records import (
-    ConcurrentUpdate,
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import (
+    BotOrderStatus,
     ConsultationRecord,
     Cycle,
     OrderRecord,
-    Repositories,
+    TokenState,
     TradeRecord,
 )
-from flipbot.domain.cycle import CycleState
+from flipbot.domain.errors import ConcurrentUpdate
 from flipbot.domain.model import BookTop, Fill, MarketSnapshot, OrderStatus, Origin, Side
+from flipbot.ports import Repositories
 from flipbot.settings import Tables
 
-_FINAL = {s.value for s in OrderStatus if s.is_final} | {"REJECTED_BY_BOT"}
+_FINAL = {s.value for s in OrderStatus if s.is_final} | {BotOrderStatus.REJECTED_BY_BOT.value}
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -138,7 +140,7 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
 
 
 # -- (de)serialisation -------------------------------------------------------------
-def _dump(obj: Any) -> dict[str, Any]:
+def body_of(obj: Any) -> dict[str, Any]:
     dumped: dict[str, Any] = json.loads(json.dumps(asdict(obj), default=str))
     return dumped
 
@@ -157,7 +159,7 @@ _CYCLE_DECIMALS = [
 ]
 
 
-def _cycle(body: dict[str, Any]) -> Cycle:
+def cycle_from_body(body: dict[str, Any]) -> Cycle:
     data = dict(body)
     for key in _CYCLE_DECIMALS:
         data[key] = Decimal(data[key])
@@ -167,7 +169,7 @@ def _cycle(body: dict[str, Any]) -> Cycle:
     return Cycle(**data)
 
 
-def _order(body: dict[str, Any]) -> OrderRecord:
+def order_from_body(body: dict[str, Any]) -> OrderRecord:
     data = dict(body)
     for key in ("price", "quantity", "executed_qty", "cumulative_quote_qty"):
         data[key] = Decimal(data[key])
@@ -177,7 +179,7 @@ def _order(body: dict[str, Any]) -> OrderRecord:
     return OrderRecord(**data)
 
 
-def _fill(body: dict[str, Any]) -> Fill:
+def fill_from_body(body: dict[str, Any]) -> Fill:
     data = dict(body)
     for key in ("price", "qty", "quote_qty", "commission"):
         data[key] = Decimal(data[key])
@@ -185,7 +187,7 @@ def _fill(body: dict[str, Any]) -> Fill:
     return Fill(**data)
 
 
-def _trade(body: dict[str, Any]) -> TradeRecord:
+def trade_from_body(body: dict[str, Any]) -> TradeRecord:
     data = dict(body)
     for key in [
         "quantity",
@@ -201,7 +203,7 @@ def _trade(body: dict[str, Any]) -> TradeRecord:
     return TradeRecord(**data)
 
 
-def _consultation(body: dict[str, Any]) -> ConsultationRecord:
+def consultation_from_body(body: dict[str, Any]) -> ConsultationRecord:
     data = dict(body)
     data["price"] = None if data["price"] in (None, "None") else Decimal(data["price"])
     data["cost_usd"] = Decimal(data["cost_usd"])
@@ -210,7 +212,7 @@ def _consultation(body: dict[str, Any]) -> ConsultationRecord:
 
 
 def snapshot_to_json(snapshot: MarketSnapshot) -> dict[str, Any]:
-    return _dump(snapshot)
+    return body_of(snapshot)
 
 
 def snapshot_from_json(body: dict[str, Any]) -> MarketSnapshot:
@@ -232,7 +234,7 @@ class DynamoCycles:
 
     def get(self, cycle_id: str) -> Cycle | None:
         try:
-            return _cycle(self._m.get(cycle_id, consistent_read=True).body)
+            return cycle_from_body(self._m.get(cycle_id, consistent_read=True).body)
         except DoesNotExist:
             return None
 
@@ -261,7 +263,7 @@ class DynamoCycles:
         return new
 
     def all(self) -> list[Cycle]:
-        return sorted((_cycle(i.body) for i in self._m.scan()), key=lambda c: c.cycle_id)
+        return sorted((cycle_from_body(i.body) for i in self._m.scan()), key=lambda c: c.cycle_id)
 
     def _item(self, cycle: Cycle) -> Any:
         return self._m(
@@ -271,7 +273,7 @@ class DynamoCycles:
             created_ms=cycle.created_ms,
             updated_ms=cycle.updated_ms,
             version=cycle.version,
-            body=_dump(cycle),
+            body=body_of(cycle),
         )
 
 
@@ -349,7 +351,8 @@ class DynamoOrders:
         try:
             item.update(
                 actions=[self._m.token_state.set(outcome), self._m.revision.add(1)],
-                condition=(self._m.task_token == token) & (self._m.token_state == "WAITING"),
+                condition=(self._m.task_token == token)
+                & (self._m.token_state == TokenState.WAITING.value),
             )
         except UpdateError as exc:
             if _is_conditional_failure(exc):
@@ -366,7 +369,7 @@ class DynamoOrders:
         return sorted((self._record(i) for i in self._m.scan()), key=lambda o: o.client_order_id)
 
     def _record(self, item: Any) -> OrderRecord:
-        order = _order(item.body)
+        order = order_from_body(item.body)
         return order.evolve(token_state=item.token_state or "", task_token=item.task_token or "")
 
     def _item(self, order: OrderRecord) -> Any:
@@ -383,7 +386,7 @@ class DynamoOrders:
             open_symbol=None
             if order.status in _FINAL or order.status == "DRY_RUN"
             else order.symbol,
-            body=_dump(order),
+            body=body_of(order),
         )
 
 
@@ -395,7 +398,7 @@ class DynamoFills:
         self._m = model
 
     def add(self, fill: Fill) -> bool:
-        item = self._m(fill.client_order_id, fill.trade_id, body=_dump(fill))
+        item = self._m(fill.client_order_id, fill.trade_id, body=body_of(fill))
         try:
             item.save(
                 condition=self._m.client_order_id.does_not_exist()
@@ -408,11 +411,13 @@ class DynamoFills:
         return True
 
     def for_order(self, client_order_id: str) -> list[Fill]:
-        return [_fill(i.body) for i in self._m.query(client_order_id, consistent_read=True)]
+        return [
+            fill_from_body(i.body) for i in self._m.query(client_order_id, consistent_read=True)
+        ]
 
     def all(self) -> list[Fill]:
         return sorted(
-            (_fill(i.body) for i in self._m.scan()), key=lambda f: (f.time_ms, f.trade_id)
+            (fill_from_body(i.body) for i in self._m.scan()), key=lambda f: (f.time_ms, f.trade_id)
         )
 
 
@@ -423,7 +428,7 @@ class DynamoTrades:
     def add(self, trade: TradeRecord) -> bool:
         """Write the cycle's one trade row; False when it is written already (a retry)."""
         try:
-            self._m(trade.symbol, trade.cycle_id, body=_dump(trade)).save(
+            self._m(trade.symbol, trade.cycle_id, body=body_of(trade)).save(
                 condition=self._m.cycle_id.does_not_exist()
             )
         except PutError as exc:
@@ -435,13 +440,13 @@ class DynamoTrades:
     def get(self, symbol: str, cycle_id: str) -> TradeRecord | None:
         """The trade row of one closed cycle, by its key."""
         try:
-            return _trade(self._m.get(symbol, cycle_id, consistent_read=True).body)
+            return trade_from_body(self._m.get(symbol, cycle_id, consistent_read=True).body)
         except DoesNotExist:
             return None
 
     def all(self, symbol: str) -> list[TradeRecord]:
         """Every closed cycle of ``symbol``, in the order they closed."""
-        trades = [_trade(i.body) for i in self._m.query(symbol)]
+        trades = [trade_from_body(i.body) for i in self._m.query(symbol)]
         return sorted(trades, key=lambda t: (t.closed_ms, t.cycle_id))
 
 
@@ -450,24 +455,24 @@ class DynamoConsultations:
         self._m = model
 
     def add(self, record: ConsultationRecord) -> None:
-        self._m(record.consultation_id, cycle_id=record.cycle_id, body=_dump(record)).save()
+        self._m(record.consultation_id, cycle_id=record.cycle_id, body=body_of(record)).save()
 
     def get(self, consultation_id: str) -> ConsultationRecord | None:
         try:
-            return _consultation(self._m.get(consultation_id, consistent_read=True).body)
+            return consultation_from_body(self._m.get(consultation_id, consistent_read=True).body)
         except DoesNotExist:
             return None
 
     def for_cycle(self, cycle_id: str) -> list[ConsultationRecord]:
         """One cycle's consultations, from the ``cycle-consultations`` index (no scan)."""
         return sorted(
-            (_consultation(i.body) for i in self._m.by_cycle.query(cycle_id)),
+            (consultation_from_body(i.body) for i in self._m.by_cycle.query(cycle_id)),
             key=lambda c: (c.time_ms, c.consultation_id),
         )
 
     def all(self) -> list[ConsultationRecord]:
         return sorted(
-            (_consultation(i.body) for i in self._m.scan()),
+            (consultation_from_body(i.body) for i in self._m.scan()),
             key=lambda c: (c.time_ms, c.consultation_id),
         )
 

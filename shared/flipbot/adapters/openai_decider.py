@@ -274,7 +274,12 @@ class OpenAiDecisionMaker:
         self._local.call = call
         if self.budget is not None and self.budget.exhausted():
             self._warn_budget()
-            self._fail(call, "budget", f"daily AI budget of {self.budget.limit_usd} USD is spent")
+            self._fail(
+                call,
+                "budget",
+                f"daily AI budget of {self.budget.limit_usd} USD is spent",
+                budget_spent=True,
+            )
         signals = gather_signals(self.context_providers, request.symbol)
         context = build_context(request, price_band=self.price_band, signals=signals)
         started = time.monotonic()
@@ -413,13 +418,15 @@ class OpenAiDecisionMaker:
         logger.warning("AI request failed: %s", _kind(exc))
         return "client_error", f"request failed ({_kind(exc)})"
 
-    def _fail(self, call: dict[str, Any], code: str, detail: str) -> NoReturn:
+    def _fail(
+        self, call: dict[str, Any], code: str, detail: str, *, budget_spent: bool = False
+    ) -> NoReturn:
         """Record the failure in ``call`` and raise :class:`AiUnavailable` (no chaining)."""
         detail = self._redact(detail)
         call["error"] = code
         if not call.get("raw_answer"):
             call["raw_answer"] = detail
-        raise AiUnavailable(f"{code}: {detail}") from None
+        raise AiUnavailable(f"{code}: {detail}", budget_spent=budget_spent) from None
 
     def _redact(self, text: str) -> str:
         if self._secret and len(self._secret) >= 4:

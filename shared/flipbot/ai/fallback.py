@@ -61,10 +61,11 @@ class FallbackDecisionMaker:
         return dict(getattr(self._local, "call", None) or {})
 
     def decide(self, request: DecisionRequest) -> Decision:
+        budget_spent = False
         try:
             decision = self.primary.decide(request)
         except AiUnavailable as exc:
-            reason = str(exc)
+            reason, budget_spent = str(exc), exc.budget_spent
         except Exception as exc:  # an unexpected failure must not stop the cycle either
             reason = f"{type(exc).__name__} in {self.primary.name}"
             logger.exception("decision maker %s failed unexpectedly", self.primary.name)
@@ -88,7 +89,12 @@ class FallbackDecisionMaker:
                 update={"reasoning": f"AI unavailable ({reason}); {answer.reasoning}"}
             )
         logger.warning("AI unavailable (%s): %s decides", reason, decided_by)
-        self._local.call = {**ai_call, "decided_by": decided_by, "ai_error": reason}
+        self._local.call = {
+            **ai_call,
+            "decided_by": decided_by,
+            "ai_error": reason,
+            "ai_budget_spent": budget_spent,
+        }
         return decision
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from flipbot.app.records import ZERO, Cycle
+from flipbot.domain.entities import ZERO, Cycle
 from flipbot.domain.model import Fill, Side
 
 

@@ -20,17 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
+from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
-from flipbot.app.orders import advance
-from flipbot.app.records import (
-    STOP_LOSS_VERDICT,
-    ConsultationRecord,
-    Cycle,
-    stop_loss_extra,
-)
-from flipbot.app.services import Services
-from flipbot.domain.cycle import CycleEvent, CycleState
+from flipbot.domain.cycle import CycleEvent, CycleState, advance
 from flipbot.domain.decision import Decision, DecisionRequest
+from flipbot.domain.entities import ConsultationRecord, Cycle, ExitReason, Verdict, rejected_verdict
 from flipbot.domain.errors import FlipbotError, GuardRejected, PositionGone
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.filters import SymbolRules
@@ -44,6 +38,8 @@ from flipbot.domain.guards import (
 )
 from flipbot.domain.model import BookTop, MarketSnapshot, Side
 from flipbot.domain.order_ids import client_order_id
+from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_loss_extra
+from flipbot.ports import Services
 
 PROMPT_VERSION = "offline-v1"
 
@@ -104,7 +100,7 @@ def _consult_buy(
             now,
             decision,
             meta,
-            "WAIT",
+            Verdict.WAIT,
             decision.reasoning,
         )
         reason = f"decision: {decision.action}"
@@ -128,14 +124,14 @@ def _consult_buy(
             now,
             decision,
             meta,
-            f"REJECTED:{rejected.guard}",
+            rejected_verdict(rejected.guard),
             str(rejected),
         )
         waiting = _wait(
             s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard
         )
         return waiting | _source(meta)
-    _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, "PLACE", "")
+    _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, Verdict.PLACE, "")
     timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
     return _place(
         order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds
@@ -160,7 +156,10 @@ def _consult_sell(
             fills += fills_seen(order, exchange, repos)
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
     if cycle.bought_qty <= 0:
-        return {**_wait(0, consultation_id, "nothing bought: nothing to sell"), "action": "DUST"}
+        return {
+            **_wait(0, consultation_id, "nothing bought: nothing to sell"),
+            "action": ConsultAction.DUST,
+        }
     floor = profit_floor(cycle.entry_price, fees, s.min_profit, rules.tick_size)
     state = (
         advance(cycle.state, CycleEvent.BUY_FILLED)
@@ -173,7 +172,7 @@ def _consult_sell(
     if held <= 0:
         return {
             **_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"),
-            "action": "DUST",
+            "action": ConsultAction.DUST,
         }
     base = exchange.balances().get(rules.base_asset)
     in_account = base.free + base.locked if base is not None else Decimal(0)
@@ -204,13 +203,14 @@ def _consult_sell(
         quantity=held,
     )
     decision, meta = _decide(services, request)
+    verdict: str
     try:
         sell = check_sell(
             decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
         )
-        verdict, reason = "PLACE", ""
+        verdict, reason = Verdict.PLACE, ""
     except GuardRejected as rejected:
-        verdict, reason = f"REJECTED:{rejected.guard}", str(rejected)
+        verdict, reason = rejected_verdict(rejected.guard), str(rejected)
         safe_price = max(floor, book.bid + rules.tick_size)
         safe = Decision(
             action="SELL",
@@ -259,7 +259,7 @@ def _stop_loss_exit(
         f"(1 - {limits.stop_loss}) = {stop}; sell at the ask {price} (floor {floor} waived)"
     )
     decision = Decision(action="SELL", base_price=price, confidence=1.0, reasoning=reasoning)
-    meta = {"decided_by": "stop-loss"}
+    meta = {"decided_by": STOP_LOSS_DECIDER}
     try:
         sell = check_sell(
             decision,
@@ -281,7 +281,7 @@ def _stop_loss_exit(
             now,
             decision,
             meta,
-            f"REJECTED:{rejected.guard}",
+            rejected_verdict(rejected.guard),
             f"stop-loss exit refused: {rejected}",
             extra=stop_loss_extra(snapshot.last_price, stop),
         )
@@ -320,7 +320,7 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
     """
     s, repos = services.settings, services.repos
     limits = risk_limits(services)
-    keep = {"action": "KEEP", "reason": "", "timeout_seconds": s.sell_timeout_seconds}
+    keep = {"action": SellCheckAction.KEEP, "reason": "", "timeout_seconds": s.sell_timeout_seconds}
     if limits.stop_loss is None:
         return keep | {"reason": "no stop-loss configured"}
     cycle = repos.cycles.get(cycle_id)
@@ -337,10 +337,10 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
         return keep | {"reason": f"last {snapshot.last_price} above the stop {stop}"}
     book = services.exchange.book_top(s.symbol)
     exit_price = stop_exit_price(book, services.exchange.symbol_rules(s.symbol))
-    if order.exit_reason == "STOP_LOSS" and order.price <= exit_price:
+    if order.exit_reason == ExitReason.STOP_LOSS and order.price <= exit_price:
         return keep | {"reason": f"stop-loss exit at {order.price} is at the front of the asks"}
     return {
-        "action": "REPLACE",
+        "action": SellCheckAction.REPLACE,
         "reason": f"stop-loss: last {snapshot.last_price} <= stop {stop}; "
         f"resting at {order.price}, exit at {exit_price}",
         "timeout_seconds": s.sell_timeout_seconds,
@@ -353,6 +353,7 @@ def _source(meta: dict[str, Any]) -> dict[str, Any]:
         "decided_by": str(meta.get("decided_by", "")),
         "cost_usd": str(meta.get("cost_usd", "0")),
         "ai_error": str(meta.get("ai_error", "")),
+        "ai_budget_spent": bool(meta.get("ai_budget_spent", False)),
     }
 
 
@@ -443,7 +444,7 @@ def _wait(
     guard: str = "",
 ) -> dict[str, Any]:
     return {
-        "action": "WAIT",
+        "action": ConsultAction.WAIT,
         "price": None,
         "quantity": None,
         "wait_seconds": seconds,
@@ -466,7 +467,7 @@ def _place(
     reason: str = "",
 ) -> dict[str, Any]:
     return {
-        "action": "PLACE",
+        "action": ConsultAction.PLACE,
         "price": str(price),
         "quantity": str(quantity),
         "wait_seconds": 0,

@@ -16,8 +16,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.records import ZERO, OrderRecord, Repositories
-from flipbot.domain.errors import TaskNotWaiting
+from flipbot.app.contracts import FillSummary
+from flipbot.domain.entities import ZERO, BotOrderStatus, OrderRecord, TokenState
+from flipbot.domain.errors import OrderCanceled, TaskNotWaiting
 from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import (
     DEFAULT_PREFIX,
@@ -25,10 +26,10 @@ from flipbot.domain.order_ids import (
     other_stack_prefix,
 )
 from flipbot.events import OrderUpdated
-from flipbot.ports import ExchangePort, WorkflowPort
+from flipbot.ports import ExchangePort, Repositories, WorkflowPort
 
 _RANK = {
-    "PENDING": 0,
+    BotOrderStatus.PENDING: 0,
     "PENDING_NEW": 1,
     "NEW": 2,
     "PARTIALLY_FILLED": 3,
@@ -78,15 +79,15 @@ def fill_summary(order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
     commissions: dict[str, Decimal] = {}
     for f in fills:
         commissions[f.commission_asset] = commissions.get(f.commission_asset, ZERO) + f.commission
-    return {
-        "client_order_id": order.client_order_id,
-        "status": order.status,
-        "executed_qty": str(qty),
-        "cumulative_quote_qty": str(quote),
-        "avg_price": str((quote / qty).quantize(Decimal("1e-8"))) if qty else "0",
-        "commissions": {k: str(v) for k, v in sorted(commissions.items())},
-        "fills": len(fills),
-    }
+    return FillSummary(
+        client_order_id=order.client_order_id,
+        status=order.status,
+        executed_qty=str(qty),
+        cumulative_quote_qty=str(quote),
+        avg_price=str((quote / qty).quantize(Decimal("1e-8"))) if qty else "0",
+        commissions={k: str(v) for k, v in sorted(commissions.items())},
+        fills=len(fills),
+    ).dump()
 
 
 def apply_order_update(
@@ -214,7 +215,11 @@ def resume_waiting_task(
     order: OrderRecord, fills: list[Fill], repos: Repositories, workflow: WorkflowPort
 ) -> str:
     """Send the order's task token its outcome, once. Returns what was sent ('' if nothing)."""
-    if order.origin is not Origin.SYSTEM or not order.task_token or order.token_state != "WAITING":
+    if (
+        order.origin is not Origin.SYSTEM
+        or not order.task_token
+        or order.token_state != TokenState.WAITING
+    ):
         return ""
     status = order.status
     recorded = sum((f.qty for f in fills), ZERO)
@@ -231,16 +236,20 @@ def resume_waiting_task(
             f"order {order.client_order_id} ended {_ended(order)} on the exchange with "
             f"{recorded} of {order.quantity} sold; the rest is sold again"
         )
-        send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
+        send_callback(
+            repos, workflow, order, TokenState.FAILED, error=OrderCanceled.__name__, cause=cause
+        )
         return "failure"
     if filled or (ended_with_fills and not order.cancel_requested):
-        send_callback(repos, workflow, order, "SUCCEEDED", fill_summary(order, fills))
+        send_callback(repos, workflow, order, TokenState.SUCCEEDED, fill_summary(order, fills))
         return "success"
     if status in _ENDED and not order.cancel_requested:
         cause = (
             f"order {order.client_order_id} ended {_ended(order)} on the exchange without a fill"
         )
-        send_callback(repos, workflow, order, "FAILED", error="OrderCanceled", cause=cause)
+        send_callback(
+            repos, workflow, order, TokenState.FAILED, error=OrderCanceled.__name__, cause=cause
+        )
         return "failure"
     return ""
 
@@ -262,7 +271,7 @@ def send_callback(
     execution forever.
     """
     try:
-        if outcome == "SUCCEEDED":
+        if outcome == TokenState.SUCCEEDED:
             workflow.task_succeeded(order.task_token, output or {})
         else:
             workflow.task_failed(order.task_token, error, cause)

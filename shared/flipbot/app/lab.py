@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from flipbot.app.records import ZERO, Repositories, cycle_id_for
+from flipbot.domain.cycle import cycle_id_for
+from flipbot.domain.entities import ZERO
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.strategies_lab import (
     AdaptiveStrategy,
@@ -26,7 +27,7 @@ from flipbot.domain.strategies_lab import (
     SessionLimits,
     TradingSession,
 )
-from flipbot.ports import DecisionMaker
+from flipbot.ports import DecisionMaker, Repositories
 
 #: Every decision maker name the replay and the lab accept.
 STRATEGIES = ("ai", "offline", "fixed", "openai", "adaptive", "ma-cross")

@@ -22,15 +22,14 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.fills import exchange_trades, order_from_state
-from flipbot.app.orders import _place_recorded
+from flipbot.app.orders import place_recorded
 from flipbot.app.reconcile import MANUAL_CYCLE
-from flipbot.app.records import ZERO, OrderRecord
-from flipbot.app.services import Services
+from flipbot.domain.entities import ZERO, BotOrderStatus, OrderRecord
 from flipbot.domain.errors import OrderRejected
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.model import Fill, OrderRequest, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import follow_up_client_order_id
-from flipbot.ports import ExchangePort
+from flipbot.ports import ExchangePort, Services
 
 
 def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill]) -> dict[str, Any]:
@@ -49,7 +48,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         }
     coid = follow_up_client_order_id(order.order_id, prefix=s.order_id_prefix)
     existing = repos.orders.get(coid)
-    if existing is not None and existing.status != "UNKNOWN":
+    if existing is not None and existing.status != BotOrderStatus.UNKNOWN:
         return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}
     if services.kill_switch.engaged():  # it stops every order path, this one too
         return {"action": "none", "reason": "kill switch engaged: no sell is placed"}
@@ -81,7 +80,9 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         floor_price=price,
     )
     if quantity <= 0 or price * quantity < (rules.min_notional or Decimal(0)):
-        record = record.evolve(status="REJECTED_BY_BOT", reject_reason="below min notional")
+        record = record.evolve(
+            status=BotOrderStatus.REJECTED_BY_BOT, reject_reason="below min notional"
+        )
         repos.orders.create(record)
         return {"action": "none", "reason": f"{quantity} x {price} is below min notional"}
     if s.manual_dry_run:
@@ -95,7 +96,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     record = repos.orders.create(record)
     try:
         request = OrderRequest(order.symbol, Side.SELL, price, quantity, coid)
-        state = _place_recorded(services, record, request, now)
+        state = place_recorded(services, record, request, now)
     except OrderRejected as rejected:
         repos.orders.put(record.evolve(status="REJECTED", reject_reason=str(rejected)))
         return {"action": "rejected", "client_order_id": coid, "reason": str(rejected)}

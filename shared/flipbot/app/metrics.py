@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from flipbot.app.records import ZERO, ConsultationRecord, Cycle, OrderRecord, TradeRecord
+from flipbot.domain.entities import (
+    ZERO,
+    ConsultationRecord,
+    Cycle,
+    OrderRecord,
+    TradeRecord,
+    Verdict,
+)
 from flipbot.domain.model import Fill, Origin, Side
 
 STAGES = ("buy_wait", "buy_fill", "sell_place", "sell_fill", "record", "cycle", "consult_to_order")
@@ -139,7 +146,7 @@ def ai_accuracy(books: Books) -> dict[str, Any]:
     for leg in (Side.BUY, Side.SELL):
         placed = filled = 0
         for c in books.consultations:
-            if c.leg is not leg or c.verdict != "PLACE":
+            if c.leg is not leg or c.verdict != Verdict.PLACE:
                 continue
             found = orders_by_consultation.get(c.consultation_id, [])
             if not found:

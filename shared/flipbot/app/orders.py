@@ -19,13 +19,11 @@ from flipbot.app.fills import (
     send_callback,
     sync_order_fills,
 )
-from flipbot.app.records import Cycle, OrderRecord, stop_loss_evidence
-from flipbot.app.services import Services
-from flipbot.domain.cycle import CycleEvent, CycleState, transition
+from flipbot.domain.cycle import CycleEvent, advance
+from flipbot.domain.entities import BotOrderStatus, Cycle, ExitReason, OrderRecord, TokenState
 from flipbot.domain.errors import (
     DuplicateOrder,
     GuardRejected,
-    InvalidTransition,
     KillSwitchEngaged,
     OrderNotFound,
     OrderNotSettled,
@@ -34,15 +32,8 @@ from flipbot.domain.errors import (
 )
 from flipbot.domain.model import OrderRequest, OrderState, Side
 from flipbot.domain.order_ids import client_order_id
-from flipbot.ports import ExchangePort
-
-
-def advance(state: CycleState, event: CycleEvent) -> CycleState:
-    """Apply a cycle event; applying the same event twice leaves the state where it is."""
-    try:
-        return transition(state, event)
-    except InvalidTransition:
-        return state
+from flipbot.domain.stop_loss import stop_loss_evidence
+from flipbot.ports import ExchangePort, Services
 
 
 def place_order(
@@ -85,16 +76,16 @@ def place_order(
         )
     )
     # A redelivery or retry brings a new task token: the latest one is the live one.
-    order = order.evolve(task_token=task_token, token_state="WAITING", updated_ms=now)
+    order = order.evolve(task_token=task_token, token_state=TokenState.WAITING, updated_ms=now)
     repos.orders.put(order)
     _link_order(services, cycle_id, leg, coid, now)
 
-    if order.order_id == 0 and order.status in ("PENDING", "UNKNOWN"):
+    if order.order_id == 0 and order.status in (BotOrderStatus.PENDING, BotOrderStatus.UNKNOWN):
         if leg is Side.BUY and services.kill_switch.engaged():
             return _rejected(services, order, KillSwitchEngaged("kill switch engaged"), now)
         request = OrderRequest(s.symbol, leg, price, quantity, coid)
         try:
-            state = _place_recorded(services, order, request, now)
+            state = place_recorded(services, order, request, now)
         except OrderRejected as rejected:
             return _rejected(services, order, rejected, now)
         order = order_from_state(order, state, now)
@@ -153,7 +144,7 @@ def _below_floor_reason(
     if services.settings.stop_loss is None or not consultation_id:
         raise refused
     if stop_loss_evidence(services.repos.consultations.get(consultation_id), cycle.cycle_id):
-        return "STOP_LOSS"
+        return ExitReason.STOP_LOSS
     raise refused
 
 
@@ -200,7 +191,7 @@ def place_once(
         return known
 
 
-def _place_recorded(
+def place_recorded(
     services: Services, order: OrderRecord, request: OrderRequest, now: int
 ) -> OrderState:
     """``place_once`` with the unknown-outcome state kept on the order item."""
@@ -211,7 +202,9 @@ def _place_recorded(
     except OrderNotSettled as unsettled:
         services.repos.orders.put(
             order.evolve(
-                status="UNKNOWN", unknown_since_ms=unsettled.unknown_since_ms, updated_ms=now
+                status=BotOrderStatus.UNKNOWN,
+                unknown_since_ms=unsettled.unknown_since_ms,
+                updated_ms=now,
             )
         )
         raise
@@ -222,7 +215,9 @@ def _rejected(
 ) -> dict[str, Any]:
     repos = services.repos
     order = order.evolve(
-        status="REJECTED_BY_BOT" if isinstance(error, KillSwitchEngaged) else "REJECTED",
+        status=BotOrderStatus.REJECTED_BY_BOT
+        if isinstance(error, KillSwitchEngaged)
+        else "REJECTED",
         reject_reason=f"{type(error).__name__}: {error}",
         updated_ms=now,
     )
@@ -231,7 +226,7 @@ def _rejected(
         repos,
         services.workflow,
         order,
-        "FAILED",
+        TokenState.FAILED,
         error=type(error).__name__,
         cause=str(error)[:250],
     )
@@ -272,7 +267,7 @@ def cancel_order(services: Services, *, cycle_id: str, leg: Side, attempt: int) 
     coid = client_order_id(cycle_id, leg, attempt, prefix=services.settings.order_id_prefix)
     order = repos.orders.get(coid)
     if order is None:
-        return {"client_order_id": coid, "status": "UNKNOWN", "executed": False}
+        return {"client_order_id": coid, "status": BotOrderStatus.UNKNOWN, "executed": False}
     order = order.evolve(cancel_requested=True, updated_ms=now)
     repos.orders.put(order)
     # Already final (filled or canceled) or never placed: the lookup below tells.

@@ -24,12 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
+from flipbot.app.contracts import Resume
 from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
-from flipbot.app.orders import _place_recorded, advance
-from flipbot.app.records import Cycle, OrderRecord
-from flipbot.app.services import Services
+from flipbot.app.orders import place_recorded
 from flipbot.app.trades import record_trade
-from flipbot.domain.cycle import CycleEvent, is_final
+from flipbot.domain.cycle import CycleEvent, advance, is_final
+from flipbot.domain.entities import BotOrderStatus, Cycle, OrderRecord, TokenState
 from flipbot.domain.errors import (
     ConfigurationError,
     FlipbotError,
@@ -41,6 +41,7 @@ from flipbot.domain.errors import (
 )
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import Fill, OrderRequest, Origin
+from flipbot.ports import Services
 
 MANUAL_CYCLE = "manual"
 
@@ -62,7 +63,7 @@ def reconcile_open_orders(services: Services) -> dict[str, Any]:
     for stored in repos.orders.open_orders(services.settings.symbol):
         if stored.origin is not Origin.SYSTEM:
             continue
-        if stored.status == "UNKNOWN":
+        if stored.status == BotOrderStatus.UNKNOWN:
             repaired += _settle_unknown(services, stored, now)
             continue
         if stored.order_id == 0:
@@ -71,7 +72,7 @@ def reconcile_open_orders(services: Services) -> dict[str, Any]:
         repaired += found
         if resume_waiting_task(order, fills, repos, services.workflow):
             resumed += 1
-        elif order.token_state == "WAITING" and order.task_token:
+        elif order.token_state == TokenState.WAITING and order.task_token:
             try:
                 services.workflow.task_heartbeat(order.task_token)
                 heartbeats += 1
@@ -94,7 +95,7 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
             "repaired_fills": 0,
             "resumed": 0,
             "heartbeats": 0,
-            "resume": "FAIL",
+            "resume": Resume.FAIL,
             "reason": f"{name}: {_error_message(error)}",
             "configuration_error": name,
         }
@@ -103,18 +104,18 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
     summary = reconcile_open_orders(services)
     cycle = repos.cycles.get(cycle_id)
     if cycle is None:
-        return {**summary, "resume": "CONSULT_BUY", "reason": "no cycle item: start afresh"}
+        return {**summary, "resume": Resume.CONSULT_BUY, "reason": "no cycle item: start afresh"}
     if is_final(cycle.state) and cycle.stop_reason:
-        return {**summary, "resume": "STOP", "reason": cycle.stop_reason}
+        return {**summary, "resume": Resume.STOP, "reason": cycle.stop_reason}
     if cycle.repairs >= MAX_REPAIRS_PER_CYCLE:
-        return {**summary, "resume": "FAIL", "reason": f"{cycle.repairs} repairs already"}
+        return {**summary, "resume": Resume.FAIL, "reason": f"{cycle.repairs} repairs already"}
     rules = exchange.symbol_rules(cycle.symbol)
     cycle = _settle_orders(services, cycle, rules, now)
     resume = _where(cycle, rules.floor_qty(cycle.held_qty) > 0)
-    gone = _position_gone(services, cycle, rules) if resume == "CONSULT_SELL" else None
+    gone = _position_gone(services, cycle, rules) if resume == Resume.CONSULT_SELL else None
     if gone is not None:
         _halt(services, cycle, str(gone), now)
-        return {**summary, "resume": "STOP", "reason": str(gone), "halted": [cycle_id]}
+        return {**summary, "resume": Resume.STOP, "reason": str(gone), "halted": [cycle_id]}
     repos.cycles.save(cycle.evolve(repairs=cycle.repairs + 1, updated_ms=now))
     return {**summary, "resume": resume, "reason": f"after {_error_name(error)}"}
 
@@ -176,7 +177,7 @@ def halt_orphaned_cycles(services: Services) -> list[str]:
         rules = services.exchange.symbol_rules(cycle.symbol)
         cycle = _settle_orders(services, cycle, rules, now)
         holding = rules.floor_qty(cycle.held_qty) > 0
-        if _where(cycle, holding) == "RECORD":
+        if _where(cycle, holding) == Resume.RECORD:
             repos.cycles.save(cycle.evolve(updated_ms=now))
             record_trade(services, cycle_id=cycle_id)
             continue
@@ -232,10 +233,10 @@ def _position_gone(services: Services, cycle: Cycle, rules: SymbolRules) -> Posi
 
 def _where(cycle: Cycle, holding: bool) -> str:
     if cycle.sold_qty > 0 and not holding:
-        return "RECORD"
+        return Resume.RECORD
     if holding:
-        return "CONSULT_SELL"
-    return "CONSULT_BUY"
+        return Resume.CONSULT_SELL
+    return Resume.CONSULT_BUY
 
 
 def _error_name(error: Any) -> str:
@@ -269,7 +270,7 @@ def _settle_unknown(services: Services, order: OrderRecord, now: int) -> int:
             order.symbol, order.side, order.price, order.quantity, order.client_order_id
         )
         with contextlib.suppress(OrderNotSettled, OrderRejected):
-            state = _place_recorded(services, order, request, now)
+            state = place_recorded(services, order, request, now)
             services.repos.orders.put(order_from_state(order, state, now))
             return 1
     return 0

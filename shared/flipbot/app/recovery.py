@@ -24,17 +24,11 @@ from collections import defaultdict
 from typing import Any
 
 from flipbot.app.accounting import with_totals
+from flipbot.app.contracts import ConsultAction, Resume, ResumeAt
 from flipbot.app.fills import order_from_state
-from flipbot.app.records import (
-    ZERO,
-    Cycle,
-    OrderRecord,
-    cycle_id_for,
-    cycle_sequence,
-)
-from flipbot.app.services import Services
 from flipbot.app.trades import record_trade
-from flipbot.domain.cycle import CycleState
+from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence
+from flipbot.domain.entities import ZERO, Cycle, OrderRecord
 from flipbot.domain.errors import OrderNotFound
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.model import Fill, OrderState, Origin, Side
@@ -43,6 +37,7 @@ from flipbot.domain.order_ids import (
     other_stack_prefix,
     parse_client_order_id,
 )
+from flipbot.ports import Services
 
 _LIVE = ("NEW", "PARTIALLY_FILLED")
 
@@ -95,7 +90,7 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
     services.workflow.start_cycle(name, cycle_input)
     return {
         **summary,
-        "resume": cycle_input.get("resume", "CONSULT_BUY"),
+        "resume": cycle_input.get("resume", Resume.CONSULT_BUY),
         "cycle_id": cycle_input["cycle_id"],
         "execution": name,
     }
@@ -199,7 +194,7 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
         return {
             **base,
             "sell_attempt": live_sell.attempt,
-            "resume": "WAIT_SELL",
+            "resume": ResumeAt.WAIT_SELL,
             "sell_decision": _decision(
                 live_sell,
                 timeout=s.sell_timeout_seconds,
@@ -210,7 +205,7 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
         return {
             **base,
             "attempt": live_buy.attempt,
-            "resume": "WAIT_BUY",
+            "resume": ResumeAt.WAIT_BUY,
             "buy_decision": _decision(live_buy, timeout=s.buy_order_timeout_seconds),
         }
     if live_buy is not None:
@@ -226,7 +221,7 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
             repos.fills.add(fill)
         cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
     if rules.floor_qty(cycle.held_qty) > 0:
-        return {**base, "sell_attempt": sells + 1, "resume": "CONSULT_SELL"}
+        return {**base, "sell_attempt": sells + 1, "resume": ResumeAt.CONSULT_SELL}
     if cycle.state is not CycleState.COMPLETED and cycle.sold_qty == 0:
         return {**base, "attempt": len(cycle.buy_order_ids) + 1}
     next_id = cycle_id_for(cycle_sequence(cycle.cycle_id) + 1)
@@ -236,7 +231,7 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
 def _decision(order: OrderRecord, *, timeout: int = 0, heartbeat: int = 0) -> dict[str, Any]:
     """The consult output a waiting Place state expects, taken from the resting order."""
     return {
-        "action": "PLACE",
+        "action": ConsultAction.PLACE,
         "price": format(order.price, "f"),
         "quantity": format(order.quantity, "f"),
         "wait_seconds": 0,

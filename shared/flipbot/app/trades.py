@@ -9,17 +9,11 @@ from typing import Any
 
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import sync_order_fills
-from flipbot.app.records import (
-    ConsultationRecord,
-    OrderRecord,
-    TradeRecord,
-    cycle_id_for,
-    cycle_sequence,
-)
-from flipbot.app.services import Services
-from flipbot.domain.cycle import CycleState
+from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence
+from flipbot.domain.entities import ConsultationRecord, OrderRecord, TradeRecord
 from flipbot.domain.errors import CycleNotSold
 from flipbot.domain.model import Fill, Side
+from flipbot.ports import Services
 
 
 def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:

@@ -91,3 +91,20 @@ def transition(state: CycleState | str, event: CycleEvent | str) -> CycleState:
 def is_final(state: CycleState | str) -> bool:
     """True for ``COMPLETED`` and ``STOPPED``: nothing can happen to the cycle any more."""
     return not TRANSITIONS[CycleState(state)]
+
+
+def advance(state: CycleState, event: CycleEvent) -> CycleState:
+    """Apply a cycle event; applying the same event twice leaves the state where it is."""
+    try:
+        return transition(state, event)
+    except InvalidTransition:
+        return state
+
+
+def cycle_id_for(sequence: int) -> str:
+    """The id of the ``sequence``-th cycle: ``c000001``, ``c000002``..."""
+    return f"c{sequence:06d}"
+
+
+def cycle_sequence(cycle_id: str) -> int:
+    return int(cycle_id.lstrip("c"))

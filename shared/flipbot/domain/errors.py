@@ -71,6 +71,10 @@ class OrderNotSettled(RetryableError):
 
 
 # --- terminal: retrying the same request cannot help ----------------------------------
+class ConcurrentUpdate(RetryableError):
+    """Another writer changed the item first; re-read and apply again."""
+
+
 class TerminalError(FlipbotError):
     retryable = False
 
@@ -98,6 +102,11 @@ class InsufficientBalance(OrderRejected):
 
 class DuplicateOrder(OrderRejected):
     """-2010 'Duplicate order sent.': an order with that client order id exists."""
+
+
+class OrderCanceled(TerminalError):
+    """The exchange ended a waiting order (canceled, expired, rejected) without the fill
+    its leg waited for: the leg is consulted again. Sent as a waiting task's failure."""
 
 
 class OrderNotFound(TerminalError):
@@ -164,7 +173,12 @@ class KillSwitchEngaged(TerminalError):
 
 
 class AiUnavailable(RetryableError):
-    """The AI endpoint failed (timeout, 5XX, 429, refusal, unparsable answer)."""
+    """The AI endpoint failed (timeout, 5XX, 429, refusal, unparsable answer), or was not
+    asked because the day's AI budget is spent (``budget_spent``)."""
+
+    def __init__(self, message: str = "", *, budget_spent: bool = False) -> None:
+        super().__init__(message)
+        self.budget_spent = budget_spent
 
 
 class TaskNotWaiting(TerminalError):

@@ -34,20 +34,10 @@ from typing import Protocol
 from flipbot.domain.decision import Decision, DecisionRequest, PriceRange
 from flipbot.domain.guards import STRATEGY_STOP_LOSS
 from flipbot.domain.model import MarketSnapshot, Side
-from flipbot.domain.strategy import (
-    _WAIT_RECHECK_SECONDS,
-    _unit_of,
-    _wait,
-)
-from flipbot.domain.strategy import (
-    _round_down as _down,
-)
-from flipbot.domain.strategy import (
-    _round_up as _up,
-)
-from flipbot.domain.strategy import (
-    _sell_floor as _floor_of,
-)
+from flipbot.domain.strategy import WAIT_RECHECK_SECONDS, unit_of, wait
+from flipbot.domain.strategy import round_down as _down
+from flipbot.domain.strategy import round_up as _up
+from flipbot.domain.strategy import sell_floor as _floor_of
 
 __all__ = [
     "LAB_STRATEGIES",
@@ -222,7 +212,7 @@ class AdaptiveStrategy:
                 for n, v in (("order book", snap.book), ("volatility", snap.volatility))
                 if v is None
             ]
-            return _wait(snap, f"WAIT: not enough market data ({', '.join(missing)} missing)")
+            return wait(snap, f"WAIT: not enough market data ({', '.join(missing)} missing)")
         confidence, notes = self.confidence(request)
         volatility = float(snap.volatility)
         imbalance = _clamp(float(snap.imbalance), -1, 1) if snap.imbalance is not None else 0.0
@@ -234,14 +224,14 @@ class AdaptiveStrategy:
             )
         )
         bid = snap.book.bid
-        unit = _unit_of(bid, snap.book.ask)
+        unit = unit_of(bid, snap.book.ask)
         fair = self._fair(snap)
         cap = _down(fair * (1 + self.max_slippage), unit)
         price = _down(bid * (1 - discount), unit)
         slippage_note = f"fair {fair}, slippage cap {cap}"
         if cap < price:
             if cap < bid * (1 - self.max_discount):
-                return _wait(
+                return wait(
                     snap,
                     f"WAIT: bid {bid} ran more than {self.max_slippage:.1%} above "
                     f"the fair price {fair} ({'; '.join(notes)})",
@@ -266,18 +256,18 @@ class AdaptiveStrategy:
             price_range=PriceRange(low=min(low, price), high=max(price, min(bid, cap))),
             confidence=confidence,
             reasoning=reasoning,
-            timeout_seconds=timeout if act else _WAIT_RECHECK_SECONDS,
+            timeout_seconds=timeout if act else WAIT_RECHECK_SECONDS,
         )
 
     def _sell(self, request: DecisionRequest) -> Decision:
         snap = request.snapshot
         entry = request.entry_price
         if entry is None:
-            return _wait(snap, "WAIT: no entry price for the SELL leg")
+            return wait(snap, "WAIT: no entry price for the SELL leg")
         fees = request.fee_rate_round_trip
         margin = self.margin(request)
         floor = _floor_of(request, entry)
-        unit = _unit_of(snap.book.bid if snap.book else None, entry)
+        unit = unit_of(snap.book.bid if snap.book else None, entry)
         target = entry * (1 + fees + margin)
         price = _up(max(floor, target), unit)
         high = max(price, _up(entry * (1 + fees + max(margin, request.target_profit)), unit))
@@ -583,7 +573,7 @@ class MaCrossStrategy:
         stop = self.session.check(request)
         if request.leg is Side.BUY:
             if stop is not None:
-                return _wait(snap, f"WAIT: session stopped: {stop}")
+                return wait(snap, f"WAIT: session stopped: {stop}")
             return self._buy(request)
         return self._sell(request, stop)
 
@@ -596,12 +586,12 @@ class MaCrossStrategy:
     def _buy(self, request: DecisionRequest) -> Decision:
         snap = request.snapshot
         if snap.book is None:
-            return _wait(snap, "WAIT: no order book yet")
+            return wait(snap, "WAIT: no order book yet")
         signal = self.signal()
         fresh = signal.crossed_up_ago is not None and signal.crossed_up_ago < self.entry_window
         if signal.state != "BULLISH" or not fresh:
             why = "no fresh golden cross" if signal.state != "UNKNOWN" else "warming up"
-            return _wait(snap, f"WAIT: {why} ({self._describe(signal)})")
+            return wait(snap, f"WAIT: {why} ({self._describe(signal)})")
         bid = snap.book.bid
         return Decision(
             action="BUY",
@@ -619,9 +609,9 @@ class MaCrossStrategy:
         snap = request.snapshot
         entry = request.entry_price
         if entry is None:
-            return _wait(snap, "WAIT: no entry price for the SELL leg")
+            return wait(snap, "WAIT: no entry price for the SELL leg")
         floor = _floor_of(request, entry)
-        unit = _unit_of(snap.book.bid if snap.book else None, entry)
+        unit = unit_of(snap.book.bid if snap.book else None, entry)
         take = _up(entry * (1 + self.take_profit), unit)
         signal = self.signal()
         notes = [self._describe(signal)]

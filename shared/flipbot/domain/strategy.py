@@ -21,10 +21,10 @@ from flipbot.domain.model import MarketSnapshot, Side
 __all__ = ["FixedMarginStrategy", "OfflineStrategy"]
 
 _MAX_DECIMALS = 8
-_WAIT_RECHECK_SECONDS = 60
+WAIT_RECHECK_SECONDS = 60
 
 
-def _unit_of(*prices: Decimal | None) -> Decimal:
+def unit_of(*prices: Decimal | None) -> Decimal:
     """The finest precision any of ``prices`` is written in (at most 8 decimals)."""
     decimals = 0
     for price in prices:
@@ -35,25 +35,25 @@ def _unit_of(*prices: Decimal | None) -> Decimal:
     return Decimal(1).scaleb(-min(decimals, _MAX_DECIMALS))
 
 
-def _round_down(value: Decimal, unit: Decimal) -> Decimal:
+def round_down(value: Decimal, unit: Decimal) -> Decimal:
     return value.quantize(unit, rounding=ROUND_FLOOR)
 
 
-def _round_up(value: Decimal, unit: Decimal) -> Decimal:
+def round_up(value: Decimal, unit: Decimal) -> Decimal:
     return value.quantize(unit, rounding=ROUND_CEILING)
 
 
-def _wait(snapshot: MarketSnapshot, reason: str, confidence: float = 0.0) -> Decision:
+def wait(snapshot: MarketSnapshot, reason: str, confidence: float = 0.0) -> Decision:
     return Decision(
         action="WAIT",
         base_price=snapshot.last_price,
         confidence=confidence,
         reasoning=reason,
-        timeout_seconds=_WAIT_RECHECK_SECONDS,
+        timeout_seconds=WAIT_RECHECK_SECONDS,
     )
 
 
-def _sell_floor(request: DecisionRequest, entry: Decimal) -> Decimal:
+def sell_floor(request: DecisionRequest, entry: Decimal) -> Decimal:
     """The request's floor, or entry × (1 + fees + min_profit) when none is given."""
     if request.floor_price is not None:
         return request.floor_price
@@ -270,7 +270,7 @@ class OfflineStrategy:
             if value is None
         ]
         if missing or snap.book is None or snap.volatility is None:
-            return _wait(
+            return wait(
                 snap,
                 f"WAIT: not enough market data ({', '.join(missing)} missing; "
                 "the moving averages need 20 minutes of trades)",
@@ -281,9 +281,9 @@ class OfflineStrategy:
             self.max_discount, self.base_discount + self.volatility_discount * volatility
         )
         bid = snap.book.bid
-        unit = _unit_of(bid, snap.book.ask)
-        price = _round_down(bid * (1 - discount), unit)
-        low = _round_down(bid * (1 - min(self.max_discount, 2 * discount)), unit)
+        unit = unit_of(bid, snap.book.ask)
+        price = round_down(bid * (1 - discount), unit)
+        low = round_down(bid * (1 - min(self.max_discount, 2 * discount)), unit)
         timeout = self._timeout(float(volatility))
         act = confidence >= request.min_confidence
         reasoning = "; ".join(
@@ -300,14 +300,14 @@ class OfflineStrategy:
             price_range=PriceRange(low=min(low, price), high=bid),
             confidence=confidence,
             reasoning=reasoning,
-            timeout_seconds=timeout if act else _WAIT_RECHECK_SECONDS,
+            timeout_seconds=timeout if act else WAIT_RECHECK_SECONDS,
         )
 
     def _sell(self, request: DecisionRequest) -> Decision:
         snap = request.snapshot
         entry = request.entry_price
         if entry is None:
-            return _wait(snap, "WAIT: no entry price for the SELL leg")
+            return wait(snap, "WAIT: no entry price for the SELL leg")
         fees = request.fee_rate_round_trip
         if snap.volatility is None:
             margin = request.min_profit
@@ -318,11 +318,11 @@ class OfflineStrategy:
             raw = raw.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
             margin = min(request.target_profit, max(request.min_profit, raw))
             margin_note = f"margin {margin:.4f} from volatility {float(hourly):.2%}/h"
-        floor = _sell_floor(request, entry)
-        unit = _unit_of(snap.book.bid if snap.book else None, entry)
+        floor = sell_floor(request, entry)
+        unit = unit_of(snap.book.bid if snap.book else None, entry)
         target = entry * (1 + fees + margin)
-        price = _round_up(max(floor, target), unit)
-        high = max(price, _round_up(entry * (1 + fees + request.target_profit), unit))
+        price = round_up(max(floor, target), unit)
+        high = max(price, round_up(entry * (1 + fees + request.target_profit), unit))
         timeout = self._timeout(None if snap.volatility is None else float(snap.volatility))
         reasoning = (
             f"SELL at {price}: entry {entry} × (1 + fees {fees} + {margin_note}); "
@@ -357,7 +357,7 @@ class FixedMarginStrategy:
         snap = request.snapshot
         if request.leg is Side.BUY:
             if snap.book is None:
-                return _wait(snap, "WAIT: no order book yet")
+                return wait(snap, "WAIT: no order book yet")
             bid = snap.book.bid
             return Decision(
                 action="BUY",
@@ -369,11 +369,11 @@ class FixedMarginStrategy:
             )
         entry = request.entry_price
         if entry is None:
-            return _wait(snap, "WAIT: no entry price for the SELL leg")
-        floor = _sell_floor(request, entry)
+            return wait(snap, "WAIT: no entry price for the SELL leg")
+        floor = sell_floor(request, entry)
         target = entry * (1 + request.fee_rate_round_trip + request.min_profit)
-        unit = _unit_of(snap.book.bid if snap.book else None, entry)
-        price = _round_up(max(floor, target), unit)
+        unit = unit_of(snap.book.bid if snap.book else None, entry)
+        price = round_up(max(floor, target), unit)
         return Decision(
             action="SELL",
             base_price=price,

@@ -16,9 +16,9 @@ from moto import mock_aws
 from flipbot.adapters.aws import StaticKillSwitch
 from flipbot.adapters.binance_exchange import BinanceExchange
 from flipbot.adapters.dynamodb import repositories
-from flipbot.app.records import Repositories
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.indicators import MarketIndicators
+from flipbot.ports import Repositories
 from flipbot.settings import Settings, Tables
 from flipbot.streams import order_update_from_execution_report
 from flipbot_dev.paper.engine import PaperExchange
@@ -86,7 +86,7 @@ class ScriptedDecider:
 
 @dataclass
 class Bot:
-    """Implements ``flipbot.app.services.Services`` with test-controlled parts."""
+    """Implements ``flipbot.ports.Services`` with test-controlled parts."""
 
     settings: Settings
     repos: Repositories
@@ -119,8 +119,8 @@ class Bot:
         """Cycle c000001, ready to buy on a 25.95/25.96 market, places its first buy (it
         rests on the book, its task token waiting); returns place_order's result."""
         from flipbot.app.orders import place_order
-        from flipbot.app.records import Cycle
         from flipbot.domain.cycle import CycleState
+        from flipbot.domain.entities import Cycle
         from flipbot.domain.model import Side
 
         self.repos.cycles.create(

@@ -12,9 +12,9 @@ from flipbot.app.consult import consult
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
 from flipbot.app.reconcile import reconcile_cycle, reconcile_on_schedule
-from flipbot.app.records import Cycle
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
+from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import PositionGone
 from flipbot.domain.model import Side
 

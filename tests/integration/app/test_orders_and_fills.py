@@ -11,10 +11,10 @@ from flipbot.app.consult import consult
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import cancel_order, place_order
 from flipbot.app.reconcile import reconcile_open_orders
-from flipbot.app.records import Cycle
 from flipbot.app.trades import record_trade
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
+from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import CycleNotSold, GuardRejected
 from flipbot.domain.model import Origin, Side
 from flipbot_dev.paper.transport import Fault

@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.orders import place_order
-from flipbot.app.records import Cycle
 from flipbot.app.recovery import recover_from_exchange
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import Cycle
 from flipbot.domain.model import Origin, Side
 
 from .conftest import START_MS, Bot

@@ -16,11 +16,12 @@ import pytest
 from flipbot.app.consult import check_resting_sell, consult
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
-from flipbot.app.records import STOP_LOSS_VERDICT, Cycle
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
+from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.model import Side
+from flipbot.domain.stop_loss import STOP_LOSS_VERDICT
 
 from .conftest import START_MS, Bot
 

@@ -58,6 +58,22 @@ def test_on_ai_unavailable_the_fallback_decides_and_the_cost_is_kept(market: Any
     assert call["cost_usd"] == Decimal("0.01")
 
 
+@pytest.mark.parametrize(
+    ("error", "spent"),
+    [
+        (AiUnavailable("budget: daily AI budget of 1 USD is spent", budget_spent=True), True),
+        (AiUnavailable("budget-like wording: timeout"), False),
+    ],
+    ids=["budget-spent", "other-failure"],
+)
+def test_a_spent_budget_is_told_by_the_error_not_by_its_message(
+    market: Any, error: AiUnavailable, spent: bool
+) -> None:
+    wrapped = FallbackDecisionMaker(_Primary(error), OfflineStrategy())
+    wrapped.decide(market.buy())
+    assert wrapped.last_call["ai_budget_spent"] is spent
+
+
 def test_an_unexpected_error_is_a_failure_too_never_a_crash(market: Any) -> None:
     wrapped = FallbackDecisionMaker(_Primary(KeyError("choices")), OfflineStrategy())
     wrapped.decide(market.sell())

@@ -392,8 +392,9 @@ def test_given_a_spent_budget_then_no_request_is_made(make_decider: Any, market:
     decider, endpoint = make_decider(budget=budget)
     decider.decide(market.buy())  # ~0.0001 USD: the budget is now spent
     assert budget.spent() > 0
-    with pytest.raises(AiUnavailable, match="budget"):
+    with pytest.raises(AiUnavailable, match="budget") as spent:
         decider.decide(market.buy())
+    assert spent.value.budget_spent
     assert endpoint.request_count == 1
     assert decider.last_call["error"] == "budget"
     now[0] += 86_400_000  # the next UTC day

@@ -17,8 +17,8 @@ from flipbot.app.metrics import (
     position_intervals,
     time_in_position_pct,
 )
-from flipbot.app.records import ConsultationRecord, Cycle, OrderRecord, TradeRecord
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.model import Fill, Side
 from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy

@@ -9,13 +9,13 @@ import pytest
 from function_handlers import Context, emitted_metrics, load_handler
 
 from flipbot.app.reconcile import reconcile_cycle
-from flipbot.app.services import Services
 from flipbot.domain.errors import (
     ConfigurationError,
     OrderRejected,
     RestrictedLocation,
     error_type,
 )
+from flipbot.ports import Services
 
 MESSAGE = "place_limit TRUMPUSDC: Binance refuses requests from this location (HTTP 451)"
 CAUGHT = {

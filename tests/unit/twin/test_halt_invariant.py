@@ -3,8 +3,8 @@ the CycleHalted metric counted."""
 
 from __future__ import annotations
 
-from flipbot.app.records import Cycle
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import Cycle
 from flipbot_dev.twin.runner import silent_halts
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.records import Cycle, TradeRecord
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import Cycle, TradeRecord
 from flipbot.domain.filters import SymbolRules
 from flipbot_dev.twin.report import abandoned_positions, ledger_mismatches
 

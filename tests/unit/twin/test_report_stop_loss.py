@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from flipbot.app.records import STOP_LOSS_VERDICT, ConsultationRecord, Cycle, OrderRecord
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord
 from flipbot.domain.model import Side
+from flipbot.domain.stop_loss import STOP_LOSS_VERDICT
 from flipbot_dev.twin.report import unjustified_stop_exits
 
 D = Decimal

@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.records import Cycle, OrderRecord
 from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import Cycle, OrderRecord
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import Fill, Origin, Side
 from flipbot_dev.twin.report import unconfirmed_actions

@@ -1,0 +1,241 @@
+"""The state machine's contracts: each task's input and output, and the execution's state.
+
+``statemachine/trade_cycle.asl.json`` passes these between the functions: a handler
+parses its input with the request model (``InvalidEvent`` names each bad field) and
+returns ``<Result>.model_dump(mode="json")``, validated on the way out (an output field
+the model does not declare is an error, not a silent extra). :class:`CycleDocument` is
+the execution's state document, the shape every ``$.`` path of the definition reads;
+tests/unit/test_contracts.py walks the definition against these models.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flipbot.domain.errors import InvalidEvent
+from flipbot.domain.model import Side
+
+CYCLE_ID = r"^c\d{6}$"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def parse(cls, event: Any) -> Self:
+        """Validate an incoming event; ``InvalidEvent`` names each offending field and value."""
+        try:
+            return cls.model_validate(event)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'event'}={e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise InvalidEvent(f"{cls.__name__}: {problems}") from None
+
+
+class ConsultRequest(_Request):
+    cycle_id: str = Field(pattern=CYCLE_ID)
+    leg: Side
+    attempt: int = Field(ge=1)
+    #: ``decide`` a leg's next order, or ``check`` whether a resting sell should stay.
+    purpose: Literal["decide", "check"] = "decide"
+
+
+class PlaceOrderRequest(_Request):
+    task_token: str = Field(min_length=1)
+    cycle_id: str = Field(pattern=CYCLE_ID)
+    leg: Side
+    attempt: int = Field(ge=1)
+    price: Decimal = Field(gt=0, allow_inf_nan=False)
+    quantity: Decimal = Field(gt=0, allow_inf_nan=False)
+    consultation_id: str = ""
+
+
+class CancelOrderRequest(_Request):
+    cycle_id: str = Field(pattern=CYCLE_ID)
+    leg: Side
+    attempt: int = Field(ge=1)
+
+
+class RecordTradeRequest(_Request):
+    cycle_id: str = Field(pattern=CYCLE_ID)
+
+
+class CycleReconcileRequest(_Request):
+    source: str = "cycle"
+    cycle_id: str = Field(pattern=CYCLE_ID)
+    error: dict[str, Any] | None = None
+
+
+# --- outputs ----------------------------------------------------------------------------
+class ConsultAction(StrEnum):
+    """What the cycle does after a leg's consultation (``BuyGate``/``SellGate``)."""
+
+    PLACE = "PLACE"
+    WAIT = "WAIT"
+    DUST = "DUST"  # nothing sellable is held: the cycle is recorded as it stands
+
+
+class SellCheckAction(StrEnum):
+    """Whether a resting sell stays (``SellCheckGate``)."""
+
+    KEEP = "KEEP"
+    REPLACE = "REPLACE"
+
+
+class Resume(StrEnum):
+    """Where a cycle goes on after the reconcile task (``ResumeAfterReconcile``)."""
+
+    CONSULT_BUY = "CONSULT_BUY"
+    CONSULT_SELL = "CONSULT_SELL"
+    RECORD = "RECORD"
+    STOP = "STOP"
+    FAIL = "FAIL"
+
+
+class ResumeAt(StrEnum):
+    """Where a recovered execution starts (``ResumeAt``), given in its input."""
+
+    WAIT_BUY = "WAIT_BUY"
+    WAIT_SELL = "WAIT_SELL"
+    CONSULT_SELL = "CONSULT_SELL"
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        """What the handler returns (JSON types only)."""
+        return self.model_dump(mode="json")
+
+
+class ConsultResult(_Result):
+    """ConsultAi (``purpose: decide``): the leg's next order, or how long to wait."""
+
+    action: ConsultAction
+    price: str | None  # a Decimal as text, PLACE only
+    quantity: str | None
+    wait_seconds: int = Field(ge=0)
+    timeout_seconds: int = Field(ge=0)
+    heartbeat_seconds: int = Field(ge=0)
+    consultation_id: str
+    confidence: float
+    reason: str
+    guard: str  # the guard that rejected the decision, "" when none did
+    #: who decided ("stop-loss", a model, "offline", "fallback:..."); absent when no one was asked
+    decided_by: str | None = None
+    cost_usd: str | None = None
+    ai_error: str | None = None
+    #: the AI was not asked: its daily budget is spent (the AiBudgetSpent alarm's metric)
+    ai_budget_spent: bool = False
+
+
+class SellCheckResult(_Result):
+    """ConsultAi (``purpose: check``): keep the resting sell or replace it."""
+
+    action: SellCheckAction
+    reason: str
+    timeout_seconds: int = Field(ge=0)
+
+
+class PlaceOrderResult(_Result):
+    """PlaceOrder's own answer (its task waits for the order's callback, not this)."""
+
+    client_order_id: str
+    order_id: int
+    status: str
+
+
+class FillSummary(_Result):
+    """The output a waiting Place task resumes with (``$.buy_fill``, ``$.sell_fill``)."""
+
+    client_order_id: str
+    status: str
+    executed_qty: str
+    cumulative_quote_qty: str
+    avg_price: str
+    commissions: dict[str, str]
+    fills: int = Field(ge=0)
+
+
+class CancelResult(_Result):
+    """CancelOrder: what the leg's order ended as, and whether any of it filled."""
+
+    client_order_id: str
+    status: str
+    executed: bool
+
+
+class RecordTradeResult(_Result):
+    """RecordTrade: the closed cycle, and whether the next one starts."""
+
+    next_cycle_id: str = Field(pattern=CYCLE_ID)
+    #: ``continue`` in JSON (a Python keyword)
+    continue_: bool = Field(alias="continue")
+    realized_pnl: str
+    closed: bool  # False on a retry that finds the trade recorded: counted once
+    fill_seconds: dict[str, float] = Field(default_factory=dict)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        dumped = self.model_dump(mode="json", by_alias=True)
+        if not self.closed:
+            dumped.pop("fill_seconds")  # a cycle recorded already has no fill times
+        return dumped
+
+
+class ReconcileCycleResult(_Result):
+    """Reconcile (``source: cycle``): where the cycle goes on, and what was repaired."""
+
+    resume: Resume
+    reason: str
+    repaired_fills: int = Field(ge=0)
+    resumed: int = Field(ge=0)
+    heartbeats: int = Field(ge=0)
+    configuration_error: str | None = None
+    halted: list[str] | None = None
+
+
+class TaskError(BaseModel):
+    """What a Catch puts at ``$.error``: the error's name and its cause."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    Error: str
+    Cause: str = ""
+
+
+class CycleInput(BaseModel):
+    """An execution's input: the first cycle's, the next cycle's, or a recovered one's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    cycle_id: str = Field(pattern=CYCLE_ID)
+    attempt: int = Field(ge=1)
+    sell_attempt: int = Field(ge=1)
+    resume: ResumeAt | None = None
+    buy_decision: ConsultResult | None = None
+    sell_decision: ConsultResult | None = None
+    started_by: str | None = Field(default=None, alias="AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
+
+
+class CycleDocument(CycleInput):
+    """The execution's state document: the input plus what each task puts at its
+    ``ResultPath`` (a selection of the task's output)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    buy_fill: FillSummary | None = None
+    buy_cancel: CancelResult | None = None
+    sell_fill: FillSummary | None = None
+    sell_check: SellCheckResult | None = None
+    sell_cancel: CancelResult | None = None
+    record: RecordTradeResult | None = None
+    reconcile: ReconcileCycleResult | None = None
+    error: TaskError | None = None

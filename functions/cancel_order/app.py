@@ -17,7 +17,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = CancelOrderRequest.parse(event)
     result = CancelResult.model_validate(
         cancel_order(
-            container(), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
+            container(context), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
         )
     ).dump()
     logger.info("order canceled", extra=result)

@@ -31,13 +31,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 f"ConsultRequest: purpose='check' is for the SELL leg, not {request.leg}"
             )
         checked = SellCheckResult.model_validate(
-            check_resting_sell(container(), request.cycle_id, request.attempt)
+            check_resting_sell(container(context), request.cycle_id, request.attempt)
         ).dump()
         metrics.add_metric("SellChecks", MetricUnit.Count, 1)
         logger.info("resting sell checked", extra=checked)
         return checked
     result = ConsultResult.model_validate(
-        consult(container(), request.cycle_id, request.leg, request.attempt)
+        consult(container(context), request.cycle_id, request.leg, request.attempt)
     )
     metrics.add_metric("AiConfidence", MetricUnit.Count, result.confidence)
     if result.decided_by == STOP_LOSS_DECIDER:

@@ -47,7 +47,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         update = OrderUpdated.model_validate(envelope.detail)
     except ValidationError as exc:
         raise InvalidEvent(f"OrderUpdated detail rejected: {exc.errors()}") from None
-    services = container()
+    services = container(context)
     logger.append_keys(client_order_id=update.client_order_id)
     reason = update.foreign_symbol(services.settings.symbol)
     if reason:

@@ -17,7 +17,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = PlaceOrderRequest.parse(event)
     result = PlaceOrderResult.model_validate(
         place_order(
-            container(),
+            container(context),
             cycle_id=request.cycle_id,
             leg=request.leg,
             attempt=request.attempt,

@@ -23,7 +23,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        result = _reconcile(event)
+        result = _reconcile(event, context)
     except RestrictedLocation:
         # Binance refuses this region: the RestrictedLocation alarm watches this metric.
         metrics.add_metric("RestrictedLocation", MetricUnit.Count, 1)
@@ -40,15 +40,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-def _reconcile(event: dict[str, Any]) -> dict[str, Any]:
+def _reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("source") == "recover":
         from flipbot.app.recovery import recover_from_exchange
 
-        return recover_from_exchange(container())
+        return recover_from_exchange(container(context))
     if event.get("source") == "cycle":
         request = CycleReconcileRequest.parse(event)
         return ReconcileCycleResult.model_validate(
-            reconcile_cycle(container(), cycle_id=request.cycle_id, error=request.error)
+            reconcile_cycle(container(context), cycle_id=request.cycle_id, error=request.error)
         ).dump()
     # the schedule ("aws.events") or a StreamGapDetected event
-    return reconcile_on_schedule(container())
+    return reconcile_on_schedule(container(context))

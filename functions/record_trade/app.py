@@ -18,7 +18,9 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = RecordTradeRequest.parse(event)
-    result = RecordTradeResult.model_validate(record_trade(container(), cycle_id=request.cycle_id))
+    result = RecordTradeResult.model_validate(
+        record_trade(container(context), cycle_id=request.cycle_id)
+    )
     if result.closed:  # a retry finds the cycle closed: it is counted once
         metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)
         metrics.add_metric("RealizedPnl", MetricUnit.NoUnit, float(result.realized_pnl))

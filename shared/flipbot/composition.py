@@ -1,8 +1,12 @@
 """The composition root: wires ports to adapters, lazily, once per warm Lambda sandbox.
 
 A function pays only for what it touches: the order-update handler never builds the
-exchange client (python-binance) or a decision maker (OpenAI). Tests and the local
-twin replace factories with :func:`configure`; production uses the defaults.
+exchange client (python-binance) or a decision maker (OpenAI).
+
+A handler gets its :class:`Container` from :func:`container`: the one its invoker passed
+in the Lambda context (``context.services``: the local twin and tests pass theirs, built
+with their own :class:`Wiring`), or in AWS this sandbox's own, built from the environment
+with the production wiring. Nothing here is configured from outside at run time.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -17,8 +22,16 @@ from flipbot.ports import Clock, DecisionMaker, ExchangePort, KillSwitch, Reposi
 from flipbot.settings import Settings
 
 Factory = Callable[["Container"], Any]
-_factories: dict[str, Factory] = {}
-_decorators: dict[str, Callable[[Any], Any]] = {}
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Parts replaced (``factories``: ``repos``, ``clock``, ``workflow``, ``kill_switch``,
+    ``exchange``, ``binance_client``, ``decider``) or wrapped (``decorators``: ``repos``,
+    ``exchange``, ``workflow``, e.g. to inject faults). Empty: production."""
+
+    factories: Mapping[str, Factory] = field(default_factory=dict)
+    decorators: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
 
 class SystemClock:
@@ -29,15 +42,16 @@ class SystemClock:
 class Container:
     """Everything a handler needs, each part built on first use."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], wiring: Wiring | None = None) -> None:
         self.env = dict(env)
+        self.wiring = wiring or Wiring()
 
     def _override(self, name: str) -> Any:
-        factory = _factories.get(name)
+        factory = self.wiring.factories.get(name)
         return factory(self) if factory else None
 
     def _decorated(self, name: str, part: Any) -> Any:
-        decorator = _decorators.get(name)
+        decorator = self.wiring.decorators.get(name)
         return decorator(part) if decorator else part
 
     @cached_property
@@ -86,7 +100,7 @@ class Container:
         if override:
             return self._decorated("exchange", override)  # type: ignore[no-any-return]
         creds = read_secret(self.settings.binance_secret_arn, "api_key", "api_secret")
-        client_factory = _factories.get("binance_client")
+        client_factory = self.wiring.factories.get("binance_client")
         if client_factory is not None:
             client = client_factory(self)(creds["api_key"], creds["api_secret"])
         else:
@@ -183,40 +197,30 @@ def _binance_client(api_key: str, api_secret: str, base_url: str) -> Any:
     return client
 
 
-_containers: dict[tuple[tuple[str, str], ...], Container] = {}
+class Containers:
+    """Warm containers of one wiring, one per distinct environment: what a Lambda
+    sandbox keeps between invocations (its clients, its caches, its AI budget)."""
+
+    def __init__(self, wiring: Wiring | None = None) -> None:
+        self.wiring = wiring or Wiring()
+        self._warm: dict[tuple[tuple[str, str], ...], Container] = {}
+
+    def for_env(self, env: Mapping[str, str]) -> Container:
+        key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith("_")))
+        found = self._warm.get(key)
+        if found is None:
+            found = self._warm[key] = Container(env, self.wiring)
+        return found
 
 
-def container(env: Mapping[str, str] | None = None) -> Container:
-    """The warm container for this environment (one per distinct configuration)."""
-    env = os.environ if env is None else env
-    key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith("_")))
-    found = _containers.get(key)
-    if found is None:
-        found = _containers[key] = Container(env)
-    return found
+#: this sandbox's own containers (AWS): the production wiring, never replaced
+_SANDBOX = Containers()
 
 
-def configure(**factories: Factory | None) -> None:
-    """Replace parts of the wiring (tests, the local twin). ``None`` restores the default."""
-    for name, factory in factories.items():
-        if factory is None:
-            _factories.pop(name, None)
-        else:
-            _factories[name] = factory
-    _containers.clear()
-
-
-def decorate(**decorators: Callable[[Any], Any] | None) -> None:
-    """Wrap built parts (``repos``, ``exchange``, ``workflow``), e.g. to inject faults."""
-    for name, decorator in decorators.items():
-        if decorator is None:
-            _decorators.pop(name, None)
-        else:
-            _decorators[name] = decorator
-    _containers.clear()
-
-
-def reset() -> None:
-    _factories.clear()
-    _decorators.clear()
-    _containers.clear()
+def container(context: Any = None) -> Container:
+    """The handler's container: ``context.services`` when the invoker passed one, else
+    this sandbox's warm one for its environment."""
+    given = getattr(context, "services", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    return _SANDBOX.for_env(os.environ)

@@ -11,6 +11,7 @@ the result, or the error payload (``errorType``, ``errorMessage``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,28 +124,28 @@ def local_stack(
         rest = BinanceRestApp(
             exchange, api_key=binance["api_key"], api_secret=binance["api_secret"]
         )
-        composition.reset()
-        composition.configure(
-            clock=lambda _: VirtualClock(scheduler),
-            binance_client=lambda _: lambda key, secret: make_client(rest, key, secret),
+        wiring = composition.Wiring(
+            factories={
+                "clock": lambda _: VirtualClock(scheduler),
+                "binance_client": lambda _: lambda key, secret: make_client(rest, key, secret),
+            }
         )
-        try:
-            cloud = local_cloud.build(
-                TEMPLATE,
-                registry,
-                secrets={
-                    "BinanceApiSecret": binance,
-                    "OpenAiApiSecret": {},
-                    **{k: v for k, v in (secrets or {}).items() if k != "BinanceApiSecret"},
-                },
-                extra_env=extra_env,
-            )
-            yield LocalStack(
-                cloud=cloud,
-                registry=registry,
-                scheduler=scheduler,
-                exchange=exchange,
-                lambda_client=boto3.client("lambda", region_name=local_cloud.REGION),
-            )
-        finally:
-            composition.reset()
+        containers = composition.Containers(wiring)
+        registry.services = lambda _name: containers.for_env(os.environ)
+        cloud = local_cloud.build(
+            TEMPLATE,
+            registry,
+            secrets={
+                "BinanceApiSecret": binance,
+                "OpenAiApiSecret": {},
+                **{k: v for k, v in (secrets or {}).items() if k != "BinanceApiSecret"},
+            },
+            extra_env=extra_env,
+        )
+        yield LocalStack(
+            cloud=cloud,
+            registry=registry,
+            scheduler=scheduler,
+            exchange=exchange,
+            lambda_client=boto3.client("lambda", region_name=local_cloud.REGION),
+        )

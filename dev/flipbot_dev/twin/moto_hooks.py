@@ -196,6 +196,9 @@ class LambdaRegistry:
     _parameter_caches: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: AWS's limits on payloads and timeouts (set by :func:`install`)
     limits: Limits | None = None
+    #: the container a handler is given (in its context's ``services``), asked for inside
+    #: the function's sandbox (its environment applied); None: the handler builds its own
+    services: Callable[[str], Any] | None = None
     virtual_ms: Callable[[], int] = lambda: 0
     monotonic: Callable[[], float] = time.monotonic
     #: functions whose invocations may overlap (the ``concurrent`` chaos scenario)
@@ -240,7 +243,8 @@ class LambdaRegistry:
             started, virtual_start = self.monotonic(), self.virtual_ms()
             try:
                 with _captured(output), self._role(name):
-                    result = handler(event, LambdaContext(function_name=name))
+                    services = self.services(name) if self.services is not None else None
+                    result = handler(event, LambdaContext(function_name=name, services=services))
             finally:
                 with self._gate:
                     kept = self.logs.setdefault(name, deque(maxlen=self.log_lines_kept))
@@ -384,6 +388,9 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+
+    #: the handler's container (:func:`flipbot.composition.container` returns it)
+    services: Any = None
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000

@@ -15,6 +15,7 @@ same seed, same settings: the same report, byte for byte.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -216,7 +217,6 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             fill_model=config.fill_model,  # type: ignore[arg-type]
         )
         rest = BinanceRestApp(exchange, api_key=PAPER_KEY, api_secret=PAPER_SECRET)
-        composition.reset()
         faults = chaos.exchange_fault if chaos else None
         ai_stats = None
         decider = _decider_factory(config.decider)
@@ -224,17 +224,21 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             from flipbot_dev.twin.hostile_ai import hostile_decider_factory
 
             decider, ai_stats = hostile_decider_factory(config.chaos_seed)
-        composition.configure(
-            clock=lambda _: _TwinClock(scheduler),
-            binance_client=lambda _: link.client_factory(rest, faults=faults),
-            decider=decider,
-        )
+        factories: dict[str, composition.Factory] = {
+            "clock": lambda _: _TwinClock(scheduler),
+            "binance_client": lambda _: link.client_factory(rest, faults=faults),
+            "decider": decider,
+        }
+        decorators: dict[str, Callable[[Any], Any]] = {}
         if chaos is not None:
-            composition.decorate(
-                repos=lambda part: chaos.wrap(part, "dynamodb"),
-                exchange=lambda part: chaos.wrap(part, "exchange"),
-                workflow=lambda part: chaos.wrap(part, "stepfunctions"),
-            )
+            decorators = {
+                "repos": lambda part: chaos.wrap(part, "dynamodb"),
+                "exchange": lambda part: chaos.wrap(part, "exchange"),
+                "workflow": lambda part: chaos.wrap(part, "stepfunctions"),
+            }
+        # each function's sandbox keeps its warm container, built with the twin's wiring
+        containers = composition.Containers(composition.Wiring(factories, decorators))
+        registry.services = lambda _name: containers.for_env(os.environ)
         extra_env = {"MAX_CYCLES": str(config.max_cycles)} if config.max_cycles else {}
         cloud = local_cloud.build(
             config.template,
@@ -547,7 +551,6 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             from flipbot_dev.twin.tables_dump import dump_tables
 
             dump_tables(repos, config.symbol, config.out_dir / "tables")
-    composition.reset()
     listener_log.setLevel(listener_level)
     if config.out_dir is not None:
         write_outputs(

@@ -349,12 +349,14 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
 
 def _source(meta: dict[str, Any]) -> dict[str, Any]:
     """Who decided and what the consultation cost, for the handler's metrics."""
-    return {
+    source: dict[str, Any] = {
         "decided_by": str(meta.get("decided_by", "")),
         "cost_usd": str(meta.get("cost_usd", "0")),
         "ai_error": str(meta.get("ai_error", "")),
-        "ai_budget_spent": bool(meta.get("ai_budget_spent", False)),
     }
+    if meta.get("ai_budget_spent"):
+        source["ai_budget_spent"] = True
+    return source
 
 
 def _request(

@@ -110,8 +110,9 @@ class _Result(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def dump(self) -> dict[str, Any]:
-        """What the handler returns (JSON types only)."""
-        return self.model_dump(mode="json")
+        """What the handler returns (JSON types only): the fields the answer set; an
+        optional one it left out stays out."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class ConsultResult(_Result):
@@ -131,7 +132,8 @@ class ConsultResult(_Result):
     decided_by: str | None = None
     cost_usd: str | None = None
     ai_error: str | None = None
-    #: the AI was not asked: its daily budget is spent (the AiBudgetSpent alarm's metric)
+    #: true when the AI was not asked because its daily budget is spent (the metric the
+    #: AiBudgetSpent alarm watches); left out otherwise
     ai_budget_spent: bool = False
 
 
@@ -184,10 +186,7 @@ class RecordTradeResult(_Result):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     def dump(self) -> dict[str, Any]:
-        dumped = self.model_dump(mode="json", by_alias=True)
-        if not self.closed:
-            dumped.pop("fill_seconds")  # a cycle recorded already has no fill times
-        return dumped
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class ReconcileCycleResult(_Result):

@@ -41,7 +41,7 @@ def test_given_an_ai_failure_then_only_a_spent_budget_raises_the_alarm_metric(
         "ai_budget_spent": budget_spent,
     }
     monkeypatch.setattr(module, "consult", lambda *args: result)
-    monkeypatch.setattr(module, "container", lambda: None)
+    monkeypatch.setattr(module, "container", lambda _context: None)
     module.handler(
         {"cycle_id": "c000001", "leg": "BUY", "attempt": 1}, Context("ConsultAiFunction")
     )
@@ -71,7 +71,7 @@ def test_given_an_answer_with_a_field_the_contract_does_not_declare_then_the_han
         "prcie": "10.6",
     }
     monkeypatch.setattr(module, "consult", lambda *args: result)
-    monkeypatch.setattr(module, "container", lambda: None)
+    monkeypatch.setattr(module, "container", lambda _context: None)
     with pytest.raises(ValidationError, match="prcie"):
         module.handler(
             {"cycle_id": "c000001", "leg": "BUY", "attempt": 1}, Context("ConsultAiFunction")

@@ -49,7 +49,7 @@ def _handler_module(
         workflow=None,
         clock=SimpleNamespace(now_ms=lambda: 0),
     )
-    monkeypatch.setattr(module, "container", lambda: services)
+    monkeypatch.setattr(module, "container", lambda _context: services)
 
     def apply(update: Any, *_args: Any, **kwargs: Any) -> dict[str, Any]:
         applied.append(update)

@@ -66,7 +66,7 @@ def test_given_a_configuration_error_with_a_plain_cause_then_the_cause_is_the_re
 def test_given_a_cycle_stopped_by_a_restricted_location_then_the_alarm_metric_is_emitted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
+    module = load_handler(monkeypatch, "reconcile", container=lambda _context: _Untouchable())
     result = module.handler(
         {"source": "cycle", "cycle_id": "c000001", "error": CAUGHT}, Context("ReconcileFunction")
     )
@@ -77,7 +77,7 @@ def test_given_a_cycle_stopped_by_a_restricted_location_then_the_alarm_metric_is
 def test_given_a_scheduled_run_refused_by_binance_then_the_metric_is_emitted_and_it_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
+    module = load_handler(monkeypatch, "reconcile", container=lambda _context: _Untouchable())
 
     def refused(_services: Any) -> dict[str, Any]:
         raise RestrictedLocation(MESSAGE)
@@ -91,7 +91,7 @@ def test_given_a_scheduled_run_refused_by_binance_then_the_metric_is_emitted_and
 def test_given_an_ordinary_repair_then_no_restricted_location_metric(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load_handler(monkeypatch, "reconcile", container=_Untouchable)
+    module = load_handler(monkeypatch, "reconcile", container=lambda _context: _Untouchable())
     quiet = {"repaired_fills": 0, "resumed": 0, "heartbeats": 0}
     monkeypatch.setattr(module, "reconcile_on_schedule", lambda _services: quiet)
     module.handler({"source": "aws.events"}, Context("ReconcileFunction"))

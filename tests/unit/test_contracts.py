@@ -15,12 +15,13 @@ import re
 import types
 import typing
 from collections.abc import Iterator
-from enum import Enum
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from flipbot.app import contracts as c
 from flipbot.domain import errors
@@ -62,11 +63,19 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _field(model: type[BaseModel], name: str) -> Any:
+def _info(model: type[BaseModel], name: str) -> FieldInfo:
     for field_name, info in model.model_fields.items():
         if name in (field_name, info.alias):
-            return _unwrap(info.annotation)
+            return info
     raise AssertionError(f"{model.__name__} has no field {name!r}")
+
+
+def _field(model: type[BaseModel], name: str) -> Any:
+    return _unwrap(_info(model, name).annotation)
+
+
+def _names(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
 
 
 def resolve(model: type[BaseModel], path: str) -> Any:
@@ -82,18 +91,30 @@ def resolve(model: type[BaseModel], path: str) -> Any:
     return annotation
 
 
-def accepts(annotation: Any, value: Any) -> bool:
-    """Whether a field of type ``annotation`` takes the literal ``value``."""
-    annotation = _unwrap(annotation)
-    if typing.get_origin(annotation) is typing.Literal:
-        return value in typing.get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return value in {m.value for m in annotation}
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, str)
+def accepts(model: type[BaseModel], name: str, value: Any) -> bool:
+    """Whether the field ``name`` of ``model`` takes the literal ``value`` (its type and
+    its constraints: pattern, bounds, enum members)."""
+    info = _info(model, name)
+    try:
+        field_type = info.annotation
+        if info.metadata:
+            field_type = Annotated[field_type, *info.metadata]
+        TypeAdapter(field_type).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def compatible(source: Any, target: Any) -> bool:
+    """Whether a value of the field type ``source`` fits a field of type ``target``."""
+    source, target = _unwrap(source), _unwrap(target)
+    if source == target:
+        return True
+    if typing.get_origin(target) is dict:  # an object passed on whole
+        return isinstance(source, type) and issubclass(source, BaseModel)
+    if target is Decimal or target is str:  # pydantic reads a Decimal from its text
+        return source is str or (isinstance(source, type) and issubclass(source, str))
+    return False
 
 
 def _paths(value: Any) -> list[str]:
@@ -133,14 +154,14 @@ def test_each_task_sends_what_its_request_model_requires(name: str, state: dict[
     required = {n for n, f in request.model_fields.items() if f.is_required()}
     assert required <= sent, f"{name} does not send {required - sent}"
     for key, value in payload.items():
-        field = _field(request, key.removesuffix(".$"))
-        if key.endswith(".$"):
-            for path in _paths(value):
-                resolve(c.CycleDocument, path)
+        field = key.removesuffix(".$")
+        if not key.endswith(".$"):
+            assert accepts(request, field, value), f"{name}: {key}={value!r}"
+        elif value.startswith("$."):
+            source = resolve(c.CycleDocument, value)
+            assert compatible(source, _field(request, field)), f"{name}: {key} from {source}"
         else:
-            assert accepts(field, value), f"{name}: {key}={value!r} is not a {field}"
-    # and the request model takes a payload built that way
-    assert request.model_fields
+            assert value == "$$.Task.Token", f"{name}: {key}={value!r}"
 
 
 @pytest.mark.parametrize(("name", "state"), LAMBDA_TASKS, ids=[n for n, _ in LAMBDA_TASKS])
@@ -150,25 +171,31 @@ def test_each_result_selector_reads_the_answer_and_fits_its_result_path(
     _, result = _function(state)
     target = state.get("ResultPath")
     selector = state.get("ResultSelector")
-    if target is None:
-        return
+    # every task keeps its output beside the input, never in place of the document
+    assert isinstance(target, str), f"{name} has no ResultPath"
     assert target.startswith("$."), f"{name} ResultPath {target}"
     kept = resolve(c.CycleDocument, target)
-    if selector is None:
+    if selector is None:  # the whole output lands there
+        assert kept is result, f"{name}: a {result.__name__} kept as a {kept}"
         return
+    assert {key.removesuffix(".$") for key in selector} == _names(kept), name
     for key, value in selector.items():
         assert key.endswith(".$"), (name, key)
         assert value.startswith("$.Payload."), (name, key, value)
-        resolve(result, "$." + value.removeprefix("$.Payload."))
-        _field(kept, key.removesuffix(".$"))
+        source = resolve(result, "$." + value.removeprefix("$.Payload."))
+        assert compatible(source, _field(kept, key.removesuffix(".$"))), (name, key)
+
+
+def _rules(rules: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for rule in rules:
+        yield rule
+        yield from _rules(rule.get("And", []) + rule.get("Or", []))
+        if "Not" in rule:
+            yield from _rules([rule["Not"]])
 
 
 def _choice_rules(state: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for rule in state.get("Choices", []):
-        yield rule
-        yield from rule.get("And", []) + rule.get("Or", [])
-        if "Not" in rule:
-            yield rule["Not"]
+    return _rules(state.get("Choices", []))
 
 
 CHOICES = [(n, s) for n, s in _states() if s["Type"] == "Choice"]
@@ -178,19 +205,44 @@ CHOICES = [(n, s) for n, s in _states() if s["Type"] == "Choice"]
 def test_each_choice_compares_a_field_with_a_value_it_can_hold(
     name: str, state: dict[str, Any]
 ) -> None:
+    compared = 0
     for rule in _choice_rules(state):
         if "Variable" not in rule:
             continue
-        field = resolve(c.CycleDocument, rule["Variable"])
-        if "StringEquals" in rule:
-            assert accepts(field, rule["StringEquals"]), (name, rule)
-        if "BooleanEquals" in rule:
-            assert field is bool, (name, rule)
+        variable = rule["Variable"]
+        field = resolve(c.CycleDocument, variable)
+        parent, _, leaf = variable.rpartition(".")
+        owner = resolve(c.CycleDocument, parent) if parent != "$" else c.CycleDocument
+        for test, value in rule.items():
+            if test in ("Variable", "Next", "And", "Or", "Not"):
+                continue
+            compared += 1
+            if test.endswith("Path"):
+                assert compatible(resolve(c.CycleDocument, value), field), (name, rule)
+            elif test == "IsPresent":
+                assert not _info(owner, leaf).is_required(), (name, rule)
+            elif test.startswith(("String", "Numeric", "Boolean")):
+                assert accepts(owner, leaf, value), (name, rule)
+            else:
+                raise AssertionError(f"{name}: no check for {test}")
+    assert compared, name
+
+
+KNOWN_TYPES = {"Choice", "Task", "Pass", "Wait", "Succeed", "Fail"}
+
+
+def test_every_state_is_of_a_kind_these_tests_read() -> None:
+    kinds = {state["Type"] for _, state in _states()}
+    assert kinds <= KNOWN_TYPES, kinds - KNOWN_TYPES  # a Map or Parallel needs its own walk
 
 
 def test_every_path_elsewhere_names_a_field_of_the_cycle_document() -> None:
     checked = 0
     for name, state in _states():
+        for key in ("CausePath", "ErrorPath"):  # a path, or an intrinsic reading paths
+            for path in _paths(state.get(key)):
+                assert compatible(resolve(c.CycleDocument, path), str), (name, key)
+                checked += 1
         for key in ("SecondsPath", "TimeoutSecondsPath", "HeartbeatSecondsPath"):
             if key in state:
                 assert resolve(c.CycleDocument, state[key]) is int, (name, key)
@@ -207,13 +259,14 @@ def test_every_path_elsewhere_names_a_field_of_the_cycle_document() -> None:
         if state.get("ResultPath"):
             target = resolve(c.CycleDocument, state["ResultPath"])
         for key, value in state.get("Parameters", {}).items():
-            field = _field(target, key.removesuffix(".$"))
+            field = key.removesuffix(".$")
+            _info(target, field)
             if key.endswith(".$"):
                 for path in _paths(value):
                     resolve(c.CycleDocument, path)
                     checked += 1
             else:
-                assert accepts(field, value), (name, key, value)
+                assert accepts(target, field, value), (name, key, value)
     assert checked > 10
 
 
@@ -221,6 +274,7 @@ def test_the_next_cycle_starts_with_an_input_the_cycle_input_model_takes() -> No
     (start,) = [
         s for _, s in _states() if s.get("Resource") == "arn:aws:states:::states:startExecution"
     ]
+    assert resolve(c.CycleDocument, start["Parameters"]["Name.$"]) is str
     given = start["Parameters"]["Input"]
     sample = {}
     for key, value in given.items():

@@ -41,9 +41,19 @@ def _imports(path: Path) -> list[ast.ImportFrom | ast.Import]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom | ast.Import)]
 
 
-def _flipbot_parts(node: ast.ImportFrom | ast.Import) -> set[str]:
-    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-    return {name.split(".")[1] for name in names if name.startswith("flipbot.")}
+def _flipbot_parts(node: ast.ImportFrom | ast.Import, path: Path) -> set[str]:
+    """The parts of the package ``node`` (in ``path``) imports: ``flipbot.<part>...``,
+    ``from flipbot import <part>`` and relative imports alike."""
+    if isinstance(node, ast.Import):
+        modules = [a.name for a in node.names]
+    else:
+        module = node.module or ""
+        if node.level:
+            package = path.relative_to(PACKAGE.parent).parent.parts
+            anchor = ".".join(package[: len(package) - node.level + 1])
+            module = f"{anchor}.{module}" if module else anchor
+        modules = [f"{module}.{a.name}" for a in node.names] if module == "flipbot" else [module]
+    return {m.split(".")[1] for m in modules if m.startswith("flipbot.")}
 
 
 @pytest.mark.parametrize("part", sorted(ALLOWED))
@@ -51,10 +61,10 @@ def test_each_layer_imports_only_what_is_below_it(part: str) -> None:
     modules = [p for p in PACKAGE.rglob("*.py") if _part(p) == part]
     assert modules, f"no module in {part}"
     crossing = {
-        f"{p.relative_to(PACKAGE)}:{node.lineno}": sorted(_flipbot_parts(node) - {part})
+        f"{p.relative_to(PACKAGE)}:{node.lineno}": sorted(_flipbot_parts(node, p) - {part})
         for p in modules
         for node in _imports(p)
-        if _flipbot_parts(node) - {part} - ALLOWED[part]
+        if _flipbot_parts(node, p) - {part} - ALLOWED[part]
     }
     assert crossing == {}
 

@@ -182,3 +182,24 @@ def test_the_dependencies_layer_pins_what_the_functions_import() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert _requirements("lambda") <= layer
+
+
+def _entry_points() -> tuple[str, ...]:
+    handlers = tuple(
+        name
+        for handler in sorted((ROOT / "functions").glob("*/app.py"))
+        for name in _imports(handler)
+        if name.startswith("flipbot")
+    )
+    listener = ("flipbot.listener.__main__", "flipbot.listener.health")
+    return handlers + listener
+
+
+def test_every_shipped_module_is_reached_from_a_handler_or_the_listener() -> None:
+    reached, _ = _closure(*_entry_points())
+    shipped = {
+        ".".join(p.relative_to(ROOT / "shared").with_suffix("").parts).removesuffix(".__init__")
+        for p in _shipped(_layer_folder())
+        if p.suffix == ".py"
+    }
+    assert shipped - reached == set(), "shipped, yet nothing in AWS imports it"

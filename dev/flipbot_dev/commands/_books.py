@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.metrics import Books
+from flipbot_dev.metrics import Books
 
 DEFAULT_RUN = "out/replay"
 _OUTPUT_KEYS = {

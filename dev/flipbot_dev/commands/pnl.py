@@ -10,9 +10,9 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.metrics import STAGES, book_metrics
 from flipbot_dev.commands._books import BooksUnavailable, add_source_arguments, load_source
 from flipbot_dev.commands._table import text_table
+from flipbot_dev.metrics import STAGES, book_metrics
 
 
 def register(sub: Any) -> None:
@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 
 
 def render(metrics: dict[str, Any], title: str) -> str:
-    """The metrics of :func:`flipbot.app.metrics.book_metrics` as text."""
+    """The metrics of :func:`flipbot_dev.metrics.book_metrics` as text."""
     ai = metrics["ai_accuracy"]
     lines = [
         title,

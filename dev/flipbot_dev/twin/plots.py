@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flipbot.app.metrics import equity_path
 from flipbot.domain.model import Side
+from flipbot_dev.metrics import equity_path
 
 PLOT_FILES = ("equity.png", "price.png", "fill_times.png")
 _SIZE = (9.0, 4.2)

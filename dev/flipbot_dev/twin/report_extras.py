@@ -1,4 +1,4 @@
-"""Report fields of the strategy lab: the metrics of :mod:`flipbot.app.metrics`, the
+"""Report fields of the strategy lab: the metrics of :mod:`flipbot_dev.metrics`, the
 market-path figures (drawdown, time in position, buy-and-hold) and the fill log the plots
 draw. Everything comes from the recorded books and virtual time, so it is deterministic.
 """
@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.metrics import (
+from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
+from flipbot.domain.model import Fill
+from flipbot_dev.metrics import (
     Books,
     book_metrics,
     buy_and_hold_return_pct,
@@ -21,8 +23,6 @@ from flipbot.app.metrics import (
     position_intervals,
     time_in_position_pct,
 )
-from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
-from flipbot.domain.model import Fill
 
 SESSION_STOPPED = "WAIT: session stopped: "
 

@@ -21,8 +21,8 @@ from flipbot.adapters.dynamodb import (
     order_from_body,
     trade_from_body,
 )
-from flipbot.app.metrics import Books
 from flipbot.ports import Repositories
+from flipbot_dev.metrics import Books
 
 TABLES = ("cycles", "orders", "fills", "trades", "consultations")
 """The tables written, one ``<name>.json`` each."""

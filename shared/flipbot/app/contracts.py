@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
 
-CYCLE_ID = r"^c\d{6}$"
+#: ``c000001``... (six digits at least: the millionth cycle is ``c1000000``)
+CYCLE_ID = r"^c\d{6,}$"
 
 
 class _Request(BaseModel):
@@ -151,6 +152,7 @@ class PlaceOrderResult(_Result):
     client_order_id: str
     order_id: int
     status: str
+    reason: str | None = None  # why the bot or the exchange refused it
 
 
 class FillSummary(_Result):
@@ -201,40 +203,85 @@ class ReconcileCycleResult(_Result):
     halted: list[str] | None = None
 
 
-class TaskError(BaseModel):
-    """What a Catch puts at ``$.error``: the error's name and its cause."""
+# --- the execution's state document ------------------------------------------------------
+class _Kept(BaseModel):
+    """What a task's ResultSelector (or a Pass state) keeps of its output in the document."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DecisionKept(_Kept):
+    """``$.buy_decision``, ``$.sell_decision``: what the Place states and gates read."""
+
+    action: ConsultAction
+    price: str | None
+    quantity: str | None
+    wait_seconds: int
+    timeout_seconds: int
+    heartbeat_seconds: int
+    consultation_id: str
+    confidence: float
+    reason: str
+    guard: str
+
+
+class CancelKept(_Kept):
+    """``$.buy_cancel``, ``$.sell_cancel``."""
+
+    executed: bool
+    status: str
+
+
+class SellCheckKept(_Kept):
+    """``$.sell_check``."""
+
+    action: SellCheckAction
+    reason: str
+
+
+class RecordKept(_Kept):
+    """``$.record``: the next cycle's id, and whether it starts."""
+
+    next_cycle_id: str = Field(pattern=CYCLE_ID)
+    continue_: bool = Field(alias="continue")
+
+
+class ReconcileKept(_Kept):
+    """``$.reconcile``: where the cycle goes on, and why."""
+
+    resume: Resume
+    reason: str
+
+
+class TaskError(_Kept):
+    """What a Catch puts at ``$.error``: the error's name and its cause."""
 
     Error: str
     Cause: str = ""
 
 
-class CycleInput(BaseModel):
-    """An execution's input: the first cycle's, the next cycle's, or a recovered one's."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+class CycleInput(_Kept):
+    """An execution's input: the first cycle's, the next cycle's, or a recovered one's
+    (which resumes at a Place state with the resting order as its decision)."""
 
     cycle_id: str = Field(pattern=CYCLE_ID)
     attempt: int = Field(ge=1)
     sell_attempt: int = Field(ge=1)
     resume: ResumeAt | None = None
-    buy_decision: ConsultResult | None = None
-    sell_decision: ConsultResult | None = None
+    buy_decision: DecisionKept | None = None
+    sell_decision: DecisionKept | None = None
     started_by: str | None = Field(default=None, alias="AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
 
 
 class CycleDocument(CycleInput):
-    """The execution's state document: the input plus what each task puts at its
-    ``ResultPath`` (a selection of the task's output)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    """The execution's state document: the input plus what each task keeps at its
+    ``ResultPath``. Every ``$.`` path of the definition reads or writes a field of it."""
 
     buy_fill: FillSummary | None = None
-    buy_cancel: CancelResult | None = None
+    buy_cancel: CancelKept | None = None
     sell_fill: FillSummary | None = None
-    sell_check: SellCheckResult | None = None
-    sell_cancel: CancelResult | None = None
-    record: RecordTradeResult | None = None
-    reconcile: ReconcileCycleResult | None = None
+    sell_check: SellCheckKept | None = None
+    sell_cancel: CancelKept | None = None
+    record: RecordKept | None = None
+    reconcile: ReconcileKept | None = None
     error: TaskError | None = None

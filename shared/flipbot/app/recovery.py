@@ -24,7 +24,7 @@ from collections import defaultdict
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.contracts import ConsultAction, Resume, ResumeAt
+from flipbot.app.contracts import ConsultAction, CycleInput, Resume, ResumeAt
 from flipbot.app.fills import order_from_state
 from flipbot.app.trades import record_trade
 from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence
@@ -86,6 +86,8 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
 
     latest = cycles[-1] if cycles else None
     cycle_input = _resume_input(services, latest, rules, now)
+    # the state machine's input contract, checked before an execution starts with it
+    CycleInput.model_validate(cycle_input)
     name = f"{cycle_input['cycle_id']}-recovered-{now}"
     services.workflow.start_cycle(name, cycle_input)
     return {

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from flipbot.app.lab import STRATEGIES, RecordedLedger, build_decider, session_limits
-from flipbot.app.metrics import (
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
+from flipbot.domain.errors import ConfigurationError
+from flipbot.domain.model import Fill, Side
+from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy
+from flipbot_dev.metrics import (
     Books,
     book_metrics,
     buy_and_hold_return_pct,
@@ -17,11 +22,6 @@ from flipbot.app.metrics import (
     position_intervals,
     time_in_position_pct,
 )
-from flipbot.domain.cycle import CycleState
-from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
-from flipbot.domain.errors import ConfigurationError
-from flipbot.domain.model import Fill, Side
-from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy
 
 D = Decimal
 S = 1000  # ms per second

@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # recovery someone asked for rebuilds is in its answer, not an incident.
         metrics.add_metric("ReconcileRepairs", MetricUnit.Count, result["repaired_fills"])
         # Cycles stopped with a reason (the CycleHalted alarm): none runs, none trades.
-        metrics.add_metric("CycleHalted", MetricUnit.Count, len(result.get("halted") or []))
+        metrics.add_metric("CycleHalted", MetricUnit.Count, len(result.get("halted", [])))
     logger.info("reconciled", extra=result)
     return result
 

@@ -107,17 +107,22 @@ class ResumeAt(StrEnum):
     CONSULT_SELL = "CONSULT_SELL"
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Kept(BaseModel):
+    """What a task's ResultSelector (or a Pass state) keeps of its output in the state
+    document (:class:`CycleDocument`); each task's answer extends what is kept of it."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class _Result(_Kept):
     def dump(self) -> dict[str, Any]:
-        """What the handler returns (JSON types only): the fields the answer set; an
-        optional one it left out stays out."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """What the handler returns (JSON types, JSON names): the fields the answer set;
+        an optional one it left out stays out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
-class ConsultResult(_Result):
-    """ConsultAi (``purpose: decide``): the leg's next order, or how long to wait."""
+class DecisionKept(_Kept):
+    """``$.buy_decision``, ``$.sell_decision``: what the Place states and gates read."""
 
     action: ConsultAction
     price: str | None  # a Decimal as text, PLACE only
@@ -129,6 +134,11 @@ class ConsultResult(_Result):
     confidence: float
     reason: str
     guard: str  # the guard that rejected the decision, "" when none did
+
+
+class ConsultResult(DecisionKept, _Result):
+    """ConsultAi (``purpose: decide``): the leg's next order, or how long to wait."""
+
     #: who decided ("stop-loss", a model, "offline", "fallback:..."); absent when no one was asked
     decided_by: str | None = None
     cost_usd: str | None = None
@@ -138,11 +148,16 @@ class ConsultResult(_Result):
     ai_budget_spent: bool = False
 
 
-class SellCheckResult(_Result):
-    """ConsultAi (``purpose: check``): keep the resting sell or replace it."""
+class SellCheckKept(_Kept):
+    """``$.sell_check``."""
 
     action: SellCheckAction
     reason: str
+
+
+class SellCheckResult(SellCheckKept, _Result):
+    """ConsultAi (``purpose: check``): keep the resting sell or replace it."""
+
     timeout_seconds: int = Field(ge=0)
 
 
@@ -156,7 +171,8 @@ class PlaceOrderResult(_Result):
 
 
 class FillSummary(_Result):
-    """The output a waiting Place task resumes with (``$.buy_fill``, ``$.sell_fill``)."""
+    """The output a waiting Place task resumes with, kept whole (``$.buy_fill``,
+    ``$.sell_fill``)."""
 
     client_order_id: str
     status: str
@@ -167,64 +183,6 @@ class FillSummary(_Result):
     fills: int = Field(ge=0)
 
 
-class CancelResult(_Result):
-    """CancelOrder: what the leg's order ended as, and whether any of it filled."""
-
-    client_order_id: str
-    status: str
-    executed: bool
-
-
-class RecordTradeResult(_Result):
-    """RecordTrade: the closed cycle, and whether the next one starts."""
-
-    next_cycle_id: str = Field(pattern=CYCLE_ID)
-    #: ``continue`` in JSON (a Python keyword)
-    continue_: bool = Field(alias="continue")
-    realized_pnl: str
-    closed: bool  # False on a retry that finds the trade recorded: counted once
-    fill_seconds: dict[str, float] = Field(default_factory=dict)
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-
-class ReconcileCycleResult(_Result):
-    """Reconcile (``source: cycle``): where the cycle goes on, and what was repaired."""
-
-    resume: Resume
-    reason: str
-    repaired_fills: int = Field(ge=0)
-    resumed: int = Field(ge=0)
-    heartbeats: int = Field(ge=0)
-    configuration_error: str | None = None
-    halted: list[str] | None = None
-
-
-# --- the execution's state document ------------------------------------------------------
-class _Kept(BaseModel):
-    """What a task's ResultSelector (or a Pass state) keeps of its output in the document."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class DecisionKept(_Kept):
-    """``$.buy_decision``, ``$.sell_decision``: what the Place states and gates read."""
-
-    action: ConsultAction
-    price: str | None
-    quantity: str | None
-    wait_seconds: int
-    timeout_seconds: int
-    heartbeat_seconds: int
-    consultation_id: str
-    confidence: float
-    reason: str
-    guard: str
-
-
 class CancelKept(_Kept):
     """``$.buy_cancel``, ``$.sell_cancel``."""
 
@@ -232,18 +190,26 @@ class CancelKept(_Kept):
     status: str
 
 
-class SellCheckKept(_Kept):
-    """``$.sell_check``."""
+class CancelResult(CancelKept, _Result):
+    """CancelOrder: what the leg's order ended as, and whether any of it filled."""
 
-    action: SellCheckAction
-    reason: str
+    client_order_id: str
 
 
 class RecordKept(_Kept):
     """``$.record``: the next cycle's id, and whether it starts."""
 
     next_cycle_id: str = Field(pattern=CYCLE_ID)
+    #: ``continue`` in JSON (a Python keyword)
     continue_: bool = Field(alias="continue")
+
+
+class RecordTradeResult(RecordKept, _Result):
+    """RecordTrade: the closed cycle, and whether the next one starts."""
+
+    realized_pnl: str
+    closed: bool  # False on a retry that finds the trade recorded: counted once
+    fill_seconds: dict[str, float] = Field(default_factory=dict)
 
 
 class ReconcileKept(_Kept):
@@ -253,6 +219,17 @@ class ReconcileKept(_Kept):
     reason: str
 
 
+class ReconcileCycleResult(ReconcileKept, _Result):
+    """Reconcile (``source: cycle``): where the cycle goes on, and what was repaired."""
+
+    repaired_fills: int = Field(ge=0)
+    resumed: int = Field(ge=0)
+    heartbeats: int = Field(ge=0)
+    configuration_error: str | None = None
+    halted: list[str] | None = None
+
+
+# --- the execution's state document ------------------------------------------------------
 class TaskError(_Kept):
     """What a Catch puts at ``$.error``: the error's name and its cause."""
 

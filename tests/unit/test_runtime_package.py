@@ -8,7 +8,6 @@ source: its files, and every import statement in it (function-level ones include
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import re
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from python_imports import imports
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what ``sam build`` leaves out of a layer's copy (the python_pip workflow's list, the
@@ -59,22 +59,7 @@ def _shipped(folder: Path) -> Iterator[Path]:
 
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, absolute (relative imports resolved)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    package = ""
-    if path.is_relative_to(ROOT / "shared"):
-        package = ".".join(path.relative_to(ROOT / "shared").with_suffix("").parts[:-1])
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
+    return {target for found in imports(path, ROOT / "shared") for target in found.targets()}
 
 
 def _module_path(name: str) -> Path | None:

@@ -33,7 +33,7 @@ logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:

@@ -212,15 +212,15 @@ def test_given_server_shutdown_or_24h_rotation_then_hand_over_without_gap_or_dup
         rig = await start_rig(**overrides)
         if trigger == "serverShutdown":
             await rig.server.server_shutdown("all")
-        deadline = time.monotonic() + 0.9
-        while time.monotonic() < deadline:  # orders keep flowing through the hand-over
+        # Orders keep flowing through the hand-over until both streams have handed over;
+        # the deadline only bounds a broken listener (a loaded machine may take longer
+        # than one connection age to see both).
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             await rig.place("BUY", "9.90", "1")
             await rig.trade("9.80", "1")
             await asyncio.sleep(0.02)
-            reasons = rig.listener.reconnect_reasons
-            if trigger == "serverShutdown" and {("user", trigger), ("market", trigger)} <= set(
-                reasons
-            ):
+            if {("user", trigger), ("market", trigger)} <= set(rig.listener.reconnect_reasons):
                 break
         await rig.settle()
         await rig.stop()

@@ -9,6 +9,7 @@ down as another stack's order (another client order id prefix).
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -130,3 +131,20 @@ def test_given_another_stack_s_order_then_the_update_is_answered_ignored_and_cou
     # Then it answers ignored with the reason, and counts it
     assert result == {"action": "ignored", "reason": reason}
     assert _ignored_count(capsys.readouterr().out) == 1
+
+
+def test_given_a_warm_sandbox_then_an_invocation_logs_no_order_id_of_the_one_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given one sandbox has applied an order update (its logs carry the client order id)
+    module = _handler_module(monkeypatch, [])
+    module.handler(_with(), _Context())
+    # (the service's logger is shared by every handler module loaded: read its stream)
+    stream = io.StringIO()
+    monkeypatch.setattr(module.logger.registered_handler, "stream", stream)
+    # When the next invocation is an event of another source
+    module.handler(_with(source="someone.else"), _Context())
+    # Then its log lines name no order: the id was the previous invocation's
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [entry["message"] for entry in logged] == ["order update ignored"]
+    assert "client_order_id" not in logged[0]

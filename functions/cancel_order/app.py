@@ -8,7 +8,9 @@ from flipbot.app.contracts import CancelOrderRequest, CancelResult
 from flipbot.app.orders import cancel_order
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import CancelOrderSettings, check_at_init
 
+check_at_init(CancelOrderSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 
 

@@ -16,7 +16,9 @@ from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
 from flipbot.domain.stop_loss import STOP_LOSS_DECIDER
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import ConsultAiSettings, check_at_init
 
+check_at_init(ConsultAiSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 

@@ -28,7 +28,9 @@ from flipbot.composition import container
 from flipbot.domain.errors import InvalidEvent
 from flipbot.events import OrderUpdated, foreign_envelope
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import OnOrderUpdateSettings, check_at_init
 
+check_at_init(OnOrderUpdateSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 

@@ -8,7 +8,9 @@ from flipbot.app.contracts import PlaceOrderRequest, PlaceOrderResult
 from flipbot.app.orders import place_order
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import PlaceOrderSettings, check_at_init
 
+check_at_init(PlaceOrderSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 
 

@@ -14,7 +14,9 @@ from flipbot.app.reconcile import reconcile_cycle, reconcile_on_schedule
 from flipbot.composition import container
 from flipbot.domain.errors import RestrictedLocation
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import ReconcileSettings, check_at_init
 
+check_at_init(ReconcileSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 

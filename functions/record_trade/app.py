@@ -9,7 +9,9 @@ from flipbot.app.contracts import RecordTradeRequest, RecordTradeResult
 from flipbot.app.trades import record_trade
 from flipbot.composition import container
 from flipbot.observability import ScrubbingFormatter
+from flipbot.settings import RecordTradeSettings, check_at_init
 
+check_at_init(RecordTradeSettings)  # a function without what it needs fails its cold start
 logger = Logger(logger_formatter=ScrubbingFormatter())
 metrics = Metrics()
 

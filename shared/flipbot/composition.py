@@ -126,9 +126,8 @@ class Container:
 
         log = logging.getLogger(__name__)
         s = self.settings
-        strategy = self.env.get("STRATEGY", "ai") or "ai"
-        if strategy != "ai":
-            return self._strategy(strategy)
+        if s.strategy != "ai":
+            return self._strategy(s.strategy)
         offline = OfflineStrategy()
         if not s.openai_secret_arn:
             log.warning("AI off: OPENAI_SECRET_ARN is not set; the offline strategy decides")
@@ -176,8 +175,7 @@ class Container:
             name,
             repos=self.repos,
             symbol=self.settings.symbol,
-            quote_per_cycle=self.settings.quote_per_cycle,
-            env=self.env,
+            limits=self.settings.session_limits,
         )
         if built is None:
             from flipbot.domain.errors import ConfigurationError

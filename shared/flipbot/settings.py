@@ -2,19 +2,33 @@
 
 A missing or malformed variable raises ``ConfigurationError`` naming the variable and
 the offending value, at cold start rather than halfway through a cycle.
+
+:class:`Settings` is what the functions share (one stack, one set of variables); each
+function has its own model on top of it (:data:`FUNCTION_SETTINGS`), naming what that
+function cannot run without: the order-update and reconcile functions start cycles and so
+need ``STATE_MACHINE_ARN``, every function reads the exchange and needs
+``BINANCE_SECRET_ARN``. A handler checks its model at init (:func:`check_at_init`), so a
+function deployed without what it needs fails its cold start with the variable's name,
+not its first order.
+
+The listener's settings are :mod:`flipbot.listener.settings`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
+
+if TYPE_CHECKING:
+    from flipbot.domain.strategies_lab import SessionLimits
 
 NO_SELL_TIMEOUT = 99_999_999
 """A sell's ``timeout_seconds`` without a stop-loss: Step Functions' own default for a task
@@ -67,6 +81,10 @@ class Settings(BaseModel):
     manual_sell_margin: Decimal = Field(default=Decimal("0.01"), ge=0)
     manual_dry_run: bool = False
     order_id_prefix: str = DEFAULT_PREFIX
+    #: the ma-cross session's stops (quote; None = off); see :attr:`session_limits`
+    session_profit_target: Decimal | None = None
+    session_max_loss: Decimal | None = None
+    session_time_limit_hours: Decimal | None = Decimal(168)
 
     @field_validator("order_id_prefix")
     @classmethod
@@ -84,10 +102,27 @@ class Settings(BaseModel):
         without a stop-loss, :data:`NO_SELL_TIMEOUT` (it rests until it fills)."""
         return self.sell_recheck_seconds if self.stop_loss is not None else NO_SELL_TIMEOUT
 
+    #: variables this model cannot do without, beyond the symbol and the tables
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def session_limits(self) -> SessionLimits:
+        """When the ma-cross session stops buying: ``SESSION_PROFIT_TARGET`` (realized P&L
+        after fees and AI cost), ``SESSION_MAX_LOSS`` (realized plus the open position) and
+        ``SESSION_TIME_LIMIT_HOURS`` from the first cycle; each ``off`` to disable it."""
+        from flipbot.domain.strategies_lab import SessionLimits
+
+        hours = self.session_time_limit_hours
+        return SessionLimits(
+            profit_target=self.session_profit_target,
+            max_loss=self.session_max_loss,
+            time_limit_ms=None if hours is None else int(hours * 3_600_000),
+        )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build from environment variables; raise ``ConfigurationError`` naming what is wrong."""
-        required = ["SYMBOL", *_TABLE_VARS.values()]
+        required = ["SYMBOL", *_TABLE_VARS.values(), *cls.requires]
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
@@ -124,6 +159,10 @@ class Settings(BaseModel):
             in {"1", "true", "yes", "on"},
             "order_id_prefix": env.get("ORDER_ID_PREFIX") or DEFAULT_PREFIX,
         }
+        quote = _decimal(env, "QUOTE_PER_CYCLE", "10")
+        raw["session_profit_target"] = _session(env, "SESSION_PROFIT_TARGET", quote / 2)
+        raw["session_max_loss"] = _session(env, "SESSION_MAX_LOSS", quote / 5)
+        raw["session_time_limit_hours"] = _session(env, "SESSION_TIME_LIMIT_HOURS", Decimal(168))
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -132,6 +171,63 @@ class Settings(BaseModel):
                 for e in exc.errors()
             )
             raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+class ConsultAiSettings(Settings):
+    """ConsultAiFunction: decides each leg; reads the book and the balances."""
+
+    requires = ("BINANCE_SECRET_ARN",)
+
+
+class PlaceOrderSettings(Settings):
+    """PlaceOrderFunction: places the limit orders."""
+
+    requires = ("BINANCE_SECRET_ARN",)
+
+
+class CancelOrderSettings(Settings):
+    """CancelOrderFunction: cancels an order and reads what filled."""
+
+    requires = ("BINANCE_SECRET_ARN",)
+
+
+class OnOrderUpdateSettings(Settings):
+    """OnOrderUpdateFunction: confirms fills with the exchange; starts the cycle that
+    follows a manual buy."""
+
+    requires = ("BINANCE_SECRET_ARN", "STATE_MACHINE_ARN")
+
+
+class RecordTradeSettings(Settings):
+    """RecordTradeFunction: books a closed cycle from the exchange's trades."""
+
+    requires = ("BINANCE_SECRET_ARN",)
+
+
+class ReconcileSettings(Settings):
+    """ReconcileFunction: checks orders against the exchange; stops and restarts cycles."""
+
+    requires = ("BINANCE_SECRET_ARN", "STATE_MACHINE_ARN")
+
+
+#: each function of the template (logical id) and its settings model
+FUNCTION_SETTINGS: dict[str, type[Settings]] = {
+    "ConsultAiFunction": ConsultAiSettings,
+    "PlaceOrderFunction": PlaceOrderSettings,
+    "CancelOrderFunction": CancelOrderSettings,
+    "OnOrderUpdateFunction": OnOrderUpdateSettings,
+    "RecordTradeFunction": RecordTradeSettings,
+    "ReconcileFunction": ReconcileSettings,
+}
+
+
+def check_at_init(model: type[Settings], env: Mapping[str, str] | None = None) -> None:
+    """Validate ``model`` against the environment when running in a Lambda sandbox (Lambda
+    sets ``AWS_LAMBDA_FUNCTION_NAME``): a bad or missing variable fails the cold start with
+    ``ConfigurationError``. Outside a sandbox (a module imported by a tool) it does nothing."""
+    env = os.environ if env is None else env
+    if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        model.from_env(env)
 
 
 _TABLE_VARS = {
@@ -158,6 +254,9 @@ _ENV_NAME = {
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
     "order_id_prefix": "ORDER_ID_PREFIX",
+    "session_profit_target": "SESSION_PROFIT_TARGET",
+    "session_max_loss": "SESSION_MAX_LOSS",
+    "session_time_limit_hours": "SESSION_TIME_LIMIT_HOURS",
 }
 
 
@@ -181,6 +280,19 @@ def _stop_loss(env: Mapping[str, str]) -> Decimal | None:
 
         return STRATEGY_STOP_LOSS.get(env.get("STRATEGY", "ai") or "ai")
     return _decimal(env, "STOP_LOSS", raw)
+
+
+def _session(env: Mapping[str, str], name: str, default: Decimal) -> Decimal | None:
+    """A session limit: a positive number, ``off`` (None) or empty (``default``)."""
+    raw = (env.get(name) or "").strip()
+    if raw.lower() == "off":
+        return None
+    if not raw:
+        return default
+    value = _decimal(env, name, raw)
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be a positive number or 'off'")
+    return value
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:

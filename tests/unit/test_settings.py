@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from flipbot.domain.errors import ConfigurationError
-from flipbot.settings import NO_SELL_TIMEOUT, Settings
+from flipbot.settings import (
+    FUNCTION_SETTINGS,
+    NO_SELL_TIMEOUT,
+    ReconcileSettings,
+    Settings,
+    check_at_init,
+)
 
 BASE = {
     "SYMBOL": "TRUMPUSDC",
@@ -95,3 +101,47 @@ def test_given_a_malformed_order_id_prefix_then_the_error_names_variable_and_val
         _settings(ORDER_ID_PREFIX=prefix)
     assert f"ORDER_ID_PREFIX={prefix!r}" in str(error.value)
     assert "'fb' and up to 13 lowercase letters or digits" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("function", "needs"),
+    [
+        ("ConsultAiFunction", ["BINANCE_SECRET_ARN"]),
+        ("PlaceOrderFunction", ["BINANCE_SECRET_ARN"]),
+        ("CancelOrderFunction", ["BINANCE_SECRET_ARN"]),
+        ("OnOrderUpdateFunction", ["BINANCE_SECRET_ARN", "STATE_MACHINE_ARN"]),
+        ("RecordTradeFunction", ["BINANCE_SECRET_ARN"]),
+        ("ReconcileFunction", ["BINANCE_SECRET_ARN", "STATE_MACHINE_ARN"]),
+    ],
+)
+def test_given_a_function_without_what_it_needs_then_its_settings_name_each_missing_variable(
+    function: str, needs: list[str]
+) -> None:
+    model = FUNCTION_SETTINGS[function]
+    with pytest.raises(ConfigurationError) as raised:
+        model.from_env(BASE)
+    assert str(raised.value) == f"missing environment variable(s): {', '.join(needs)}"
+    given = {name: f"arn:aws:x:{name.lower()}" for name in needs}
+    built = model.from_env({**BASE, **given})
+    assert isinstance(built, model)
+    assert built.binance_secret_arn == given["BINANCE_SECRET_ARN"]
+
+
+def test_given_a_lambda_sandbox_then_a_function_is_checked_at_init_and_elsewhere_not() -> None:
+    sandbox = {**BASE, "AWS_LAMBDA_FUNCTION_NAME": "flipbot-ReconcileFunction"}
+    with pytest.raises(ConfigurationError, match="BINANCE_SECRET_ARN, STATE_MACHINE_ARN"):
+        check_at_init(ReconcileSettings, sandbox)
+    with pytest.raises(ConfigurationError, match=r"MIN_CONFIDENCE='high'"):
+        check_at_init(
+            ReconcileSettings,
+            {
+                **sandbox,
+                "BINANCE_SECRET_ARN": "b",
+                "STATE_MACHINE_ARN": "s",
+                "MIN_CONFIDENCE": "high",
+            },
+        )
+    check_at_init(
+        ReconcileSettings, {**sandbox, "BINANCE_SECRET_ARN": "b", "STATE_MACHINE_ARN": "s"}
+    )
+    check_at_init(ReconcileSettings, BASE)  # a tool importing the handler: not a sandbox

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from flipbot.app.lab import session_limits
 from flipbot.listener.settings import ListenerSettings
-from flipbot.settings import Settings
+from flipbot.settings import FUNCTION_SETTINGS, Settings
 from flipbot_dev.twin.template import TemplateError, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +35,10 @@ _LISTENER_TUNING = (
 #: Variables read by the code (or set by the template) that are not template parameters.
 FIXED_VARIABLES: dict[str, str] = {
     "AWS_REGION": "set by the Lambda runtime and by Fargate",
+    "AWS_LAMBDA_FUNCTION_NAME": (
+        "set by the Lambda runtime; its presence tells a handler it runs in a sandbox and "
+        "checks its settings at init"
+    ),
     "POWERTOOLS_SERVICE_NAME": (
         "read by Powertools and the listener; the alarms and the dashboard select on the "
         "service=flipbot dimension, so it is a constant"
@@ -203,7 +205,6 @@ def _function_reads(template: dict[str, Any]) -> set[str]:
     for stop_loss in ("", "0.02"):  # the empty stop-loss also reads the strategy
         recording = RecordingEnv({**env, "STOP_LOSS": stop_loss})
         Settings.from_env(recording)
-        session_limits(recording, Decimal(10))
         read |= recording.read
     for path in _shipped_modules(listener=False):
         read |= _literal_lookups(path)
@@ -301,8 +302,9 @@ def test_template_defaults_are_the_code_defaults(template: dict[str, Any]) -> No
             exclude={"binance_secret_arn"}
         )
     )
-    quote = Settings.from_env(functions).quote_per_cycle
-    assert session_limits(functions, quote) == session_limits(required, quote)
+    assert Settings.from_env(functions).session_limits == (
+        Settings.from_env({**required, **_resources(functions)}).session_limits
+    )
     listener = _defaults(template, _listener_variables(template))
     minimal = {k: listener[k] for k in ("SYMBOL", "EVENT_BUS_NAME", "MARKET_TABLE")}
     secrets = {"BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
@@ -375,3 +377,33 @@ def test_the_functions_environment_stays_well_under_lambdas_4_kb(
     size = sum(len(k) + len(_resolve(v, template, stack)) for k, v in variables.items())
     # Room is left for a longer stack name and the variables yet to come
     assert size < LAMBDA_ENVIRONMENT_LIMIT * 3 // 4, size
+
+
+def _checked_at_init(handler_file: Path) -> list[str]:
+    """The settings models a handler file checks at module level (``check_at_init(M)``)."""
+    tree = ast.parse(handler_file.read_text())
+    return [
+        node.value.args[0].id
+        for node in tree.body
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "check_at_init"
+        and isinstance(node.value.args[0], ast.Name)
+    ]
+
+
+def test_each_function_checks_its_own_settings_model_at_init(template: dict[str, Any]) -> None:
+    functions = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert set(FUNCTION_SETTINGS) == set(functions)
+    variables = _defaults(template, _function_variables(template))
+    for logical_id, properties in functions.items():
+        model = FUNCTION_SETTINGS[logical_id]
+        handler_file = ROOT / properties["CodeUri"] / "app.py"
+        assert _checked_at_init(handler_file) == [model.__name__], logical_id
+        # and the template gives the function everything its model requires
+        assert isinstance(model.from_env(variables), model)

@@ -106,7 +106,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the bundled sample")
     parser.add_argument("--out", default="out/compare", help="output directory")
     add_template_argument(parser)
-    parser.add_argument("--balance", default="100", help="initial quote balance (default 100)")
+    parser.add_argument(
+        "--balance", default="100", type=_balance, help="initial quote balance (default 100)"
+    )
     parser.add_argument("--quote-per-cycle", default="10", help="quote spent per cycle")
     parser.add_argument(
         "--param",
@@ -324,3 +326,12 @@ def write_outputs(rows: Sequence[Sequence[object]], out_dir: Path, note: str) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "compare.csv").write_text(csv_table(HEADERS, rows))
     (out_dir / "compare.md").write_text(markdown_table(HEADERS, rows) + "\n\n" + note + "\n")
+
+
+def _balance(raw: str) -> str:
+    """``--balance`` as given (the jobs carry it as text), once it is a positive number."""
+    from flipbot_dev.commands.replay import quote_amount
+
+    if quote_amount(raw) <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} must be positive")
+    return raw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,12 @@ def register(sub: Any) -> None:
         "shell, the offline strategy when it fails), or an offline decision maker; "
         "overrides --strategy",
     )
-    replay.add_argument("--balance", default="100", help="initial quote balance (default 100)")
+    replay.add_argument(
+        "--balance",
+        default=Decimal(100),
+        type=quote_amount,
+        help="initial quote balance (default 100)",
+    )
     replay.add_argument(
         "--quote-per-cycle", default="10", help="quote spent per cycle (default 10)"
     )
@@ -93,6 +98,17 @@ def decider_name(args: argparse.Namespace) -> str:
     return name
 
 
+def quote_amount(raw: str) -> Decimal:
+    """A command-line amount of quote: a number (``--balance abc`` is an argparse error)."""
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from flipbot_dev.commands.compare import template_parameters
 
@@ -125,18 +141,24 @@ def run(args: argparse.Namespace) -> int:
     if args.hours and args.data:
         data = data.between(data.first_ms, data.first_ms + int(args.hours * 3_600_000))
     print(f"flipbot replay: {symbol}, {len(data):,} market events from {data.source}")
-    config = ReplayConfig(
-        data=data,
-        symbol=symbol,
-        template=args.template,
-        out_dir=Path(args.out),
-        quote_balance=Decimal(args.balance),
-        decider=decider_name(args),
-        max_cycles=args.max_cycles,
-        progress=not args.quiet,
-        exchange=args.exchange,
-        parameters=args.parameters,
-    )
+    from flipbot.domain.errors import ConfigurationError
+
+    try:
+        config = ReplayConfig(
+            data=data,
+            symbol=symbol,
+            template=args.template,
+            out_dir=Path(args.out),
+            quote_balance=args.balance,
+            decider=decider_name(args),
+            max_cycles=args.max_cycles,
+            progress=not args.quiet,
+            exchange=args.exchange,
+            parameters=args.parameters,
+        )
+    except ConfigurationError as exc:
+        print(f"flipbot replay: {exc}", file=sys.stderr)
+        return 2
     report = run_replay(config)
     print(format_report(report))
     print(f"report: {Path(args.out) / 'report.json'}, trades: {Path(args.out) / 'trades.csv'}")

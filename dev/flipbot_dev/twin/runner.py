@@ -69,6 +69,48 @@ class ReplayConfig:
     #: before the replay starts: a stack with a past, to see what its history costs
     history: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Check every value before anything is deployed: a replay that would fail on a
+        bad value minutes in (an unknown intervention, say) fails here, naming it."""
+        from flipbot.app.lab import STRATEGIES
+        from flipbot.domain.errors import ConfigurationError
+        from flipbot_dev.paper.server import TRANSPORTS
+        from flipbot_dev.twin.chaos import PROFILES
+
+        def bad(name: str, value: object, expected: str) -> ConfigurationError:
+            return ConfigurationError(f"replay {name}={value!r}: {expected}")
+
+        if not self.template.is_file():
+            raise bad("template", str(self.template), "no such file")
+        if self.history is not None and not self.history.is_file():
+            raise bad("history", str(self.history), "no such file")
+        if not self.quote_balance > 0:
+            raise bad("quote_balance", str(self.quote_balance), "must be positive")
+        for name in ("maker_fee", "taker_fee"):
+            fee = getattr(self, name)
+            if not Decimal(0) <= fee < Decimal("0.1"):
+                raise bad(name, str(fee), "a fraction of the trade's value in [0, 0.1)")
+        if self.snapshot_every_ms <= 0:
+            raise bad("snapshot_every_ms", self.snapshot_every_ms, "must be positive")
+        for name in ("warmup_ms", "max_cycles", "chaos_seed"):
+            if getattr(self, name) < 0:
+                raise bad(name, getattr(self, name), "must not be negative")
+        choices: dict[str, tuple[str, tuple[str, ...]]] = {
+            "fill_model": (self.fill_model, ("through", "touch")),
+            "decider": (self.decider, STRATEGIES),
+            "exchange": (self.exchange, TRANSPORTS),
+            "chaos": (self.chaos, ("none", *PROFILES)),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise bad(name, value, f"choose one of {', '.join(allowed)}")
+        actions = ("wipe_and_recover", *BY_HAND)
+        for minutes, action in self.interventions:
+            if action not in actions:
+                raise bad("interventions", action, f"choose one of {', '.join(actions)}")
+            if minutes < 0:
+                raise bad("interventions", minutes, "minutes after the first event, not negative")
+
 
 @dataclass
 class ReplayState:
@@ -127,8 +169,7 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
             name,
             repos=container.repos,
             symbol=container.settings.symbol,
-            quote_per_cycle=container.settings.quote_per_cycle,
-            env=container.env,
+            limits=container.settings.session_limits,
         )
         if lab is not None:
             return lab

@@ -1,26 +1,18 @@
 """The strategy lab's decision makers by name, wired to the recorded books.
 
 ``ma-cross`` runs a trading session (:class:`~flipbot.domain.strategies_lab.TradingSession`)
-whose limits come from the function environment and whose P&L comes from the trades
-table:
-
-* ``SESSION_PROFIT_TARGET``: realized P&L after fees and AI cost that ends the session
-  (quote; default ``0.5 × QUOTE_PER_CYCLE``);
-* ``SESSION_MAX_LOSS``: the loss, realized plus the open position, that ends it (quote;
-  default ``0.2 × QUOTE_PER_CYCLE``);
-* ``SESSION_TIME_LIMIT_HOURS``: the session's length from its first cycle (default 168).
-
-``off`` disables a condition. The session starts when cycle ``c000001`` opened.
+whose limits are the settings' (``Settings.session_limits``: ``SESSION_PROFIT_TARGET``,
+default ``0.5 × QUOTE_PER_CYCLE``; ``SESSION_MAX_LOSS``, default ``0.2 × QUOTE_PER_CYCLE``;
+``SESSION_TIME_LIMIT_HOURS``, default 168; ``off`` disables one) and whose P&L comes from
+the trades table. The session starts when cycle ``c000001`` opened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flipbot.domain.cycle import cycle_id_for
 from flipbot.domain.entities import ZERO
-from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.strategies_lab import (
     AdaptiveStrategy,
     MaCrossStrategy,
@@ -50,38 +42,12 @@ class RecordedLedger:
         return first.created_ms if first is not None else None
 
 
-def session_limits(env: Mapping[str, str], quote_per_cycle: Decimal) -> SessionLimits:
-    """The session limits from ``env`` (see the module docstring)."""
-
-    def amount(name: str, default: Decimal) -> Decimal | None:
-        raw = (env.get(name) or "").strip()
-        if raw.lower() == "off":
-            return None
-        if not raw:
-            return default
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-        if not value.is_finite() or value <= 0:
-            raise ConfigurationError(f"{name}={raw!r} must be a positive number or 'off'")
-        return value
-
-    hours = amount("SESSION_TIME_LIMIT_HOURS", Decimal(168))
-    return SessionLimits(
-        profit_target=amount("SESSION_PROFIT_TARGET", quote_per_cycle / 2),
-        max_loss=amount("SESSION_MAX_LOSS", quote_per_cycle / 5),
-        time_limit_ms=None if hours is None else int(hours * 3_600_000),
-    )
-
-
 def build_decider(
     name: str,
     *,
     repos: Repositories,
     symbol: str,
-    quote_per_cycle: Decimal,
-    env: Mapping[str, str],
+    limits: SessionLimits,
 ) -> DecisionMaker | None:
     """The lab decision maker called ``name``; ``None`` for names it does not define.
 
@@ -90,9 +56,7 @@ def build_decider(
     if name == "adaptive":
         return AdaptiveStrategy()
     if name == "ma-cross":
-        session = TradingSession(
-            session_limits(env, quote_per_cycle), RecordedLedger(repos, symbol)
-        )
+        session = TradingSession(limits, RecordedLedger(repos, symbol))
         return MaCrossStrategy(session=session)
     if name == "ai":
         from flipbot.domain.strategy import OfflineStrategy

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from flipbot.app.lab import STRATEGIES, RecordedLedger, build_decider, session_limits
+from flipbot.app.lab import STRATEGIES, RecordedLedger, build_decider
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.entities import ConsultationRecord, Cycle, OrderRecord, TradeRecord
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.model import Fill, Side
-from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy
+from flipbot.domain.strategies_lab import AdaptiveStrategy, MaCrossStrategy, SessionLimits
+from flipbot.settings import Settings
 from flipbot_dev.metrics import (
     Books,
     book_metrics,
@@ -181,6 +182,20 @@ def test_given_prices_then_buy_and_hold_pays_the_fee_both_ways() -> None:
     assert max_drawdown_pct([100, 120, 90, 130]) == 25.0
 
 
+TABLES = {
+    "SYMBOL": "TESTUSDC",
+    **{f"{name}_TABLE": name.lower() for name in ("CYCLES", "ORDERS", "FILLS", "TRADES")},
+    "CONSULTATIONS_TABLE": "consultations",
+    "MARKET_TABLE": "market",
+}
+
+
+def session_limits(env: dict[str, str], quote_per_cycle: D) -> SessionLimits:
+    """The session limits the settings read from ``env``."""
+    given = {**TABLES, **env, "QUOTE_PER_CYCLE": str(quote_per_cycle)}
+    return Settings.from_env(given).session_limits
+
+
 def test_given_no_environment_then_session_limits_scale_with_the_quote_per_cycle() -> None:
     limits = session_limits({}, D("10"))
     assert limits.profit_target == D("5")
@@ -232,8 +247,7 @@ def test_given_lab_names_then_build_decider_returns_each_strategy_and_none_for_o
     kw: dict[str, Any] = {
         "repos": _Repos(),
         "symbol": "TESTUSDC",
-        "quote_per_cycle": D("10"),
-        "env": {},
+        "limits": session_limits({}, D("10")),
     }
     assert isinstance(build_decider("adaptive", **kw), AdaptiveStrategy)
     ma = build_decider("ma-cross", **kw)

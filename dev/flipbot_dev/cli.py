@@ -12,7 +12,18 @@ import importlib
 import sys
 
 #: Subcommand modules, each with ``register(subparsers)``; imported only to build the parser.
-COMMANDS = ["replay", "exchange", "listen", "compare", "status", "history", "pnl", "cost", "iam"]
+COMMANDS = [
+    "replay",
+    "exchange",
+    "listen",
+    "compare",
+    "status",
+    "history",
+    "pnl",
+    "account",
+    "cost",
+    "iam",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

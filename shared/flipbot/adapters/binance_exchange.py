@@ -216,10 +216,12 @@ class BinanceExchange:
         # The response's clientOrderId is the cancel request's; the order's is origClientOrderId.
         return _order_state(payload, client_order_id=payload["origClientOrderId"])
 
-    def open_orders(self, symbol: str) -> Sequence[OrderState]:
-        """Open orders on ``symbol``, oldest first."""
+    def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        """Open orders on ``symbol``, or on every symbol of the account when ``None``
+        (``GET /api/v3/openOrders``: weight 6 for one symbol, 80 for all), oldest first."""
+        params = {"symbol": symbol} if symbol else {}
         payload = self._call(
-            "open_orders", symbol, lambda: self._client.get_open_orders(symbol=symbol)
+            "open_orders", symbol or "", partial(self._client.get_open_orders, **params)
         )
         return [_order_state(o) for o in payload]
 
@@ -414,6 +416,7 @@ def _order_state(payload: Mapping[str, Any], *, client_order_id: str | None = No
         status=OrderStatus(payload["status"]),
         time_ms=int(time_ms),
         expiry_reason=_expiry_reason(payload.get("expiryReason")),
+        placed_ms=int(payload.get("time") or 0),
     )
 
 

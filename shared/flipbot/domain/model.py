@@ -75,6 +75,10 @@ class OrderState:
     time_ms: int
     # Why the exchange expired it (Binance's expiryReason); "" when it names none.
     expiry_reason: str = ""
+    # When it was placed (Binance's ``time``, which order queries and open-order lists
+    # carry); 0 when the answer does not say (a create or cancel answer). Not compared:
+    # it adds nothing to which state the order is in.
+    placed_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

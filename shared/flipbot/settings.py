@@ -57,6 +57,9 @@ class Settings(BaseModel):
     min_profit: Decimal = Field(ge=0)
     target_profit: Decimal = Field(ge=0)
     sell_mode: Literal["immediate", "on_profit"] = "immediate"
+    #: confident: a sell only from an answer that passes every guard (else wait, ask
+    #: again); floor: a rejected answer is replaced by a sell at the profit floor
+    sell_rule: Literal["confident", "floor"] = "confident"
     price_band: Decimal = Field(gt=0, lt=1)
     buy_order_timeout_seconds: int = Field(default=900, gt=0)
     sell_heartbeat_seconds: int = Field(default=7200, gt=0)
@@ -133,6 +136,7 @@ class Settings(BaseModel):
             "min_profit": _decimal(env, "MIN_PROFIT", "0.01"),
             "target_profit": _decimal(env, "TARGET_PROFIT", "0.05"),
             "sell_mode": env.get("SELL_MODE", "immediate"),
+            "sell_rule": env.get("SELL_RULE", "confident") or "confident",
             "price_band": _decimal(env, "PRICE_BAND", "0.02"),
             "buy_order_timeout_seconds": env.get("BUY_ORDER_TIMEOUT_SECONDS", "900"),
             "sell_heartbeat_seconds": env.get("SELL_HEARTBEAT_SECONDS", "7200"),
@@ -245,6 +249,7 @@ _ENV_NAME = {
     "min_profit": "MIN_PROFIT",
     "target_profit": "TARGET_PROFIT",
     "sell_mode": "SELL_MODE",
+    "sell_rule": "SELL_RULE",
     "price_band": "PRICE_BAND",
     "buy_order_timeout_seconds": "BUY_ORDER_TIMEOUT_SECONDS",
     "sell_heartbeat_seconds": "SELL_HEARTBEAT_SECONDS",

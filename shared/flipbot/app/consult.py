@@ -1,9 +1,13 @@
 """Consult: ask the decision maker for a leg's price, then let the hard guards decide.
 
 The decision maker (AI or offline strategy) proposes; code disposes. Every answer is
-recorded with the guard verdict. A buy that fails a guard waits and re-consults; a sell
-that fails a guard is placed at the safe price instead (the profit floor, kept a maker
-above the best bid), because the cycle must sell what it holds and never below the floor.
+recorded with the guard verdict. A buy that fails a guard waits and re-consults. A sell
+follows ``SELL_RULE``: ``confident`` (the default) places a sell only from an answer that
+passes every guard, confidence included, and otherwise waits and asks again, as a buy
+does; ``floor`` places a rejected sell at the safe price instead (the profit floor, kept
+a maker above the best bid). Either way nothing is sold below the floor, and a rejection
+that is about the market or the position rather than the answer (an unusable book, a lot
+under the minimum) takes the safe price.
 
 The one exception is a configured stop-loss (``STOP_LOSS``, or the strategy's own): when
 the last price is at or under ``entry * (1 - stop_loss)`` the sell leg is not put to the
@@ -42,6 +46,10 @@ from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_
 from flipbot.ports import Services
 
 PROMPT_VERSION = "offline-v1"
+
+#: the guards that judge the decision maker's answer (what it said, how sure, at what
+#: price); the others (the book, the lot, the notional) judge the market and the position
+ANSWER_GUARDS = frozenset({"action", "confidence", "price", "profit_floor", "spread", "price_band"})
 
 
 def risk_limits(services: Services) -> RiskLimits:
@@ -211,6 +219,12 @@ def _consult_sell(
         verdict, reason = Verdict.PLACE, ""
     except GuardRejected as rejected:
         verdict, reason = rejected_verdict(rejected.guard), str(rejected)
+        if s.sell_rule == "confident" and rejected.guard in ANSWER_GUARDS:
+            _audit(
+                services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason
+            )
+            waiting = _wait(s.reconsult_seconds, consultation_id, reason, decision, rejected.guard)
+            return waiting | _source(meta)
         safe_price = max(floor, book.bid + rules.tick_size)
         safe = Decision(
             action="SELL",

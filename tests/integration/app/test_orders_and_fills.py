@@ -220,6 +220,7 @@ def test_given_buy_confidence_at_the_threshold_then_only_0_8_and_above_places(
 def test_given_an_ai_sell_below_the_floor_then_the_sell_goes_at_the_floor_and_is_audited(
     bot: Bot,
 ) -> None:
+    bot.settings = bot.settings.model_copy(update={"sell_rule": "floor"})
     _cycle(bot)
     bot.market("25.95", "25.96")
     _place_buy(bot, price="25.90", qty="0.385")
@@ -238,6 +239,42 @@ def test_given_an_ai_sell_below_the_floor_then_the_sell_goes_at_the_floor_and_is
     # Commission was paid in TRUMP: only what is held (0.385 - 0.000385) is sold, to the step.
     assert Decimal(result["quantity"]) == Decimal("0.384")
     assert bot.repos.consultations.all()[-1].verdict == "REJECTED:profit_floor"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Decision(action="SELL", base_price=Decimal("25.00"), confidence=0.95),  # below floor
+        Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.5),  # unsure
+        Decision(action="WAIT", base_price=Decimal("26.40"), confidence=0.9),  # not a sell
+    ],
+    ids=["below-floor", "unsure", "wait"],
+)
+def test_given_the_confident_rule_and_a_rejected_sell_then_nothing_is_placed_and_it_asks_again(
+    bot: Bot, answer: Decision
+) -> None:
+    # Given the default rule (the seed's: a sell only from an answer that passes every guard)
+    assert bot.settings.sell_rule == "confident"
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    bot.decider.answers.append(answer)
+    # When the sell leg is consulted
+    result = consult(bot, "c000001", Side.SELL, 1)
+    # Then it waits and asks again; the answer is audited with the guard that refused it
+    assert result["action"] == "WAIT"
+    assert result["wait_seconds"] == bot.settings.reconsult_seconds
+    assert result["price"] is None
+    audit = bot.repos.consultations.all()[-1]
+    assert audit.verdict.startswith("REJECTED:")
+    assert result["guard"] == audit.verdict.removeprefix("REJECTED:")
+    assert [o.side for o in bot.repos.orders.all()] == [Side.BUY]
+    # and a confident answer at or over the floor is placed as given
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.9))
+    placed = consult(bot, "c000001", Side.SELL, 2)
+    assert (placed["action"], Decimal(placed["price"])) == ("PLACE", Decimal("26.40"))
 
 
 def test_given_a_buy_fill_no_event_delivered_then_the_sell_is_sized_with_it_and_nothing_written(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,16 @@ def reference_data() -> Path:
     if not REFERENCE_DATA.is_dir():
         pytest.skip(f"reference data not found at {REFERENCE_DATA}")
     return REFERENCE_DATA
+
+
+@pytest.fixture
+def flipbot_logs_reach_caplog() -> Iterator[None]:
+    """A Powertools ``Logger`` named ``flipbot`` (built by handler tests earlier in the
+    session) has its own level and stops propagation; let records reach pytest again."""
+    logger = logging.getLogger("flipbot")
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    yield
+    logger.setLevel(level)
+    logger.propagate = propagate

@@ -111,7 +111,8 @@ class Container:
 
     @cached_property
     def decider(self) -> DecisionMaker:
-        """The AI (OpenAI, behind the offline fallback) when a key is configured.
+        """The AI (OpenAI, behind the offline fallback) when a key is configured, given the
+        configured sentiment signals (``FEAR_GREED_URL``, ``NEWS_SENTIMENT_URL``) as context.
 
         Without ``OPENAI_SECRET_ARN``, or when the secret has no usable ``api_key`` (absent,
         empty, the template's ``FILL_ME``) or cannot be read, the offline strategy decides
@@ -136,7 +137,8 @@ class Container:
         from flipbot.adapters.openai_decider import build_ai_decider, is_placeholder_key
 
         try:
-            api_key = read_secret(s.openai_secret_arn, "api_key")["api_key"]
+            secret = read_secret(s.openai_secret_arn, "api_key")
+            api_key = secret["api_key"]
         except Exception as exc:  # missing key, unreadable secret: trade on, offline
             log.warning(
                 "AI off: the OpenAI secret has no usable api_key (%s); "
@@ -149,8 +151,13 @@ class Container:
                 "AI off: the OpenAI secret's api_key is a placeholder; the offline strategy decides"
             )
             return offline
+        from flipbot.adapters.sentiment import sentiment_providers
+
         return build_ai_decider(
             api_key,
+            context_providers=sentiment_providers(
+                s.fear_greed_url, s.news_sentiment_url, secret.get("news_token", "")
+            ),
             fallback=offline,
             model=s.ai_model,
             base_url=s.openai_base_url,

@@ -20,7 +20,8 @@ import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -77,6 +78,10 @@ class Settings(BaseModel):
     ai_daily_budget_usd: Decimal = Field(default=Decimal("1"), ge=0)
     ai_fallback: Literal["fallback", "wait"] = "fallback"
     ai_price_table: str = Field(default="", description='JSON {"model": [usd_in, usd_out]}')
+    #: outside signals added to the AI's context (empty: off); the news source's bearer
+    #: token, when it needs one, is the OpenAI secret's optional ``news_token``
+    fear_greed_url: str = ""
+    news_sentiment_url: str = ""
     kill_switch_parameter: str = ""
     max_cycles: int = Field(default=0, ge=0, description="0 = no limit")
     state_machine_arn: str = ""
@@ -88,6 +93,16 @@ class Settings(BaseModel):
     session_profit_target: Decimal | None = None
     session_max_loss: Decimal | None = None
     session_time_limit_hours: Decimal | None = Decimal(168)
+
+    @field_validator("fear_greed_url", "news_sentiment_url")
+    @classmethod
+    def _signal_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("an http(s) URL with a host, or empty to leave the signal off")
+        return value
 
     @field_validator("order_id_prefix")
     @classmethod
@@ -154,6 +169,8 @@ class Settings(BaseModel):
             "ai_daily_budget_usd": _decimal(env, "AI_DAILY_BUDGET_USD", "1"),
             "ai_fallback": env.get("AI_FALLBACK", "fallback") or "fallback",
             "ai_price_table": _price_table(env.get("AI_PRICE_TABLE", "")),
+            "fear_greed_url": env.get("FEAR_GREED_URL", ""),
+            "news_sentiment_url": env.get("NEWS_SENTIMENT_URL", ""),
             "kill_switch_parameter": env.get("KILL_SWITCH_PARAMETER", ""),
             "max_cycles": env.get("MAX_CYCLES", "0"),
             "state_machine_arn": env.get("STATE_MACHINE_ARN", ""),
@@ -170,10 +187,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{_ENV_NAME.get(str(e['loc'][0]), e['loc'][0])}={e.get('input')!r}: {e['msg']}"
-                for e in exc.errors()
-            )
+            problems = "; ".join(_problem(e) for e in exc.errors())
             raise ConfigurationError(f"invalid configuration: {problems}") from exc
 
 
@@ -258,11 +272,23 @@ _ENV_NAME = {
     "sell_recheck_seconds": "SELL_RECHECK_SECONDS",
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
+    "fear_greed_url": "FEAR_GREED_URL",
+    "news_sentiment_url": "NEWS_SENTIMENT_URL",
     "order_id_prefix": "ORDER_ID_PREFIX",
     "session_profit_target": "SESSION_PROFIT_TARGET",
     "session_max_loss": "SESSION_MAX_LOSS",
     "session_time_limit_hours": "SESSION_TIME_LIMIT_HOURS",
 }
+
+
+#: settings whose value is never repeated in an error (a URL's query may hold a key)
+_UNQUOTED = frozenset({"fear_greed_url", "news_sentiment_url"})
+
+
+def _problem(error: Any) -> str:
+    field = str(error["loc"][0])
+    shown = "(not shown)" if field in _UNQUOTED else repr(error.get("input"))
+    return f"{_ENV_NAME.get(field, field)}={shown}: {error['msg']}"
 
 
 def _price_table(raw: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -127,16 +129,8 @@ def _place(decision: Decision, leg: Side) -> tuple[str, OrderRequest | None]:
 
 
 @pytest.fixture(autouse=True)
-def _flipbot_logs_reach_caplog() -> Iterator[None]:
-    """A Powertools ``Logger`` named ``flipbot`` (built by handler tests earlier in the
-    session) has its own level and stops propagation; let records reach pytest again."""
-    logger = logging.getLogger("flipbot")
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
-    yield
-    logger.setLevel(level)
-    logger.propagate = propagate
+def _flipbot_logs(flipbot_logs_reach_caplog: None) -> None:
+    """Every test here reads the ``flipbot`` loggers' records through ``caplog``."""
 
 
 @pytest.fixture
@@ -377,6 +371,108 @@ def test_with_a_key_the_ai_decides_behind_the_fallback(
     ]
     assert ours
     assert not [m for m in ours if KEY in m]
+
+
+class _SentimentSource:
+    """Fear & Greed at ``/fng/`` and a news sentiment at ``/news`` on loopback; it keeps
+    each request's path, query and headers."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        source = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                source.seen.append((self.path, dict(self.headers)))
+                body = (
+                    {"data": [{"value": "22", "value_classification": "Extreme Fear"}]}
+                    if self.path.startswith("/fng/")
+                    else {"score": -0.4, "label": "bearish"}
+                )
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def sentiment() -> Iterator[_SentimentSource]:
+    source = _SentimentSource()
+    yield source
+    source.close()
+
+
+def test_configured_sentiment_reaches_the_prompt_and_the_token_stays_out_of_logs(
+    secrets: Any,
+    server: fs.FakeOpenAiServer,
+    sentiment: _SentimentSource,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given Fear & Greed and a news source configured, the news token in the OpenAI secret
+    token = "news-tok-9Qm2Lx7Pv"
+    arn = secrets.create_secret(
+        Name="flipbot/openai-sentiment",
+        SecretString=json.dumps({"api_key": KEY, "news_token": token}),
+    )["ARN"]
+    caplog.set_level(logging.DEBUG)
+    env = _env(
+        OPENAI_SECRET_ARN=arn,
+        OPENAI_BASE_URL=server.base_url,
+        FEAR_GREED_URL=sentiment.url,
+        NEWS_SENTIMENT_URL=f"{sentiment.url}/news",
+    )
+    # When the AI decides a buy
+    assert Container(env).decider.decide(_request(Side.BUY)).action == "BUY"
+    # Then both signals are in the prompt the model read
+    context = server.requests[0].context
+    assert context is not None
+    assert context["signals"] == {
+        "fear_greed": {"fear_greed_index": "22", "fear_greed_label": "Extreme Fear"},
+        "news": {"news_sentiment": "-0.4", "news_sentiment_label": "bearish"},
+    }
+    # And the news source was asked for the base asset with the token, which no log shows
+    news = [headers for path, headers in sentiment.seen if path.startswith("/news")]
+    assert [h["Authorization"] for h in news] == [f"Bearer {token}"]
+    assert ("/news?symbol=TRUMP", news[0]) in sentiment.seen
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("flipbot", "openai")]
+    assert ours
+    assert not [m for m in ours if token in m]
+
+
+def test_without_sentiment_urls_the_prompt_carries_no_outside_signal(
+    secrets: Any, server: fs.FakeOpenAiServer
+) -> None:
+    arn = secrets.create_secret(
+        Name="flipbot/openai-plain", SecretString=json.dumps({"api_key": KEY})
+    )["ARN"]
+    env = _env(OPENAI_SECRET_ARN=arn, OPENAI_BASE_URL=server.base_url)
+    assert Container(env).decider.decide(_request(Side.BUY)).action == "BUY"
+    context = server.requests[0].context
+    assert context is not None
+    assert "signals" not in context
+
+
+@pytest.mark.parametrize("name", ["FEAR_GREED_URL", "NEWS_SENTIMENT_URL"])
+@pytest.mark.parametrize("value", ["alternative.me", "ftp://host/x?key=sk-hidden", "https://"])
+def test_a_bad_sentiment_url_fails_at_cold_start_naming_the_variable_not_the_url(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=name) as caught:
+        Settings.from_env(_env(**{name: value}))
+    assert value not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ def build_ai_decider(
     max_retries: int = DEFAULT_MAX_RETRIES,
     deadline: float | None = None,
     http_client: Any = None,
+    context_providers: Sequence[ContextProvider] = (),
 ) -> FallbackDecisionMaker:
     """The production wiring: the OpenAI decision maker behind the fallback wrapper.
 
@@ -141,6 +142,7 @@ def build_ai_decider(
     the ``AI_PRICE_TABLE`` JSON (empty: the defaults). ``deadline`` bounds a whole
     decision (default ``timeout * (1 + max_retries)``); ``http_client`` routes the
     requests elsewhere (the digital twin's scripted endpoints). Production passes neither.
+    ``context_providers`` are the outside signals (sentiment) each prompt carries.
     """
     client = openai_client(
         api_key,
@@ -158,6 +160,7 @@ def build_ai_decider(
         budget=DailyBudget(budget_usd, now_ms=now_ms),
         price_band=price_band,
         deadline=deadline,
+        context_providers=context_providers,
     )
     return FallbackDecisionMaker(primary, fallback, mode=mode)
 

@@ -33,8 +33,8 @@ The answer is a JSON object::
 "news_sentiment_sources": "12"}`` (the last two only when the answer has them; the score
 rounded to 3 decimals).
 
-**Errors.** Every failure raises :class:`SentimentUnavailable` (a
-:class:`~flipbot.domain.errors.RetryableError`: the same request may succeed later) with
+**Errors.** Every failure raises :class:`~flipbot.domain.errors.SignalUnavailable` (the
+consultation goes on without the signal; the same request may succeed later) with
 ``provider``, a ``reason`` code and the message ``"<provider>: <what was wrong>"``:
 ``timeout`` (no complete answer within ``timeout_s``), ``connection`` (refused, reset,
 DNS, TLS), ``http_<status>`` (any 3xx, 4xx or 5xx: redirects are not followed, so the
@@ -79,14 +79,13 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flipbot.ai.context import ContextProvider
-from flipbot.domain.errors import ConfigurationError, RetryableError
+from flipbot.domain.errors import ConfigurationError, SignalUnavailable
 
 __all__ = [
     "DEFAULT_FEAR_GREED_URL",
     "DEFAULT_TIMEOUT_SECONDS",
     "FearGreedProvider",
     "HttpSentimentProvider",
-    "SentimentUnavailable",
     "base_asset",
     "sentiment_providers",
 ]
@@ -107,24 +106,11 @@ _QUOTE_ASSETS: tuple[str, ...] = (
 )
 
 
-class SentimentUnavailable(RetryableError):
-    """An outside signal could not be read; ``reason`` says why (see the module docstring)."""
-
-    def __init__(
-        self, provider: str, reason: str, detail: str, *, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{provider}: {detail}")
-        self.provider = provider
-        self.reason = reason
-        self.detail = detail
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True, slots=True)
 class _Entry:
     until: float
     values: Mapping[str, str] | None = None
-    error: SentimentUnavailable | None = None
+    error: SignalUnavailable | None = None
 
 
 class _CachedHttpSource:
@@ -164,7 +150,7 @@ class _CachedHttpSource:
         if entry is not None and now < entry.until:
             if entry.error is not None:
                 cached = entry.error
-                raise SentimentUnavailable(
+                raise SignalUnavailable(
                     cached.provider,
                     cached.reason,
                     f"{cached.detail} (cached, next try in {math.ceil(entry.until - now)}s)",
@@ -172,7 +158,7 @@ class _CachedHttpSource:
             return dict(entry.values or {})
         try:
             values = self._load(key)
-        except SentimentUnavailable as exc:
+        except SignalUnavailable as exc:
             error = self._redacted(exc)
             hold = max(self.failure_ttl_s, min(exc.retry_after or 0.0, _MAX_HOLD_SECONDS))
             self._store(key, _Entry(until=self._now_s() + hold, error=error))
@@ -197,18 +183,18 @@ class _CachedHttpSource:
                 while len(self._cache) > _MAX_CACHE_ENTRIES:
                     del self._cache[next(iter(self._cache))]
 
-    def _redacted(self, exc: SentimentUnavailable) -> SentimentUnavailable:
+    def _redacted(self, exc: SignalUnavailable) -> SignalUnavailable:
         if not self._secret or self._secret not in str(exc):
             return exc
-        return SentimentUnavailable(
+        return SignalUnavailable(
             exc.provider,
             exc.reason,
             exc.detail.replace(self._secret, "***"),
             retry_after=exc.retry_after,
         )
 
-    def _error(self, reason: str, detail: str) -> SentimentUnavailable:
-        return SentimentUnavailable(self.name, reason, detail)
+    def _error(self, reason: str, detail: str) -> SignalUnavailable:
+        return SignalUnavailable(self.name, reason, detail)
 
 
 class FearGreedProvider(_CachedHttpSource):
@@ -386,7 +372,7 @@ def _checked_url(provider: str, setting: str, url: str) -> str:
 
 
 def _get_json(provider: str, url: str, headers: Mapping[str, str], timeout_s: float) -> Any:
-    """The JSON body of ``GET url``, or :class:`SentimentUnavailable`."""
+    """The JSON body of ``GET url``, or :class:`SignalUnavailable`."""
     import http.client
     import urllib.error
     import urllib.request
@@ -397,8 +383,8 @@ def _get_json(provider: str, url: str, headers: Mapping[str, str], timeout_s: fl
     )
     deadline = time.monotonic() + timeout_s
 
-    def fail(reason: str, detail: str, retry_after: float | None = None) -> SentimentUnavailable:
-        return SentimentUnavailable(provider, reason, detail, retry_after=retry_after)
+    def fail(reason: str, detail: str, retry_after: float | None = None) -> SignalUnavailable:
+        return SignalUnavailable(provider, reason, detail, retry_after=retry_after)
 
     try:
         with _opener().open(request, timeout=timeout_s) as response:

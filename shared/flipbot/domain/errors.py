@@ -181,6 +181,24 @@ class AiUnavailable(RetryableError):
         self.budget_spent = budget_spent
 
 
+class SignalUnavailable(FlipbotError):
+    """An outside signal the AI is given as context (market sentiment) could not be read.
+
+    Neither retryable nor terminal for the cycle: the consultation goes on without that
+    signal, so it never reaches the state machine. ``provider`` names the source,
+    ``reason`` is a short code (``timeout``, ``http_503``, ``malformed``, ...) and
+    ``retry_after`` (seconds, when the source said) how long to leave it alone."""
+
+    def __init__(
+        self, provider: str, reason: str, detail: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
 class TaskNotWaiting(TerminalError):
     """A Step Functions task token that no execution waits on any more (timed out, used)."""
 

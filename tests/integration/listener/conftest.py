@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -325,13 +324,5 @@ def within_a_gap(event_ms: int, gaps: Sequence[Mapping[str, Any]]) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _listener_logs_reach_the_root_logger() -> Iterator[None]:
-    """A Powertools ``Logger`` named ``flipbot`` (imported by function tests run earlier in
-    the same process) stops propagation; the listener logs through the root logger."""
-    logger = logging.getLogger("flipbot")
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
-    yield
-    logger.setLevel(level)
-    logger.propagate = propagate
+def _listener_logs_reach_the_root_logger(flipbot_logs_reach_caplog: None) -> None:
+    """The listener logs through the root logger, where ``caplog`` reads it."""

@@ -22,12 +22,18 @@ import pytest
 from flipbot.adapters.sentiment import (
     FearGreedProvider,
     HttpSentimentProvider,
-    SentimentUnavailable,
     base_asset,
     sentiment_providers,
 )
 from flipbot.ai.context import gather_signals
-from flipbot.domain.errors import ConfigurationError, RetryableError
+from flipbot.domain.errors import (
+    ConfigurationError,
+    RetryableError,
+    SignalUnavailable,
+    TerminalError,
+)
+
+pytestmark = pytest.mark.usefixtures("flipbot_logs_reach_caplog")
 
 TOKEN = "tok-Xq7Lm2Pv9RsWz4"
 FEAR_GREED = {
@@ -236,9 +242,10 @@ def test_a_malformed_fear_greed_answer_is_a_typed_error_naming_the_problem(
     feed: Feed, clock: Clock, body: Any, reason: str, named: str
 ) -> None:
     feed.replies["/fng/"] = Reply(body)
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         fear_greed(feed, clock).fetch("TRUMPUSDC")
-    assert isinstance(caught.value, RetryableError)
+    # never a state-machine error: the consultation goes on without the signal
+    assert not isinstance(caught.value, (RetryableError, TerminalError))
     assert (caught.value.provider, caught.value.reason) == ("fear_greed", reason)
     assert named in str(caught.value)
     assert str(caught.value).startswith("fear_greed: ")
@@ -252,7 +259,7 @@ def test_an_http_error_is_a_typed_error_naming_the_status_and_host(
     feed: Feed, clock: Clock, status: int, reason: str
 ) -> None:
     feed.replies["/fng/"] = Reply({"error": "nope"}, status=status)
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         fear_greed(feed, clock).fetch("TRUMPUSDC")
     assert caught.value.reason == reason
     assert str(caught.value) == f"fear_greed: HTTP {status} from 127.0.0.1"
@@ -262,7 +269,7 @@ def test_a_slow_server_times_out_quickly_with_a_typed_error(feed: Feed, clock: C
     feed.replies["/fng/"] = Reply(FEAR_GREED, delay_s=3)
     provider = fear_greed(feed, clock, timeout_s=0.2)
     started = time.monotonic()
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         provider.fetch("TRUMPUSDC")
     assert time.monotonic() - started < 1.0
     assert caught.value.reason == "timeout"
@@ -276,7 +283,7 @@ def test_a_body_trickling_in_times_out_at_the_timeout_not_per_byte(
     feed.replies["/fng/"] = Reply(FEAR_GREED, trickle_s=0.05)
     provider = fear_greed(feed, clock, timeout_s=0.3)
     started = time.monotonic()
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         provider.fetch("TRUMPUSDC")
     assert time.monotonic() - started < 0.8
     assert caught.value.reason == "timeout"
@@ -287,7 +294,7 @@ def test_an_unreachable_server_is_a_connection_error(clock: Clock) -> None:
     probe = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = probe.server_address[1]
     probe.server_close()
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         FearGreedProvider(f"http://127.0.0.1:{port}", now_s=clock).fetch("TRUMPUSDC")
     assert caught.value.reason == "connection"
     assert "127.0.0.1 unreachable" in str(caught.value)
@@ -300,12 +307,12 @@ def test_a_failure_is_not_cached_as_an_answer_but_held_briefly(feed: Feed, clock
     # Given a provider that fails once
     feed.replies["/fng/"] = Reply({"error": "down"}, status=503)
     provider = fear_greed(feed, clock, failure_ttl_s=30)
-    with pytest.raises(SentimentUnavailable):
+    with pytest.raises(SignalUnavailable):
         provider.fetch("TRUMPUSDC")
     # When it recovers, within the failure hold: the failure is repeated without a request
     feed.replies["/fng/"] = Reply(FEAR_GREED)
     clock.now += 29
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         provider.fetch("TRUMPUSDC")
     assert caught.value.reason == "http_503"
     assert "(cached, next try in 1s)" in str(caught.value)
@@ -319,11 +326,11 @@ def test_a_failure_is_not_cached_as_an_answer_but_held_briefly(feed: Feed, clock
 def test_a_429_holds_the_failure_as_long_as_retry_after_asks(feed: Feed, clock: Clock) -> None:
     feed.replies["/fng/"] = Reply({}, status=429, headers={"Retry-After": "120"})
     provider = fear_greed(feed, clock, failure_ttl_s=30)
-    with pytest.raises(SentimentUnavailable):
+    with pytest.raises(SignalUnavailable):
         provider.fetch("TRUMPUSDC")
     feed.replies["/fng/"] = Reply(FEAR_GREED)
     clock.now += 119
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         provider.fetch("TRUMPUSDC")
     assert caught.value.reason == "rate_limited"
     assert "(cached, next try in 1s)" in str(caught.value)
@@ -393,7 +400,7 @@ def test_a_malformed_news_answer_is_a_typed_error_naming_the_problem(
     feed: Feed, clock: Clock, body: Any, reason: str, named: str
 ) -> None:
     feed.replies["/sentiment"] = Reply(body)
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         news(feed, clock).fetch("TRUMPUSDC")
     assert (caught.value.provider, caught.value.reason) == ("news", reason)
     assert named in str(caught.value)
@@ -404,7 +411,7 @@ def test_a_redirect_is_not_followed_so_the_token_stays_with_its_host(
 ) -> None:
     feed.replies["/sentiment"] = Reply({}, status=302, headers={"Location": "/elsewhere"})
     feed.replies["/elsewhere"] = Reply(NEWS)
-    with pytest.raises(SentimentUnavailable) as caught:
+    with pytest.raises(SignalUnavailable) as caught:
         news(feed, clock, token=TOKEN).fetch("TRUMPUSDC")
     assert caught.value.reason == "http_302"
     assert feed.count("/elsewhere") == 0
@@ -426,7 +433,7 @@ def test_the_token_is_never_in_an_error_message_nor_a_log(
     caplog.set_level(logging.DEBUG)
     errors = []
     for _ in range(2):  # fresh, then cached
-        with pytest.raises(SentimentUnavailable) as caught:
+        with pytest.raises(SignalUnavailable) as caught:
             provider.fetch("TRUMPUSDC")
         errors.append(caught.value)
     assert feed.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
@@ -459,7 +466,7 @@ def test_gather_signals_leaves_out_a_slow_and_a_failing_provider(
     # Then only Fear & Greed's values arrive, at the limit at most
     assert time.monotonic() - started < 1.0
     assert signals == {"fear_greed": {"fear_greed_index": "40", "fear_greed_label": "Fear"}}
-    assert "context provider social failed: SentimentUnavailable" in caplog.text
+    assert "context provider social failed: SignalUnavailable" in caplog.text
     assert "context provider news gave no answer" in caplog.text
 
 

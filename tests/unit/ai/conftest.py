@@ -4,8 +4,7 @@ socket; a scripted delay becomes a read timeout)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -129,13 +128,5 @@ def api_key() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _flipbot_logs_reach_caplog() -> Iterator[None]:
-    """A Powertools ``Logger`` named ``flipbot`` (built by handler tests earlier in the
-    session) has its own level and stops propagation; let records reach pytest again."""
-    logger = logging.getLogger("flipbot")
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
-    yield
-    logger.setLevel(level)
-    logger.propagate = propagate
+def _flipbot_logs(flipbot_logs_reach_caplog: None) -> None:
+    """Every test here reads the ``flipbot`` loggers' records through ``caplog``."""

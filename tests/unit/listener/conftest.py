@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +67,5 @@ def orders(queue: OutboundQueue) -> OrderStream:
 
 
 @pytest.fixture(autouse=True)
-def _listener_logs_reach_the_root_logger() -> Iterator[None]:
-    """A Powertools ``Logger`` named ``flipbot`` (imported by function tests run earlier in
-    the same process) stops propagation; the listener logs through the root logger."""
-    logger = logging.getLogger("flipbot")
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
-    yield
-    logger.setLevel(level)
-    logger.propagate = propagate
+def _listener_logs_reach_the_root_logger(flipbot_logs_reach_caplog: None) -> None:
+    """The listener logs through the root logger, where ``caplog`` reads it."""

@@ -3,7 +3,8 @@
 The replay report, ``flipbot compare`` and ``flipbot pnl`` all call :func:`book_metrics`,
 so a figure means the same everywhere:
 
-* **fill rate** — filled orders / orders the bot placed on the exchange;
+* **fill rate** — filled orders / orders the bot placed on the exchange
+  (:func:`fill_figures`);
 * **average fill time** — seconds from placing an order to its last fill (filled orders);
 * **profit per trade** — realized P&L after fees and AI cost, per closed cycle;
 * **AI prediction accuracy** — of the proposals placed as proposed (verdict ``PLACE``),
@@ -12,7 +13,9 @@ so a figure means the same everywhere:
 * **latency per stage** — per cycle: waiting for a buy signal (opened → first buy placed),
   buy fill (first buy placed → last buy fill), sell placement (last buy fill → first sell
   placed), sell fill (first sell placed → last sell fill), recording (last sell fill →
-  closed), the whole cycle, and per order consultation → order placed.
+  closed), the whole cycle, and per order consultation → order placed;
+* **by decider** — the figures above split by who decided each cycle's buy leg
+  (:func:`by_decider`).
 
 Market-path figures need prices: :func:`equity_path`, :func:`max_drawdown_pct`,
 :func:`time_in_position_pct` and :func:`buy_and_hold_return_pct`.
@@ -23,8 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from flipbot.domain.cycle import CycleState
 from flipbot.domain.entities import (
     ZERO,
     ConsultationRecord,
@@ -73,6 +77,23 @@ def _stats(values: list[float]) -> dict[str, float | int]:
 def placed_orders(orders: Iterable[OrderRecord]) -> list[OrderRecord]:
     """The bot's orders that reached the exchange."""
     return [o for o in orders if o.origin is Origin.SYSTEM and o.order_id]
+
+
+def fill_figures(orders: Iterable[OrderRecord]) -> dict[str, Any]:
+    """Orders the bot placed on the exchange, how many filled, and the fill rate."""
+    placed = placed_orders(orders)
+    filled = sum(1 for o in placed if o.status == "FILLED")
+    return {
+        "orders_placed": len(placed),
+        "orders_filled": filled,
+        "fill_rate": round(filled / len(placed), 4) if placed else 0.0,
+    }
+
+
+def net_win_rate(trades: Sequence[TradeRecord]) -> float:
+    """Share of closed cycles whose P&L after fees and AI cost is positive."""
+    wins = sum(1 for t in trades if t.realized_pnl - t.ai_cost_usd > 0)
+    return round(wins / len(trades), 4) if trades else 0.0
 
 
 def fill_seconds(orders: Iterable[OrderRecord], fills: Iterable[Fill]) -> dict[str, float]:
@@ -167,12 +188,9 @@ def ai_accuracy(books: Books) -> dict[str, Any]:
 
 def book_metrics(books: Books) -> dict[str, Any]:
     """Every figure of the module docstring that needs only the tables."""
-    placed = placed_orders(books.orders)
-    filled = [o for o in placed if o.status == "FILLED"]
-    waits = fill_seconds(placed, books.fills)
+    waits = fill_seconds(placed_orders(books.orders), books.fills)
     trades = list(books.trades)
     net = sum((t.realized_pnl - t.ai_cost_usd for t in trades), ZERO)
-    wins = sum(1 for t in trades if t.realized_pnl - t.ai_cost_usd > 0)
     return {
         "cycles_completed": len(trades),
         "realized_pnl": sum((t.realized_pnl for t in trades), ZERO),
@@ -182,14 +200,142 @@ def book_metrics(books: Books) -> dict[str, Any]:
         "net_pnl_per_trade": (net / len(trades)).quantize(Decimal("0.00000001"))
         if trades
         else ZERO,
-        "win_rate": round(wins / len(trades), 4) if trades else 0.0,
-        "orders_placed": len(placed),
-        "orders_filled": len(filled),
-        "fill_rate": round(len(filled) / len(placed), 4) if placed else 0.0,
+        "win_rate": net_win_rate(trades),
+        **fill_figures(books.orders),
         "avg_fill_seconds": _round(sum(waits.values()) / len(waits)) if waits else 0.0,
         "ai_accuracy": ai_accuracy(books),
         "latency_seconds": latency_seconds(books),
     }
+
+
+# --------------------------------------------------------------------------- by decider
+
+NO_DECIDER = "unrecorded"
+"""The owner of a cycle no consultation speaks for: one rebuilt from the exchange, or the
+sells that follow manual buys (their cycle id is ``manual``)."""
+
+
+def cycle_owners(books: Books) -> dict[str, str]:
+    """Who decided each cycle's buy leg (``decided_by``), by cycle id: the cycle's owner.
+
+    A cycle belongs to one decider, however its sell was decided: the decider of the
+    consultation behind the buy that bought (the last buy order with a fill; before any
+    fill, the last one placed). A cycle with no buy order belongs to the decider of its
+    last buy consultation. Without either on record, the owner is :data:`NO_DECIDER`.
+    Every cycle id of the books has an owner, the ones only orders or consultations name
+    included.
+    """
+    decided_by = {c.consultation_id: c.decided_by for c in books.consultations}
+    buys: dict[str, list[OrderRecord]] = {}
+    for o in books.orders:
+        if o.origin is Origin.SYSTEM and o.side is Side.BUY:
+            buys.setdefault(o.cycle_id, []).append(o)
+    asked: dict[str, list[ConsultationRecord]] = {}
+    for c in books.consultations:
+        if c.leg is Side.BUY:
+            asked.setdefault(c.cycle_id, []).append(c)
+    cycle_ids = (
+        {c.cycle_id for c in books.cycles}
+        | {t.cycle_id for t in books.trades}
+        | {o.cycle_id for o in books.orders}
+        | {c.cycle_id for c in books.consultations}
+    )
+    owners: dict[str, str] = {}
+    for cycle_id in cycle_ids:
+        orders = sorted(
+            buys.get(cycle_id, []), key=lambda o: (o.created_ms, o.attempt, o.client_order_id)
+        )
+        bought = [o for o in orders if o.executed_qty > 0] or [o for o in orders if o.order_id]
+        if bought:
+            owner = decided_by.get(bought[-1].consultation_id, "")
+        elif asked.get(cycle_id):
+            last = max(asked[cycle_id], key=lambda c: (c.time_ms, c.consultation_id))
+            owner = last.decided_by
+        else:
+            owner = ""
+        owners[cycle_id] = owner or NO_DECIDER
+    return owners
+
+
+def by_decider(
+    books: Books, *, ai_cost: Literal["consultations", "trades"]
+) -> list[dict[str, Any]]:
+    """The P&L, win rate and fill rate of each decider's cycles, one row per decider
+    (:func:`cycle_owners`), sorted by name; amounts as strings.
+
+    A row holds the decider's completed and open cycles, the realized P&L of its completed
+    ones (after fees), their AI cost, the net P&L (realized less AI cost), the win rate
+    (:func:`net_win_rate`) and its cycles' orders and fill rate (:func:`fill_figures`).
+    ``ai_cost`` says which AI cost counts, as the totals the rows add up to count it:
+    ``"consultations"`` every consultation's, open cycles' too (the replay report);
+    ``"trades"`` what each closed cycle recorded (:func:`book_metrics`). The rows' cycles,
+    P&L, AI cost and orders add up to the totals.
+    """
+    owners = cycle_owners(books)
+    names = sorted(set(owners.values()))
+    trades: dict[str, list[TradeRecord]] = {name: [] for name in names}
+    for t in books.trades:
+        trades[owners[t.cycle_id]].append(t)
+    orders: dict[str, list[OrderRecord]] = {name: [] for name in names}
+    for o in books.orders:
+        orders[owners[o.cycle_id]].append(o)
+    spent: dict[str, Decimal] = dict.fromkeys(names, ZERO)
+    if ai_cost == "consultations":
+        for c in books.consultations:
+            spent[owners[c.cycle_id]] += c.cost_usd
+    else:
+        for t in books.trades:
+            spent[owners[t.cycle_id]] += t.ai_cost_usd
+    rows = []
+    for name in names:
+        realized = sum((t.realized_pnl for t in trades[name]), ZERO)
+        rows.append(
+            {
+                "decided_by": name,
+                "cycles_completed": len(trades[name]),
+                "cycles_open": sum(
+                    1
+                    for c in books.cycles
+                    if owners[c.cycle_id] == name and c.state is not CycleState.COMPLETED
+                ),
+                "realized_pnl_usdc": str(realized),
+                "ai_cost_usdc": str(spent[name]),
+                "net_pnl_usdc": str(realized - spent[name]),
+                "win_rate": net_win_rate(trades[name]),
+                **fill_figures(orders[name]),
+            }
+        )
+    return rows
+
+
+def by_decider_lines(
+    rows: Sequence[Mapping[str, Any]], *, title: str, indent: str = "  "
+) -> list[str]:
+    """``title``, then the rows of :func:`by_decider` as a small text table (no rows: no
+    lines)."""
+    if not rows:
+        return []
+    headers = ("decided by", "cycles", "open", "net P&L", "AI cost", "win %", "fill %")
+    cells = [
+        (
+            str(r["decided_by"]),
+            str(r["cycles_completed"]),
+            str(r["cycles_open"]),
+            f"{Decimal(r['net_pnl_usdc']):+.4f}",
+            f"{Decimal(r['ai_cost_usdc']):.4f}",
+            f"{r['win_rate'] * 100:.1f}",
+            f"{r['fill_rate'] * 100:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        first = values[0].ljust(widths[0])
+        rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
+        return (indent + "  ".join((first, *rest))).rstrip()
+
+    return [title, line(headers), *(line(row) for row in cells)]
 
 
 # --------------------------------------------------------------------------- market path

@@ -1,6 +1,7 @@
 """``flipbot pnl``: P&L after fees and AI cost and the trading metrics (fill rate, fill
-time, profit per trade, AI prediction accuracy, latency per stage) from a local replay's
-tables or a deployed stack's."""
+time, profit per trade, AI prediction accuracy, latency per stage), and the P&L, win rate
+and fill rate by decider (who decided each cycle's buy leg), from a local replay's tables
+or a deployed stack's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from flipbot_dev.commands._books import BooksUnavailable, add_source_arguments, load_source
 from flipbot_dev.commands._table import text_table
-from flipbot_dev.metrics import STAGES, book_metrics
+from flipbot_dev.metrics import STAGES, book_metrics, by_decider, by_decider_lines
 
 
 def register(sub: Any) -> None:
@@ -23,7 +24,8 @@ def register(sub: Any) -> None:
 
 
 def render(metrics: dict[str, Any], title: str) -> str:
-    """The metrics of :func:`flipbot_dev.metrics.book_metrics` as text."""
+    """The metrics of :func:`flipbot_dev.metrics.book_metrics` (and ``by_decider``, the
+    rows of :func:`flipbot_dev.metrics.by_decider`) as text."""
     ai = metrics["ai_accuracy"]
     lines = [
         title,
@@ -40,9 +42,11 @@ def render(metrics: dict[str, Any], title: str) -> str:
         f"{ai['price_fill_rate'] * 100:.1f}% filled (buy {ai['buy_price_fill_rate'] * 100:.1f}%,"
         f" sell {ai['sell_price_fill_rate'] * 100:.1f}%); profitable cycles "
         f"{ai['profitable_cycles'] * 100:.1f}%",
-        "",
-        "latency per stage (seconds):",
     ]
+    lines += by_decider_lines(
+        metrics.get("by_decider", []), title="\nby decider (who decided the cycle's buy leg):"
+    )
+    lines += ["", "latency per stage (seconds):"]
     latency = metrics["latency_seconds"]
     rows = [
         [
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"flipbot pnl: {exc}", file=sys.stderr)
         return 2
     metrics = book_metrics(source.books)
+    # the closed cycles' recorded AI cost, as the totals above count it
+    metrics["by_decider"] = by_decider(source.books, ai_cost="trades")
     if args.json:
         print(
             json.dumps(

@@ -25,6 +25,7 @@ from flipbot.domain.model import Fill, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import is_system_client_order_id
 from flipbot.domain.stop_loss import stop_loss_evidence
 from flipbot.ports import Repositories
+from flipbot_dev.metrics import by_decider_lines, fill_figures
 
 ZERO = Decimal(0)
 
@@ -343,7 +344,6 @@ def build_report(
     wins = sum(1 for t in trades if t.realized_pnl > 0)
     buy_waits = [t.buy_fill_seconds for t in trades]
     sell_waits = [t.sell_fill_seconds for t in trades]
-    filled_orders = [o for o in placed if o.status == "FILLED"]
     rejections = [c for c in consultations if c.verdict.startswith("REJECTED")]
     price = state.last_price
     equity = final.get(quote, ZERO) + final.get(base, ZERO) * price
@@ -363,9 +363,7 @@ def build_report(
         "ai_cost_usdc": str(ai_cost),
         "net_pnl_usdc": str(pnl - ai_cost),
         "win_rate": round(wins / len(trades), 4) if trades else 0.0,
-        "orders_placed": len(placed),
-        "orders_filled": len(filled_orders),
-        "fill_rate": round(len(filled_orders) / len(placed), 4) if placed else 0.0,
+        **fill_figures(orders),
         "fills": len(fills),
         "avg_buy_fill_seconds": round(sum(buy_waits) / len(buy_waits), 1) if buy_waits else 0.0,
         "avg_sell_fill_seconds": round(sum(sell_waits) / len(sell_waits), 1) if sell_waits else 0.0,
@@ -515,6 +513,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"sell {report['avg_sell_fill_seconds']:.0f}s",
         f"  consultations      {report['consultations']}  (guard rejections "
         f"{report['guard_rejections']}, stop-loss exits {report['stop_loss_exits']})",
+        *by_decider_lines(
+            report.get("by_decider", []),
+            title="  by decider         (who decided the cycle's buy leg)",
+            indent="    ",
+        ),
         f"  max position       {report['max_position_usdc']} USDC",
         f"  equity             {report['equity_usdc']} USDC  ({report['return_pct']:+.4f}%)",
         *format_lab_lines(report),

@@ -1,6 +1,7 @@
-"""Report fields of the strategy lab: the metrics of :mod:`flipbot_dev.metrics`, the
-market-path figures (drawdown, time in position, buy-and-hold) and the fill log the plots
-draw. Everything comes from the recorded books and virtual time, so it is deterministic.
+"""Report fields of the strategy lab: the metrics of :mod:`flipbot_dev.metrics` (the
+P&L, win rate and fill rate by decider among them), the market-path figures (drawdown,
+time in position, buy-and-hold) and the fill log the plots draw. Everything comes from
+the recorded books and virtual time, so it is deterministic.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flipbot_dev.metrics import (
     Books,
     book_metrics,
     buy_and_hold_return_pct,
+    by_decider,
     equity_path,
     fill_seconds,
     max_drawdown_pct,
@@ -77,6 +79,8 @@ def extra_fields(
         "net_pnl_per_trade_usdc": str(metrics["net_pnl_per_trade"]),
         "avg_fill_seconds": metrics["avg_fill_seconds"],
         "ai_accuracy": metrics["ai_accuracy"],
+        # the report's AI cost counts every consultation, so its split does too
+        "by_decider": by_decider(books, ai_cost="consultations"),
         "latency_seconds": metrics["latency_seconds"],
         "max_drawdown_pct": max_drawdown_pct(v for _, v in path),
         "time_in_position_pct": time_in_position_pct(

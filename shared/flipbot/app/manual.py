@@ -1,8 +1,11 @@
 """Orders placed by hand on the exchange, and what the bot does about them.
 
 * A fill of a MANUAL BUY makes the bot place one SYSTEM SELL for the quantity bought
-  (net of a base-asset commission), at the profit floor: the average fill price x
-  (1 + round-trip fees + ``MANUAL_SELL_MARGIN``, 1 % by default).
+  (net of a base-asset commission), at the average fill price x
+  (1 + ``MANUAL_SELL_MARGIN``, 1 % by default), rounded up to the tick. The fees are not
+  added to the margin; they make the floor: the sell is never priced below the average
+  fill price x (1 + round-trip fees), rounded up, and a margin that does not clear it
+  gets the floor instead (the result says so).
 * A fill of a SYSTEM SELL, or of any MANUAL SELL, triggers nothing: no loops.
 * Only a buy on the bot's own symbol is followed, and only once the exchange confirms
   it: the order is known there, FILLED, and of the quantity its events claimed. The
@@ -26,7 +29,8 @@ from flipbot.app.orders import place_recorded
 from flipbot.app.reconcile import MANUAL_CYCLE
 from flipbot.domain.entities import ZERO, BotOrderStatus, OrderRecord
 from flipbot.domain.errors import OrderRejected
-from flipbot.domain.fees import profit_floor
+from flipbot.domain.fees import FeeSchedule, profit_floor
+from flipbot.domain.filters import ceil_to_step
 from flipbot.domain.model import Fill, OrderRequest, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import follow_up_client_order_id
 from flipbot.ports import ExchangePort, Services
@@ -65,7 +69,9 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     if bought <= 0:
         return {"action": "none", "reason": "no fills recorded for the manual buy"}
     quantity = rules.floor_qty(bought - base_fee)
-    price = profit_floor(spent / bought, fees, s.manual_sell_margin, rules.tick_size)
+    price, floor, below_floor = _sell_price(
+        spent / bought, fees, s.manual_sell_margin, rules.tick_size
+    )
     now = services.clock.now_ms()
     record = OrderRecord(
         client_order_id=coid,
@@ -77,7 +83,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         cycle_id=MANUAL_CYCLE,
         created_ms=now,
         updated_ms=now,
-        floor_price=price,
+        floor_price=floor,
     )
     if quantity <= 0 or price * quantity < (rules.min_notional or Decimal(0)):
         record = record.evolve(
@@ -85,6 +91,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         )
         repos.orders.create(record)
         return {"action": "none", "reason": f"{quantity} x {price} is below min notional"}
+    why = {"reason": below_floor} if below_floor else {}
     if s.manual_dry_run:
         repos.orders.create(record.evolve(status="DRY_RUN"))
         return {
@@ -92,6 +99,7 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
             "client_order_id": coid,
             "price": str(price),
             "quantity": str(quantity),
+            **why,
         }
     record = repos.orders.create(record)
     try:
@@ -106,7 +114,28 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
         "client_order_id": coid,
         "price": str(price),
         "quantity": str(quantity),
+        **why,
     }
+
+
+def _sell_price(
+    entry: Decimal, fees: FeeSchedule, margin: Decimal, tick_size: Decimal
+) -> tuple[Decimal, Decimal, str]:
+    """``(price, floor, why the floor was taken or "")`` of the sell after a manual buy.
+
+    The price is ``entry x (1 + margin)``, the floor ``entry x (1 + round-trip fees)``,
+    both rounded up to the tick; the price is never below the floor.
+    """
+    target = ceil_to_step(entry * (1 + margin), tick_size)
+    floor = profit_floor(entry, fees, ZERO, tick_size)
+    if target >= floor:
+        return target, floor, ""
+    return (
+        floor,
+        floor,
+        f"{entry} x (1 + {margin}) = {target} is below the floor {floor} (entry plus "
+        "round-trip fees): the sell is priced at the floor",
+    )
 
 
 def _confirmed_fills(exchange: ExchangePort, order: OrderRecord) -> list[Fill] | str:

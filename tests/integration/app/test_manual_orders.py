@@ -45,13 +45,14 @@ def test_given_a_manual_buy_filled_twice_delivered_then_one_system_sell_at_the_f
     assert len(placed) == 1
     sells = [o for o in bot.paper.open_orders("TRUMPUSDC") if o["side"] == "SELL"]
     assert len(sells) == 1
-    # 25.90 x (1 + 0.001 + 0.001 + 0.01) = 26.2108 -> 26.22; 0.5 less 0.0005 fee -> 0.499
-    assert Decimal(sells[0]["price"]) == Decimal("26.22")
+    # 25.90 x (1 + 0.01) = 26.159 -> 26.16, above the fee floor; 0.5 less 0.0005 fee -> 0.499
+    assert Decimal(sells[0]["price"]) == Decimal("26.16")
     assert Decimal(sells[0]["origQty"]) == Decimal("0.499")
     follow = bot.repos.orders.get(placed[0]["client_order_id"])
     assert follow is not None
     assert follow.origin is Origin.SYSTEM
-    assert follow.floor_price == Decimal("26.22")
+    # the floor it was checked against: 25.90 x (1 + 0.001 + 0.001) = 25.9518 -> 25.96
+    assert follow.floor_price == Decimal("25.96")
 
 
 def test_given_the_system_sell_fills_then_nothing_more_is_placed(bot: Bot) -> None:
@@ -87,7 +88,7 @@ def test_given_dry_run_then_the_sell_is_recorded_not_placed(
         {
             "action": "dry_run",
             "client_order_id": follow[0]["client_order_id"],
-            "price": "26.22",
+            "price": "26.16",
             "quantity": "0.499",
         }
     ]
@@ -105,3 +106,49 @@ def test_given_the_kill_switch_is_on_then_a_filled_manual_buy_places_no_sell(bot
     follow = [r["follow_up"] for r in results if "follow_up" in r]
     assert follow == [{"action": "none", "reason": "kill switch engaged: no sell is placed"}]
     assert [o["side"] for o in bot.paper.all_orders("TRUMPUSDC")] == ["BUY"]
+
+
+def _sells(bot: Bot) -> list[dict[str, Any]]:
+    return [o for o in bot.paper.open_orders("TRUMPUSDC") if o["side"] == "SELL"]
+
+
+def _manual_buy_filled_at_10(bot: Bot) -> list[dict[str, Any]]:
+    """A manual buy of 1 at 10.00 rests, then fills; no bid reaches the sell prices at stake."""
+    bot.market("9.99", "10.01")
+    bot.paper.place_order("TRUMPUSDC", "BUY", "LIMIT", "1.000", "10.00", "GTC", "by-hand-10")
+    bot.trade("9.95", "2.000")
+    return [r["follow_up"] for r in _deliver(bot) if "follow_up" in r]
+
+
+def test_given_fees_of_0_1_percent_and_a_margin_of_1_percent_then_a_manual_buy_at_10_sells_at_10_10(
+    bot: Bot,
+) -> None:
+    # Given fees of 0.1 % each way and ManualSellMargin 0.01 (the defaults)
+    assert bot.settings.manual_sell_margin == Decimal("0.01")
+    # When a manual buy of 1 at 10.00 fills
+    follow = _manual_buy_filled_at_10(bot)
+    # Then the follow-up sell is at 10.00 x 1.01 = 10.10, the fees not added to the margin
+    assert [f["action"] for f in follow] == ["placed"]
+    assert follow[0]["price"] == "10.10"
+    assert "reason" not in follow[0]
+    assert [Decimal(o["price"]) for o in _sells(bot)] == [Decimal("10.10")]
+    record = bot.repos.orders.get(follow[0]["client_order_id"])
+    assert record is not None
+    assert record.floor_price == Decimal("10.02")  # 10.00 x (1 + 0.001 + 0.001)
+
+
+@pytest.mark.parametrize("margin", ["0.001", "0"])
+def test_given_a_margin_below_the_fee_floor_then_the_follow_up_sells_at_the_floor_and_says_so(
+    bot: Bot, margin: str
+) -> None:
+    # Given a margin that does not cover the round-trip fees (0.1 % each way)
+    bot.settings = bot.settings.model_copy(update={"manual_sell_margin": Decimal(margin)})
+    # When a manual buy of 1 at 10.00 fills
+    follow = _manual_buy_filled_at_10(bot)
+    # Then the sell rests at the floor, 10.00 x (1 + 0.002) = 10.02, never below it
+    assert [f["action"] for f in follow] == ["placed"]
+    assert follow[0]["price"] == "10.02"
+    assert [Decimal(o["price"]) for o in _sells(bot)] == [Decimal("10.02")]
+    # And the result the handler logs says why
+    assert "below the floor 10.02" in follow[0]["reason"]
+    assert "the sell is priced at the floor" in follow[0]["reason"]

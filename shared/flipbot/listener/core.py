@@ -11,7 +11,9 @@ received), so the benchmark and the tests run it without sockets, AWS or a clock
     klines are kept as received and converted when a snapshot or a tick needs them.
 ``MarketPipeline.poll(now_ms)``
     Called about once a second: the time rule of the throttle, and a ``MarketSnapshot``
-    at most every ``snapshot_seconds``.
+    at most every ``snapshot_seconds``, each logged at INFO as one line with the last
+    price, MA7 and its direction (fields ``symbol``, ``last_price``, ``ma7``,
+    ``ma7_trend``; ``WARMING_UP`` while too few minutes closed for MA7).
 ``OrderStream.read(text, recv_ms)``
     One user-stream frame as a JSON object, or ``None`` when it is unreadable (counted,
     and published as a user stream gap).
@@ -283,6 +285,20 @@ class OutboundQueue:
             )
 
 
+def _log_ma7(snapshot: MarketSnapshot) -> None:
+    """One INFO line: the last price, MA7 and its direction, also as structured fields."""
+    last = str(snapshot.last_price)
+    ma7 = None if snapshot.ma7 is None else str(snapshot.ma7)
+    trend = "WARMING_UP" if ma7 is None else snapshot.ma7_trend
+    log.info(
+        "%s last %s MA7 %s",
+        snapshot.symbol,
+        last,
+        "warming up" if ma7 is None else f"{ma7} {trend}",
+        extra={"symbol": snapshot.symbol, "last_price": last, "ma7": ma7, "ma7_trend": trend},
+    )
+
+
 class MarketPipeline:
     """Market messages -> indicators -> throttled ``PriceTicked`` -> the outbound queue."""
 
@@ -448,6 +464,7 @@ class MarketPipeline:
         snapshot = self.snapshot(now_ms)
         if snapshot is not None:
             self._next_snapshot = now_ms + self._snapshot_ms
+            _log_ma7(snapshot)
         return snapshot
 
     def snapshot(self, now_ms: int) -> MarketSnapshot | None:

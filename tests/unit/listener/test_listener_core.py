@@ -21,6 +21,7 @@ from flipbot.listener.core import (
     OutboundQueue,
     entry_size,
 )
+from flipbot.observability import ScrubbingFormatter
 
 from .conftest import SYMBOL, T0, book, trade
 
@@ -215,6 +216,58 @@ def test_given_polls_then_a_snapshot_at_most_every_n_seconds(pipeline: MarketPip
     pipeline.feed(trade(T0, "100.00", trade_id=1), T0)
     times = [t for t in range(T0, T0 + 35_000, 1000) if pipeline.poll(t) is not None]
     assert times == [T0, T0 + 10_000, T0 + 20_000, T0 + 30_000]
+
+
+def _ma7_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "flipbot.listener" and " MA7 " in r.message]
+
+
+def test_given_a_known_ma7_then_each_snapshot_logs_it_and_its_direction_once_at_info(
+    pipeline: MarketPipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "flipbot.listener")
+    # Given trades rising a point a minute: minutes 0..7 closed at 100..107
+    for i in range(9):
+        t = T0 + i * 60_000
+        pipeline.feed(trade(t, f"{100 + i}.00", trade_id=i + 1), t)
+    start = T0 + 8 * 60_000
+    # When the clock polls every second for 35 s while trades keep ticking
+    for n, t in enumerate(range(start, start + 35_000, 1000)):
+        pipeline.feed(trade(t, f"{108 + n % 2}.00", trade_id=100 + n), t)
+        pipeline.poll(t)
+    # Then one INFO line a snapshot interval (10 s), none for the ticks in between,
+    # with the snapshot's figures
+    lines = _ma7_lines(caplog)
+    assert len(lines) == 4
+    assert {r.levelno for r in lines} == {logging.INFO}
+    first = lines[0]
+    # MA7 of the closes 101..107 is 104, up from 103
+    assert first.getMessage() == f"{SYMBOL} last 108.0 MA7 104.0 UP"
+    expected = {"symbol": SYMBOL, "last_price": "108.0", "ma7": "104.0", "ma7_trend": "UP"}
+    assert {k: vars(first)[k] for k in expected} == expected
+    # And the JSON log line keeps them as fields
+    line = json.loads(ScrubbingFormatter().format(first))
+    assert {k: line[k] for k in expected} == expected
+
+
+def test_given_too_few_minutes_for_ma7_then_each_snapshot_logs_it_is_warming_up(
+    pipeline: MarketPipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "flipbot.listener")
+    # Given three minutes of trades: two closes, MA7 needs seven
+    for i in range(3):
+        t = T0 + i * 60_000
+        pipeline.feed(trade(t, f"{100 + i}.00", trade_id=i + 1), t)
+    start = T0 + 2 * 60_000
+    # When the clock polls every second for 15 s
+    for t in range(start, start + 15_000, 1000):
+        pipeline.poll(t)
+    # Then one INFO line a snapshot interval says MA7 is warming up: no error, no direction
+    lines = _ma7_lines(caplog)
+    assert [r.getMessage() for r in lines] == [f"{SYMBOL} last 102.0 MA7 warming up"] * 2
+    assert {r.levelno for r in lines} == {logging.INFO}
+    assert (vars(lines[0])["ma7"], vars(lines[0])["ma7_trend"]) == (None, "WARMING_UP")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # --- execution reports --------------------------------------------------------------------

@@ -335,6 +335,7 @@ def test_given_short_slices_when_compared_then_the_table_is_printed_and_written(
             "--strategy",
             "fixed",
             "ma-cross",
+            "ma-cross-poc",
             "--hours",
             "2",
             "--jobs",
@@ -345,8 +346,14 @@ def test_given_short_slices_when_compared_then_the_table_is_printed_and_written(
     )
     stdout = capsys.readouterr().out
     assert code == 0, stdout
-    rows = _check_compare(tmp_path, stdout, 2, ["fixed", "ma-cross"])
+    rows = _check_compare(tmp_path, stdout, 2, ["fixed", "ma-cross", "ma-cross-poc"])
     assert {r["dataset"] for r in rows} == {"bundled seed 7, 2h", "BTCBUSD_1m_2022-12-13_lean, 2h"}
+    # the preset's row ran ma-cross on its own capital; the others on the command line's
+    poc = json.loads((tmp_path / "bundled_seed_7_2h" / "ma-cross-poc" / "report.json").read_text())
+    plain = json.loads((tmp_path / "bundled_seed_7_2h" / "ma-cross" / "report.json").read_text())
+    assert (poc["decided_by"], poc["initial_equity_usdc"]) == ("ma-cross", "500.00000000")
+    assert plain["initial_equity_usdc"] == "100.00000000"
+    assert "ma-cross-poc: MA(9/21) on 5 m candles" in (tmp_path / "compare.md").read_text()
     assert "cycles" in rows[0]
     assert "max drawdown %" in rows[0]
 
@@ -373,6 +380,7 @@ def test_given_the_bundled_sample_and_both_real_kline_files_when_compared_then_a
             *files,
             "--strategy",
             *STRATEGIES,
+            "ma-cross-poc",
             "--jobs",
             "2",
             "--out",
@@ -382,7 +390,7 @@ def test_given_the_bundled_sample_and_both_real_kline_files_when_compared_then_a
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     # every strategy completed every dataset with its invariants (checked per row)
-    rows = _check_compare(tmp_path, stdout, 3, STRATEGIES)
+    rows = _check_compare(tmp_path, stdout, 3, [*STRATEGIES, "ma-cross-poc"])
     for row in rows:
         if "bundled" in row["dataset"] and row["strategy"] != "buy-and-hold":
             assert int(row["cycles"]) >= 1, row

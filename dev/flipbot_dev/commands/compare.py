@@ -25,9 +25,10 @@ from typing import Any
 
 from flipbot_dev.commands._table import csv_table, markdown_table, text_table
 from flipbot_dev.commands._template import add_template_argument, checked_template
+from flipbot_dev.commands.presets import PRESETS, Setup, setup
 
 BUNDLED = "bundled"
-DEFAULT_STRATEGIES = ("offline", "fixed", "adaptive", "ma-cross")
+DEFAULT_STRATEGIES = ("offline", "fixed", "adaptive", "ma-cross", "ma-cross-poc")
 HEADERS = [
     "dataset",
     "strategy",
@@ -76,6 +77,8 @@ class Job:
     template: Path
     balance: str = "100"
     parameters: tuple[tuple[str, str], ...] = ()
+    #: the row's name: the strategy's, or the preset's that set it up
+    name: str = ""
 
 
 def register(sub: Any) -> None:
@@ -95,8 +98,10 @@ def register(sub: Any) -> None:
         nargs="+",
         default=list(DEFAULT_STRATEGIES),
         metavar="S",
-        help=f"decision makers (default: {' '.join(DEFAULT_STRATEGIES)}; "
-        "'ai' is the offline strategy without an AI key)",
+        help=f"decision makers or presets (default: {' '.join(DEFAULT_STRATEGIES)}; "
+        "'ai' is the offline strategy without an AI key; a preset runs its strategy with "
+        "its balance and parameters, under --balance, --quote-per-cycle and --param "
+        "when given)",
     )
     parser.add_argument(
         "--hours",
@@ -107,9 +112,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--out", default="out/compare", help="output directory")
     add_template_argument(parser)
     parser.add_argument(
-        "--balance", default="100", type=_balance, help="initial quote balance (default 100)"
+        "--balance", type=_balance, help="initial quote balance (default 100, or the preset's)"
     )
-    parser.add_argument("--quote-per-cycle", default="10", help="quote spent per cycle")
+    parser.add_argument(
+        "--quote-per-cycle", help="quote spent per cycle (default 10, or the preset's)"
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -161,7 +168,7 @@ def run_job(job: Job) -> dict[str, Any]:
     report = run_replay(config, out=io.StringIO())
     return {
         "dataset": job.dataset.label,
-        "strategy": job.strategy,
+        "strategy": job.name or job.strategy,
         "seconds": round(time.monotonic() - started, 1),
         "report": {k: v for k, v in report.items() if k not in ("fill_log", "_trades")},
     }
@@ -251,29 +258,27 @@ def _progress(result: dict[str, Any], out: Any) -> None:
     )
 
 
-def _parameters(args: argparse.Namespace) -> dict[str, str]:
-    return template_parameters(args.param, QuotePerCycle=args.quote_per_cycle)
-
-
-def template_parameters(items: list[str], **defaults: str) -> dict[str, str]:
-    """``--param KEY=VALUE`` options over ``defaults``; ``ValueError`` names a bad item."""
-    params = dict(defaults)
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
-        params[key] = value
-    return params
+def _setup(name: str, args: argparse.Namespace) -> Setup:
+    """The run of the row called ``name`` (a strategy, or a preset under the command
+    line's ``--balance``, ``--quote-per-cycle`` and ``--param``)."""
+    chosen = PRESETS.get(name)
+    return setup(
+        chosen,
+        strategy=None if chosen else name,
+        balance=None if args.balance is None else Decimal(args.balance),
+        quote_per_cycle=args.quote_per_cycle,
+        params=args.param,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from flipbot.app.lab import STRATEGIES
 
-    unknown = [s for s in args.strategy if s not in STRATEGIES]
+    unknown = [s for s in args.strategy if s not in STRATEGIES and s not in PRESETS]
     if unknown:
         print(
             f"flipbot compare: unknown strategy {', '.join(unknown)}; choose from "
-            f"{', '.join(STRATEGIES)}",
+            f"{', '.join([*STRATEGIES, *sorted(PRESETS)])}",
             file=sys.stderr,
         )
         return 2
@@ -282,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"flipbot compare: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        parameters = _parameters(args)
+        parameters = setup(None, quote_per_cycle=args.quote_per_cycle, params=args.param).parameters
+        setups = {s: _setup(s, args) for s in args.strategy}
     except ValueError as exc:
         print(f"flipbot compare: {exc}", file=sys.stderr)
         return 2
@@ -292,7 +298,15 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     datasets = [Dataset(d, args.hours, args.seed) for d in args.data]
     jobs = [
-        Job(d, s, out_dir / d.slug / s, template, args.balance, tuple(sorted(parameters.items())))
+        Job(
+            d,
+            setups[s].strategy,
+            out_dir / d.slug / s,
+            template,
+            str(setups[s].balance),
+            tuple(sorted(setups[s].parameters.items())),
+            name=s,
+        )
         for d in datasets
         for s in args.strategy
     ]
@@ -302,9 +316,16 @@ def run(args: argparse.Namespace) -> int:
     )
     results = compare(jobs, args.jobs)
     rows = table_rows(results, [d.label for d in datasets])
+    presets = [
+        f"{name}: {PRESETS[name].summary}, balance {setups[name].balance}, "
+        + ", ".join(f"{k}={v}" for k, v in sorted(setups[name].parameters.items()))
+        for name in args.strategy
+        if name in PRESETS
+    ]
     note = (
-        f"Initial balance {args.balance}; template parameters "
+        f"Initial balance {args.balance or '100'}; template parameters "
         + ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+        + (" (presets: " + "; ".join(presets) + ")" if presets else "")
         + ". Net P&L after fees and AI cost (quote); return % on the whole balance, "
         "marked to the last price; fill time from placing an order to its last fill."
     )

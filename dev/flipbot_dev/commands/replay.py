@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flipbot_dev.commands._template import add_template_argument, checked_template
+from flipbot_dev.commands.presets import PRESETS, setup
 
 
 def register(sub: Any) -> None:
@@ -43,9 +44,15 @@ def register(sub: Any) -> None:
     )
     replay.add_argument(
         "--strategy",
-        default="offline",
         choices=["ai", "offline", "fixed", "adaptive", "ma-cross"],
-        help="decision maker when no AI key is configured",
+        help="decision maker when no AI key is configured (default offline)",
+    )
+    replay.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a named set-up: its strategy, balance and template parameters "
+        "(flags and --param given here win); "
+        + "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()),
     )
     replay.add_argument(
         "--ai",
@@ -56,12 +63,11 @@ def register(sub: Any) -> None:
     )
     replay.add_argument(
         "--balance",
-        default=Decimal(100),
         type=quote_amount,
-        help="initial quote balance (default 100)",
+        help="initial quote balance (default 100, or the preset's)",
     )
     replay.add_argument(
-        "--quote-per-cycle", default="10", help="quote spent per cycle (default 10)"
+        "--quote-per-cycle", help="quote spent per cycle (default 10, or the preset's)"
     )
     replay.add_argument(
         "--max-cycles", type=int, default=0, help="stop after N cycles (0: no limit)"
@@ -85,8 +91,9 @@ def register(sub: Any) -> None:
 
 
 def decider_name(args: argparse.Namespace) -> str:
-    """``--ai`` when given, else ``--strategy``; ``openai`` without a key says it is offline."""
-    name: str = args.ai or args.strategy
+    """``--ai`` when given, else ``--strategy`` (``offline`` when neither); ``openai``
+    without a key says it is offline."""
+    name: str = args.ai or args.strategy or "offline"
     if name == "openai":
         import os
 
@@ -110,13 +117,22 @@ def quote_amount(raw: str) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flipbot_dev.commands.compare import template_parameters
-
+    chosen = PRESETS[args.preset] if args.preset else None
     try:
-        args.parameters = template_parameters(args.param, QuotePerCycle=args.quote_per_cycle)
+        run_setup = setup(
+            chosen,
+            strategy=args.strategy,
+            balance=args.balance,
+            quote_per_cycle=args.quote_per_cycle,
+            params=args.param,
+        )
     except ValueError as exc:
         print(f"flipbot replay: {exc}", file=sys.stderr)
         return 2
+    args.strategy, args.balance = run_setup.strategy, run_setup.balance
+    args.parameters = run_setup.parameters
+    if chosen is not None:
+        print(f"flipbot replay: preset {chosen.name}: {chosen.summary}")
     template = checked_template(args.template, "replay")
     if template is None:
         return 2

@@ -258,10 +258,11 @@ def _progress(result: dict[str, Any], out: Any) -> None:
     )
 
 
-def _setup(name: str, args: argparse.Namespace) -> Setup:
+def _setup(name: str | None, args: argparse.Namespace) -> Setup:
     """The run of the row called ``name`` (a strategy, or a preset under the command
-    line's ``--balance``, ``--quote-per-cycle`` and ``--param``)."""
-    chosen = PRESETS.get(name)
+    line's ``--balance``, ``--quote-per-cycle`` and ``--param``); ``None``: the command
+    line's own set-up, without a strategy of its own."""
+    chosen = PRESETS.get(name) if name else None
     return setup(
         chosen,
         strategy=None if chosen else name,
@@ -287,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"flipbot compare: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        parameters = setup(None, quote_per_cycle=args.quote_per_cycle, params=args.param).parameters
+        plain = _setup(None, args)
         setups = {s: _setup(s, args) for s in args.strategy}
     except ValueError as exc:
         print(f"flipbot compare: {exc}", file=sys.stderr)
@@ -323,8 +324,8 @@ def run(args: argparse.Namespace) -> int:
         if name in PRESETS
     ]
     note = (
-        f"Initial balance {args.balance or '100'}; template parameters "
-        + ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+        f"Initial balance {plain.balance}; template parameters "
+        + ", ".join(f"{k}={v}" for k, v in sorted(plain.parameters.items()))
         + (" (presets: " + "; ".join(presets) + ")" if presets else "")
         + ". Net P&L after fees and AI cost (quote); return % on the whole balance, "
         "marked to the last price; fill time from placing an order to its last fill."

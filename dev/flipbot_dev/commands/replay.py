@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flipbot_dev.commands._template import add_template_argument, checked_template
-from flipbot_dev.commands.presets import PRESETS, setup
+from flipbot_dev.commands.presets import PRESETS, preset, setup
 
 
 def register(sub: Any) -> None:
@@ -117,7 +117,7 @@ def quote_amount(raw: str) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
-    chosen = PRESETS[args.preset] if args.preset else None
+    chosen = preset(args.preset) if args.preset else None
     try:
         run_setup = setup(
             chosen,

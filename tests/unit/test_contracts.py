@@ -270,23 +270,107 @@ def test_every_path_elsewhere_names_a_field_of_the_cycle_document() -> None:
     assert checked > 10
 
 
-def test_the_next_cycle_starts_with_an_input_the_cycle_input_model_takes() -> None:
-    (start,) = [
-        s for _, s in _states() if s.get("Resource") == "arn:aws:states:::states:startExecution"
-    ]
-    assert resolve(c.CycleDocument, start["Parameters"]["Name.$"]) is str
-    given = start["Parameters"]["Input"]
-    sample = {}
-    for key, value in given.items():
-        name = key.removesuffix(".$")
-        _field(c.CycleInput, name)
+#: a document as a waiting cycle holds it, and the context object's fields the definition reads
+WAITING = {
+    "cycle_id": "c000002",
+    "attempt": 3,
+    "sell_attempt": 2,
+    "lineage": {"name": "c000002-recovered-1700000000000", "generation": 4},
+    "turns": {"n": 300},
+    "sell_decision": {
+        "action": "PLACE",
+        "price": "10.1",
+        "quantity": "1",
+        "wait_seconds": 60,
+        "timeout_seconds": 3600,
+        "consultation_id": "c000002-SELL-2",
+        "confidence": 0.9,
+        "reason": "r",
+        "heartbeat_seconds": 900,
+        "guard": "",
+    },
+}
+CONTEXT = {
+    "$$.Execution.Id": "arn:aws:states:us-east-1:123456789012:execution:cycle:c000002",
+    "$$.Execution.Name": "c000002",
+    "$$.StateMachine.Id": "arn:aws:states:us-east-1:123456789012:stateMachine:cycle",
+}
+
+
+def _evaluate(expression: str, document: dict[str, Any]) -> Any:
+    """A ``.$`` value: a path, a context field, or States.MathAdd / States.Format of them."""
+    expression = expression.strip()
+    if expression in CONTEXT:
+        return CONTEXT[expression]
+    if expression.startswith("$."):
+        value: Any = document
+        for part in expression[2:].split("."):
+            value = value[part]
+        return value
+    if expression.startswith("'"):
+        return expression.strip("'")
+    if expression.lstrip("-").isdigit():
+        return int(expression)
+    call = re.fullmatch(r"(States\.\w+)\((.*)\)", expression)
+    assert call, expression
+    args, depth, current = [], 0, ""
+    for char in call.group(2):
+        if char == "," and depth == 0:
+            args.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    values = [_evaluate(a, document) for a in [*args, current]]
+    if call.group(1) == "States.MathAdd":
+        return values[0] + values[1]
+    assert call.group(1) == "States.Format", expression
+    return values[0].replace("{}", "%s") % tuple(values[1:])
+
+
+def _build(parameters: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    built = {}
+    for key, value in parameters.items():
         if key.endswith(".$"):
-            for path in _paths(value):
-                resolve(c.CycleDocument, path)
-            sample[name] = "c000002" if name == "cycle_id" else "arn:execution"
+            built[key.removesuffix(".$")] = _evaluate(value, document)
+        elif isinstance(value, dict):
+            built[key] = _build(value, document)
         else:
-            sample[name] = value
-    assert c.CycleInput.model_validate(sample).sell_attempt == 1
+            built[key] = value
+    return built
+
+
+STARTS = [
+    (name, state)
+    for name, state in _states()
+    if state.get("Resource") == "arn:aws:states:::states:startExecution"
+]
+
+
+@pytest.mark.parametrize(("name", "state"), STARTS, ids=[n for n, _ in STARTS])
+def test_each_execution_started_takes_an_input_the_cycle_input_model_takes(
+    name: str, state: dict[str, Any]
+) -> None:
+    document = {**WAITING, "record": {"next_cycle_id": "c000003", "continue": True}}
+    c.CycleDocument.model_validate(document)
+    started = _build(state["Parameters"], document)
+    cycle_input = c.CycleInput.model_validate(started["Input"])
+    # Step Functions' rule for an execution name: 1..80 letters, digits, '-' and '_'
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", started["Name"]), started["Name"]
+    assert started["Name"].split("-", 1)[0] == cycle_input.cycle_id
+    if name == "StartNextCycle":
+        assert (cycle_input.cycle_id, cycle_input.attempt, cycle_input.lineage) == (
+            "c000003",
+            1,
+            None,
+        )
+    else:  # a continuation: the same cycle, where it stood, one generation on
+        assert started["Name"] == "c000002-recovered-1700000000000-continued-5"
+        assert cycle_input.cycle_id == "c000002"
+        assert (cycle_input.attempt, cycle_input.sell_attempt) == (3, 2)
+        assert cycle_input.lineage == c.Lineage(
+            name="c000002-recovered-1700000000000", generation=5
+        )
 
 
 def _subclasses(cls: type[errors.FlipbotError]) -> set[type[errors.FlipbotError]]:

@@ -237,9 +237,25 @@ class TaskError(_Kept):
     Cause: str = ""
 
 
+class Lineage(_Kept):
+    """``$.lineage``: the execution a cycle's long wait began in (``name``) and how many
+    executions have continued it since (``generation``). A continuation is named
+    ``<name>-continued-<generation>``."""
+
+    name: str = Field(min_length=1, max_length=80)
+    generation: int = Field(ge=0)
+
+
+class TurnCount(_Kept):
+    """``$.turns``: the wait-loop turns this execution has taken."""
+
+    n: int = Field(ge=0)
+
+
 class CycleInput(_Kept):
-    """An execution's input: the first cycle's, the next cycle's, or a recovered one's
-    (which resumes at a Place state with the resting order as its decision)."""
+    """An execution's input: the first cycle's, the next cycle's, a recovered one's
+    (which resumes at a Place state with the resting order as its decision), or one that
+    continues a long wait (which carries its ``lineage``)."""
 
     cycle_id: str = Field(pattern=CYCLE_ID)
     attempt: int = Field(ge=1)
@@ -248,12 +264,14 @@ class CycleInput(_Kept):
     buy_decision: DecisionKept | None = None
     sell_decision: DecisionKept | None = None
     started_by: str | None = Field(default=None, alias="AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
+    lineage: Lineage | None = None
 
 
 class CycleDocument(CycleInput):
     """The execution's state document: the input plus what each task keeps at its
     ``ResultPath``. Every ``$.`` path of the definition reads or writes a field of it."""
 
+    turns: TurnCount | None = None
     buy_fill: FillSummary | None = None
     buy_cancel: CancelKept | None = None
     sell_fill: FillSummary | None = None

@@ -130,8 +130,9 @@ def reconcile_on_schedule(services: Services) -> dict[str, Any]:
 
 def stop_extra_executions(services: Services) -> list[str]:
     """One execution per cycle: when several run for one cycle, the one the bot started
-    (named the cycle id, or by a recovery ``<cycle>-recovered-<ms>``, the latest of them)
-    goes on and the others are stopped. They could not trade twice (a cycle's client order
+    (named the cycle id, or by a recovery ``<cycle>-recovered-<ms>``, the latest of them;
+    a long wait's ``<that name>-continued-<n>``, the latest generation) goes on and the
+    others are stopped. They could not trade twice (a cycle's client order
     ids are the same in every execution, and the exchange answers a second placement with
     the first order), but two waits on one order take its task token from each other."""
     by_cycle: dict[str, list[tuple[str, str]]] = {}
@@ -149,12 +150,17 @@ def stop_extra_executions(services: Services) -> list[str]:
     return stopped
 
 
-def _bot_started_rank(cycle_id: str, name: str) -> tuple[int, int, str]:
-    """Higher for the execution the bot itself would have started for ``cycle_id``."""
+def _bot_started_rank(cycle_id: str, name: str) -> tuple[int, int, int, str]:
+    """Higher for the execution the bot itself would have started for ``cycle_id``; a
+    continuation of a long wait (``<root>-continued-<n>``) ranks as its root, then by n."""
+    root, marker, generation = name.rpartition("-continued-")
+    if marker and generation.isdigit():
+        kind, started, _, _ = _bot_started_rank(cycle_id, root)
+        return (kind, started, int(generation), name)
     recovered = f"{cycle_id}-recovered-"
     if name.startswith(recovered) and name[len(recovered) :].isdigit():
-        return (2, int(name[len(recovered) :]), name)
-    return (1 if name == cycle_id else 0, 0, name)
+        return (2, int(name[len(recovered) :]), 0, name)
+    return (1 if name == cycle_id else 0, 0, 0, name)
 
 
 def halt_orphaned_cycles(services: Services) -> list[str]:
@@ -201,7 +207,7 @@ def _halt(services: Services, cycle: Cycle, reason: str, now: int) -> Cycle:
 
 def cycle_of_execution(name: str) -> str:
     """The cycle an execution runs: its name is the cycle id, or starts with it and a dash
-    (``c000004-recovered-...``)."""
+    (``c000004-recovered-...``, ``c000004-continued-2``)."""
     return name.split("-", 1)[0]
 
 

@@ -125,6 +125,31 @@ def test_given_two_executions_of_one_cycle_then_the_one_started_by_hand_is_stopp
     assert [c[:2] for c in bot.workflow.calls if c[0] == "stop"] == [("stop", "arn:by-hand")]
 
 
+@pytest.mark.parametrize(
+    ("running", "kept"),
+    [
+        ([CYCLE, f"{CYCLE}-continued-1"], f"{CYCLE}-continued-1"),
+        ([f"{CYCLE}-continued-2", f"{CYCLE}-continued-10"], f"{CYCLE}-continued-10"),
+        (
+            [f"{CYCLE}-by-hand", f"{CYCLE}-recovered-5-continued-1"],
+            f"{CYCLE}-recovered-5-continued-1",
+        ),
+        ([f"{CYCLE}-recovered-9", f"{CYCLE}-recovered-5-continued-3"], f"{CYCLE}-recovered-9"),
+    ],
+)
+def test_given_a_long_wait_continued_then_its_latest_continuation_is_the_one_kept(
+    bot: Bot, running: list[str], kept: str
+) -> None:
+    # Given: a long wait went on in a new execution (named after the one it continues)
+    _selling(bot)
+    bot.workflow.running = [(name, f"arn:{name}") for name in running]
+    # When: reconcile finds two executions of the cycle
+    result = reconcile_on_schedule(bot)
+    # Then: the bot's latest goes on, the other is stopped; nothing is halted
+    assert result["stopped_executions"] == [n for n in running if n != kept]
+    assert result["halted"] == []
+
+
 def _withdrawn(bot: Bot) -> None:
     """The sell is canceled in the app and every TRUMP withdrawn from the account."""
     bot.paper.cancel_order("TRUMPUSDC", orig_client_order_id=f"fb-{CYCLE}-S1")

@@ -33,7 +33,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 f"ConsultRequest: purpose='check' is for the SELL leg, not {request.leg}"
             )
         checked = SellCheckResult.model_validate(
-            check_resting_sell(container(context), request.cycle_id, request.attempt)
+            check_resting_sell(
+                container(context), request.cycle_id, request.attempt, request.reprice_seconds
+            )
         ).dump()
         metrics.add_metric("SellChecks", MetricUnit.Count, 1)
         logger.info("resting sell checked", extra=checked)

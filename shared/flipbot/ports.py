@@ -58,7 +58,12 @@ class ExchangePort(Protocol):
 
 
 class DecisionMaker(Protocol):
-    """Answers 'at what price, how sure?' for one leg. AI and offline strategies alike."""
+    """Answers 'at what price, how sure?' for one leg. AI and offline strategies alike.
+
+    A decision maker whose ``reprices_sells`` attribute is false (one whose sells follow
+    its own exit rules) takes no part in the sell leg's target-first re-pricing; without
+    the attribute it does.
+    """
 
     name: str
 

@@ -23,7 +23,14 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
@@ -68,6 +75,12 @@ class Settings(BaseModel):
     strategy: str = "ai"
     stop_loss: Decimal | None = Field(default=None, gt=0, lt=1)
     sell_recheck_seconds: int = Field(default=300, ge=10)
+    #: a sell aims at the target profit first, then is re-priced this many times toward
+    #: the floor, each after the decision's timeout bounded to [min, max] seconds; 0: a
+    #: sell rests where it was placed until it fills (see :attr:`reprice`)
+    sell_reprice_steps: int = Field(default=3, ge=0, le=20)
+    sell_reprice_min_seconds: int = Field(default=300, ge=60)
+    sell_reprice_max_seconds: int = Field(default=3600, ge=60)
     tables: Tables
     event_bus_name: str = ""
     binance_secret_arn: str = ""
@@ -120,6 +133,20 @@ class Settings(BaseModel):
         without a stop-loss, :data:`NO_SELL_TIMEOUT` (it rests until it fills)."""
         return self.sell_recheck_seconds if self.stop_loss is not None else NO_SELL_TIMEOUT
 
+    @model_validator(mode="after")
+    def _reprice_bounds(self) -> Settings:
+        if self.sell_reprice_min_seconds > self.sell_reprice_max_seconds:
+            raise ValueError(
+                f"SELL_REPRICE_MIN_SECONDS={self.sell_reprice_min_seconds} is above "
+                f"SELL_REPRICE_MAX_SECONDS={self.sell_reprice_max_seconds}"
+            )
+        return self
+
+    def reprice_seconds(self, asked_seconds: int) -> int:
+        """How long a sell rests before it is re-priced: the decision's ``timeout_seconds``
+        bounded to [SELL_REPRICE_MIN_SECONDS, SELL_REPRICE_MAX_SECONDS]."""
+        return min(max(asked_seconds, self.sell_reprice_min_seconds), self.sell_reprice_max_seconds)
+
     #: variables this model cannot do without, beyond the symbol and the tables
     requires: ClassVar[tuple[str, ...]] = ()
 
@@ -159,6 +186,9 @@ class Settings(BaseModel):
             "strategy": env.get("STRATEGY", "ai") or "ai",
             "stop_loss": _stop_loss(env),
             "sell_recheck_seconds": env.get("SELL_RECHECK_SECONDS", "300") or "300",
+            "sell_reprice_steps": env.get("SELL_REPRICE_STEPS", "3") or "3",
+            "sell_reprice_min_seconds": env.get("SELL_REPRICE_MIN_SECONDS", "300") or "300",
+            "sell_reprice_max_seconds": env.get("SELL_REPRICE_MAX_SECONDS", "3600") or "3600",
             "tables": {key: env[var] for key, var in _TABLE_VARS.items()},
             "event_bus_name": env.get("EVENT_BUS_NAME", ""),
             "binance_secret_arn": env.get("BINANCE_SECRET_ARN", ""),
@@ -270,6 +300,9 @@ _ENV_NAME = {
     "max_cycles": "MAX_CYCLES",
     "stop_loss": "STOP_LOSS",
     "sell_recheck_seconds": "SELL_RECHECK_SECONDS",
+    "sell_reprice_steps": "SELL_REPRICE_STEPS",
+    "sell_reprice_min_seconds": "SELL_REPRICE_MIN_SECONDS",
+    "sell_reprice_max_seconds": "SELL_REPRICE_MAX_SECONDS",
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
     "fear_greed_url": "FEAR_GREED_URL",
@@ -286,6 +319,8 @@ _UNQUOTED = frozenset({"fear_greed_url", "news_sentiment_url"})
 
 
 def _problem(error: Any) -> str:
+    if not error["loc"]:  # a rule between settings: its message names them
+        return str(error["msg"]).removeprefix("Value error, ")
     field = str(error["loc"][0])
     shown = "(not shown)" if field in _UNQUOTED else repr(error.get("input"))
     return f"{_ENV_NAME.get(field, field)}={shown}: {error['msg']}"

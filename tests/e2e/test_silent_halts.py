@@ -4,22 +4,25 @@ account and a second execution of one cycle, each in a short replay of the sampl
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flipbot_dev.replay.sample import generate_sample
 from flipbot_dev.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.twin.tables_dump import load_tables
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
-def _replay(hours: float, minutes: int, action: str) -> dict[str, Any]:
+def _replay(hours: float, minutes: int, action: str, out: Path | None = None) -> dict[str, Any]:
     config = ReplayConfig(
         template=TEMPLATE,
         data=generate_sample(seed=7, hours=hours),
         symbol="TRUMPUSDC",
         progress=False,
         interventions=((minutes, action),),
+        out_dir=out,
     )
     return run_replay(config, out=io.StringIO())
 
@@ -44,9 +47,11 @@ def test_given_an_execution_stopped_by_hand_mid_sell_then_the_cycle_stops_with_a
     _assert_invariants(report)
 
 
-def test_given_the_base_withdrawn_mid_cycle_then_the_cycle_stops_once_and_never_loops() -> None:
+def test_given_the_base_withdrawn_mid_cycle_then_the_cycle_stops_once_and_never_loops(
+    tmp_path: Path,
+) -> None:
     # Given: the resting sell is canceled in the app and every TRUMP withdrawn
-    report = _replay(8, 200, "withdraw_base")
+    report = _replay(8, 200, "withdraw_base", tmp_path)
     # Then: the sell leg finds the position gone once, the cycle stops with the reason
     assert report["errors_caught"] == {"PositionGone": 1}
     assert report["cycles_stopped"] == {
@@ -56,7 +61,19 @@ def test_given_the_base_withdrawn_mid_cycle_then_the_cycle_stops_once_and_never_
     # and the execution ends: no sell is tried again and again for the hours left
     assert report["executions"]["running"] == []
     assert "c000003" in report["executions"]["succeeded"]
-    assert report["orders_placed"] == 6  # three buys, three sells: none after the withdrawal
+    # three buys and their sells (re-priced from the target), none after the withdrawal
+    orders = load_tables(tmp_path / "tables").orders
+    withdrawn_ms = int(
+        datetime.fromisoformat(report["by_hand"][0].split()[0].replace("Z", "+00:00")).timestamp()
+        * 1000
+    )
+    assert len(orders) == report["orders_placed"] > 6
+    assert sorted({o.cycle_id for o in orders if o.side == "BUY"}) == [
+        "c000001",
+        "c000002",
+        "c000003",
+    ]
+    assert [o.client_order_id for o in orders if o.created_ms >= withdrawn_ms] == []
     _assert_invariants(report)
 
 

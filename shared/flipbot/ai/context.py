@@ -6,8 +6,10 @@ imbalance, 24 h high/low/volume and where the price sits in that range, volatili
 (per minute and per hour), order flow (taker buy/sell ratio, large trades), fees, and
 the cycle's constraints (minimum confidence, minimum and target profit, quote per
 cycle, price band). On the sell leg it adds the position: entry price, profit floor,
-quantity held, the profit the current price would give (gross and after fees) and the
-momentum (MA7 trend, MA5 against MA20). Unknown values are ``null`` so the model sees
+quantity held, the profit the current price would give (gross and after fees), the
+target price and how much of the target profit the current price gives, which sell
+attempt this is and how many re-pricing steps there are, and the momentum (MA7 trend,
+MA5 against MA20). Unknown values are ``null`` so the model sees
 that they are unknown. Anything the listener puts in ``MarketSnapshot.extra`` (a BTC
 correlation, for instance) is passed on under ``signals.market``.
 
@@ -181,6 +183,13 @@ def build_context(
             "profit_now_after_fees_pct": None
             if gross is None
             else _pct(gross - float(request.fee_rate_round_trip)),
+            "target_price": _s(request.target_price),
+            "profit_now_of_target_pct": None
+            if gross is None or request.target_profit <= 0
+            else _pct((gross - float(request.fee_rate_round_trip)) / float(request.target_profit)),
+            "price_to_target_pct": _pct(_ratio(request.target_price, last)),
+            "sell_attempt": request.sell_attempt,
+            "reprice_steps": request.reprice_steps,
             "momentum": {
                 "ma7_trend": snap.ma7_trend,
                 "ma5_vs_ma20_pct": _pct(_ratio(snap.ma5, snap.ma20)),

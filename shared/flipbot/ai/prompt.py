@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["PROMPT_VERSION", "SYSTEM_PROMPT", "build_messages", "context_from_messages"]
 
-PROMPT_VERSION = "flip-v1"
+PROMPT_VERSION = "flip-v2"
 
 SYSTEM_PROMPT = """\
 You price limit orders for a spot-market flip bot on Binance. Each cycle buys with one \
@@ -26,6 +26,12 @@ Code enforces these limits whatever you answer; an answer that breaks one is rej
 - BUY: the price must be below the best ask (the order must rest on the book) and not \
 lower than the best bid minus price_band (a fraction); quote_per_cycle is the most spent.
 - SELL: the price must be at or above position.floor_price (entry + fees + min_profit).
+
+On the SELL leg, aim for position.target_price (the target profit, within what the book \
+allows) on the first sell (position.sell_attempt 1). A later attempt means the sell before \
+it rested unfilled past its timeout: step toward the floor, about one of \
+position.reprice_steps steps each time. position.profit_now_of_target_pct is how much of \
+the target the current price would give after fees.
 - Any action with confidence below constraints.min_confidence is not acted on.
 
 Answer with the JSON schema only:
@@ -36,7 +42,8 @@ Answer with the JSON schema only:
 - reasoning: one or two short sentences citing the context.
 - buy_strategy.timeout_seconds: how long a buy may rest unfilled before asking again.
 - sell_strategy.suggested_margin: profit over entry plus fees, as a fraction; \
-sell_strategy.timeout_seconds: how long a sell may rest before re-pricing.
+sell_strategy.timeout_seconds: how long a sell may rest before it is re-priced (code \
+bounds it).
 Use only the data in the context; a null value is unknown."""
 
 

@@ -36,6 +36,7 @@ from flipbot.domain.guards import (
     RiskLimits,
     check_buy,
     check_sell,
+    sell_target_price,
     stop_exit_price,
     stop_loss_triggered,
     stop_price,
@@ -46,6 +47,10 @@ from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_
 from flipbot.ports import Services
 
 PROMPT_VERSION = "offline-v1"
+
+#: how much sooner than its timeout a resting sell counts as due for re-pricing: the
+#: order is placed a moment after the wait that times out begins
+REPRICE_SLACK_MS = 30_000
 
 #: the guards that judge the decision maker's answer (what it said, how sure, at what
 #: price); the others (the book, the lot, the notional) judge the market and the position
@@ -201,6 +206,8 @@ def _consult_sell(
             consultation_id,
             f"on_profit: last {snapshot.last_price} below floor {floor}",
         )
+    fee_rate = fees.round_trip()
+    steps = s.sell_reprice_steps if getattr(services.decider, "reprices_sells", True) else 0
     request = _request(
         services,
         Side.SELL,
@@ -209,6 +216,11 @@ def _consult_sell(
         entry_price=cycle.entry_price,
         floor_price=floor,
         quantity=held,
+        target_price=sell_target_price(
+            cycle.entry_price, fee_rate, s.target_profit, floor, book, rules, limits
+        ),
+        sell_attempt=attempt,
+        reprice_steps=steps,
     )
     decision, meta = _decide(services, request)
     verdict: str
@@ -236,14 +248,18 @@ def _consult_sell(
             safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
         )
     _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
+    reprice = 0
+    if steps and attempt <= steps and sell.price > floor:
+        reprice = s.reprice_seconds(decision.timeout_seconds)
     return _place(
         sell.price,
         sell.quantity,
         consultation_id,
         decision,
-        s.sell_timeout_seconds,
+        min(s.sell_timeout_seconds, reprice or s.sell_timeout_seconds),
         s.sell_heartbeat_seconds,
         reason,
+        reprice_seconds=reprice,
     ) | _source(meta)
 
 
@@ -323,20 +339,26 @@ def _stop_loss_exit(
     ) | _source(meta)
 
 
-def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[str, Any]:
+def check_resting_sell(
+    services: Services, cycle_id: str, attempt: int, reprice_seconds: int = 0
+) -> dict[str, Any]:
     """Keep or replace the resting sell of ``attempt``: ``{action: KEEP|REPLACE, reason}``.
 
     ``REPLACE`` when the stop-loss has fired and the resting order is not already a
     stop-loss exit at the front of the asks: a sell at the floor (far above a falling
     market), or an earlier exit the market has since fallen away from. The state machine
-    then cancels it and consults the sell leg again, which places the exit. Everything
-    else (no stop-loss, price above the stop, no market data) keeps the order resting.
+    then cancels it and consults the sell leg again, which places the exit.
+
+    ``REPLACE`` too when the sell is to be re-priced (``reprice_seconds`` > 0, its
+    consultation's answer) and it has rested that long without filling in full: the next
+    consultation (one sell attempt on) aims a step lower, never under the floor.
+    Everything else (no stop-loss nor re-pricing due, no market data) keeps it resting.
     """
     s, repos = services.settings, services.repos
     limits = risk_limits(services)
     keep = {"action": SellCheckAction.KEEP, "reason": "", "timeout_seconds": s.sell_timeout_seconds}
-    if limits.stop_loss is None:
-        return keep | {"reason": "no stop-loss configured"}
+    if limits.stop_loss is None and reprice_seconds <= 0:
+        return keep | {"reason": "no stop-loss configured and no re-pricing due"}
     cycle = repos.cycles.get(cycle_id)
     order = repos.orders.get(
         client_order_id(cycle_id, Side.SELL, attempt, prefix=s.order_id_prefix)
@@ -347,18 +369,28 @@ def check_resting_sell(services: Services, cycle_id: str, attempt: int) -> dict[
     if order.status not in ("NEW", "PARTIALLY_FILLED"):
         return keep | {"reason": f"order is {order.status}: its outcome resumes the cycle"}
     stop = stop_price(cycle.entry_price, limits)
-    if not stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
-        return keep | {"reason": f"last {snapshot.last_price} above the stop {stop}"}
-    book = services.exchange.book_top(s.symbol)
-    exit_price = stop_exit_price(book, services.exchange.symbol_rules(s.symbol))
-    if order.exit_reason == ExitReason.STOP_LOSS and order.price <= exit_price:
-        return keep | {"reason": f"stop-loss exit at {order.price} is at the front of the asks"}
-    return {
-        "action": SellCheckAction.REPLACE,
-        "reason": f"stop-loss: last {snapshot.last_price} <= stop {stop}; "
-        f"resting at {order.price}, exit at {exit_price}",
-        "timeout_seconds": s.sell_timeout_seconds,
-    }
+    if stop_loss_triggered(cycle.entry_price, snapshot.last_price, limits):
+        book = services.exchange.book_top(s.symbol)
+        exit_price = stop_exit_price(book, services.exchange.symbol_rules(s.symbol))
+        if order.exit_reason == ExitReason.STOP_LOSS and order.price <= exit_price:
+            return keep | {"reason": f"stop-loss exit at {order.price} is at the front of the asks"}
+        return {
+            "action": SellCheckAction.REPLACE,
+            "reason": f"stop-loss: last {snapshot.last_price} <= stop {stop}; "
+            f"resting at {order.price}, exit at {exit_price}",
+            "timeout_seconds": s.sell_timeout_seconds,
+        }
+    rested_ms = services.clock.now_ms() - order.created_ms
+    if reprice_seconds > 0 and rested_ms + REPRICE_SLACK_MS >= reprice_seconds * 1000:
+        return {
+            "action": SellCheckAction.REPLACE,
+            "reason": f"re-price: resting at {order.price} for {rested_ms // 1000} s "
+            f"(its timeout {reprice_seconds} s), last {snapshot.last_price}",
+            "timeout_seconds": s.sell_timeout_seconds,
+        }
+    if stop is None:
+        return keep | {"reason": f"re-priced after {reprice_seconds} s of resting"}
+    return keep | {"reason": f"last {snapshot.last_price} above the stop {stop}"}
 
 
 def _source(meta: dict[str, Any]) -> dict[str, Any]:
@@ -470,6 +502,7 @@ def _wait(
         "confidence": decision.confidence if decision else 0.0,
         "reason": reason,
         "guard": guard,
+        "reprice_seconds": 0,
     }
 
 
@@ -481,6 +514,8 @@ def _place(
     timeout_seconds: int,
     heartbeat_seconds: int,
     reason: str = "",
+    *,
+    reprice_seconds: int = 0,
 ) -> dict[str, Any]:
     return {
         "action": ConsultAction.PLACE,
@@ -493,4 +528,5 @@ def _place(
         "confidence": decision.confidence,
         "reason": reason or decision.reasoning[:200],
         "guard": "",
+        "reprice_seconds": reprice_seconds,
     }

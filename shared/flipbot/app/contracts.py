@@ -45,6 +45,8 @@ class ConsultRequest(_Request):
     attempt: int = Field(ge=1)
     #: ``decide`` a leg's next order, or ``check`` whether a resting sell should stay.
     purpose: Literal["decide", "check"] = "decide"
+    #: ``check`` only: the resting sell is re-priced once it has rested this long (0: never)
+    reprice_seconds: int = Field(default=0, ge=0)
 
 
 class PlaceOrderRequest(_Request):
@@ -134,6 +136,8 @@ class DecisionKept(_Kept):
     confidence: float
     reason: str
     guard: str  # the guard that rejected the decision, "" when none did
+    #: a sell: how long it rests before it is re-priced a step lower (0: until it fills)
+    reprice_seconds: int = Field(default=0, ge=0)
 
 
 class ConsultResult(DecisionKept, _Result):

@@ -243,4 +243,5 @@ def _decision(order: OrderRecord, *, timeout: int = 0, heartbeat: int = 0) -> di
         "confidence": 1.0,
         "reason": "resumed from the exchange after recovery",
         "guard": "",
+        "reprice_seconds": 0,
     }

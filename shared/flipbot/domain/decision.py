@@ -47,3 +47,12 @@ class DecisionRequest(BaseModel):
     entry_price: Decimal | None = None  # SELL leg only
     floor_price: Decimal | None = None  # SELL leg only: the lowest acceptable price
     quantity: Decimal | None = None  # SELL leg only: what is held
+    #: SELL leg only: entry x (1 + fees + target_profit), within the floor and what the
+    #: book allows (no higher than the guards let a sell rest): where a sell aims first
+    target_price: Decimal | None = None
+    #: SELL leg only: which sell of the cycle this is (1: the first; each re-pricing or
+    #: refused placement adds one)
+    sell_attempt: int = Field(default=1, ge=1)
+    #: SELL leg only: how many times a sell steps down from the target toward the floor
+    #: (0: the first sell rests until it fills, so it is not put at the target)
+    reprice_steps: int = Field(default=0, ge=0)

@@ -149,6 +149,23 @@ def check_sell(
     return OrderRequest(symbol, Side.SELL, price, quantity, client_order_id)
 
 
+def sell_target_price(
+    entry_price: Decimal,
+    fee_rate_round_trip: Decimal,
+    target_profit: Decimal,
+    floor_price: Decimal,
+    book: BookTop,
+    rules: SymbolRules,
+    limits: RiskLimits,
+) -> Decimal:
+    """Where a sell aims first: ``entry × (1 + fees + target_profit)`` rounded up to the
+    tick, but no higher than :func:`check_sell` lets a sell rest (``mid × (1 +
+    max_price_deviation)``, rounded down) and never under the floor or at the bid."""
+    target = rules.ceil_price(entry_price * (_ONE + fee_rate_round_trip + target_profit))
+    highest = rules.floor_price(book.mid * (_ONE + limits.max_price_deviation))
+    return max(min(target, highest), floor_price, book.bid + rules.tick_size)
+
+
 def stop_loss_triggered(entry_price: Decimal, last_price: Decimal, limits: RiskLimits) -> bool:
     """True when ``last_price <= entry * (1 - stop_loss)``; never without a stop-loss."""
     if limits.stop_loss is None:

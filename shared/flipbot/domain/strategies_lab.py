@@ -34,7 +34,7 @@ from typing import Protocol
 from flipbot.domain.decision import Decision, DecisionRequest, PriceRange
 from flipbot.domain.guards import STRATEGY_STOP_LOSS
 from flipbot.domain.model import MarketSnapshot, Side
-from flipbot.domain.strategy import WAIT_RECHECK_SECONDS, unit_of, wait
+from flipbot.domain.strategy import WAIT_RECHECK_SECONDS, aim_from_target, unit_of, wait
 from flipbot.domain.strategy import round_down as _down
 from flipbot.domain.strategy import round_up as _up
 from flipbot.domain.strategy import sell_floor as _floor_of
@@ -269,7 +269,7 @@ class AdaptiveStrategy:
         floor = _floor_of(request, entry)
         unit = unit_of(snap.book.bid if snap.book else None, entry)
         target = entry * (1 + fees + margin)
-        price = _up(max(floor, target), unit)
+        price, step_note = aim_from_target(request, _up(max(floor, target), unit), unit)
         high = max(price, _up(entry * (1 + fees + max(margin, request.target_profit)), unit))
         return Decision(
             action="SELL",
@@ -280,7 +280,7 @@ class AdaptiveStrategy:
                 f"SELL at {price}: entry {entry} × (1 + fees {fees} + margin {margin}) "
                 f"(volatility {snap.volatility}, imbalance {snap.imbalance}, "
                 f"taker buy/sell {snap.buy_sell_ratio}; minimum {self.min_net_margin} after "
-                f"fees); floor {floor}"
+                f"fees); {step_note + '; ' if step_note else ''}floor {floor}"
             ),
             timeout_seconds=self.timeout(
                 None if snap.volatility is None else float(snap.volatility)
@@ -532,10 +532,13 @@ class MaCrossStrategy:
       or above the floor.
 
     The exit signal is evaluated whenever the SELL leg is consulted (right after the buy
-    fills, and again when a sell is re-consulted); a resting sell is not re-priced by it.
+    fills, and again when a sell is re-consulted); a resting sell is not re-priced by it,
+    nor by the cycle's target-first re-pricing (``reprices_sells`` is false).
     """
 
     name: str = "ma-cross"
+    #: the seed's sells are its take-profit or its exit signal: never stepped down
+    reprices_sells: bool = False
 
     def __init__(
         self,

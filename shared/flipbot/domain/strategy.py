@@ -53,6 +53,19 @@ def wait(snapshot: MarketSnapshot, reason: str, confidence: float = 0.0) -> Deci
     )
 
 
+def aim_from_target(request: DecisionRequest, price: Decimal, unit: Decimal) -> tuple[Decimal, str]:
+    """Where a sell of ``request.sell_attempt`` rests when the strategy alone would ask
+    ``price``: at the target price first, then in ``reprice_steps`` equal steps down to
+    ``price``, and ``price`` from then on. Without re-pricing (or a target price at or
+    under ``price``) it is ``price``. Returns the price and a note for the reasoning."""
+    target, steps = request.target_price, request.reprice_steps
+    if steps <= 0 or target is None or target <= price:
+        return price, ""
+    step = min(request.sell_attempt - 1, steps)
+    aimed = round_up(target - (target - price) * step / steps, unit)
+    return aimed, f"step {step}/{steps} from the target {target} down to {price}"
+
+
 def sell_floor(request: DecisionRequest, entry: Decimal) -> Decimal:
     """The request's floor, or entry × (1 + fees + min_profit) when none is given."""
     if request.floor_price is not None:
@@ -109,6 +122,9 @@ class OfflineStrategy:
     * ``base_price = max(floor_price, entry × (1 + fees + margin))`` rounded up, so it is
       never below the floor (``entry × (1 + fees + min_profit)`` when the request gives
       none); ``price_range`` runs from the floor to ``entry × (1 + fees + target_profit)``;
+    * with re-pricing (``request.reprice_steps`` > 0) the first sell rests at
+      ``request.target_price`` instead, and each re-priced one a step lower, down to that
+      price (:func:`aim_from_target`);
     * without an entry price the answer is ``WAIT`` with confidence 0.
     """
 
@@ -321,11 +337,12 @@ class OfflineStrategy:
         floor = sell_floor(request, entry)
         unit = unit_of(snap.book.bid if snap.book else None, entry)
         target = entry * (1 + fees + margin)
-        price = round_up(max(floor, target), unit)
+        price, step_note = aim_from_target(request, round_up(max(floor, target), unit), unit)
         high = max(price, round_up(entry * (1 + fees + request.target_profit), unit))
         timeout = self._timeout(None if snap.volatility is None else float(snap.volatility))
         reasoning = (
             f"SELL at {price}: entry {entry} × (1 + fees {fees} + {margin_note}); "
+            f"{step_note + '; ' if step_note else ''}"
             f"floor {floor}; confidence {self.sell_confidence:.2f} (the sell is mandatory)"
         )
         return Decision(
@@ -345,7 +362,8 @@ class FixedMarginStrategy:
     * BUY: ``base_price = bid`` with confidence 1.0 (``WAIT`` with confidence 0 when there
       is no book), resting ``timeout_seconds``.
     * SELL: ``base_price = max(floor_price, entry × (1 + fees + min_profit))`` rounded up,
-      confidence 1.0 (``WAIT`` with confidence 0 without an entry price).
+      confidence 1.0 (``WAIT`` with confidence 0 without an entry price); with re-pricing,
+      the target price first and down to that in steps (:func:`aim_from_target`).
     """
 
     name: str = "fixed"
@@ -373,7 +391,7 @@ class FixedMarginStrategy:
         floor = sell_floor(request, entry)
         target = entry * (1 + request.fee_rate_round_trip + request.min_profit)
         unit = unit_of(snap.book.bid if snap.book else None, entry)
-        price = round_up(max(floor, target), unit)
+        price, step_note = aim_from_target(request, round_up(max(floor, target), unit), unit)
         return Decision(
             action="SELL",
             base_price=price,
@@ -381,7 +399,8 @@ class FixedMarginStrategy:
             confidence=1.0,
             reasoning=(
                 f"SELL at {price}: entry {entry} × (1 + fees {request.fee_rate_round_trip} "
-                f"+ min_profit {request.min_profit}); floor {floor}"
+                f"+ min_profit {request.min_profit}); "
+                f"{step_note + '; ' if step_note else ''}floor {floor}"
             ),
             timeout_seconds=self.timeout_seconds,
             suggested_margin=request.min_profit,

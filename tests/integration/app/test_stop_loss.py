@@ -190,7 +190,7 @@ def test_given_no_stop_loss_when_a_resting_sell_is_checked_then_it_is_always_kep
     checked = check_resting_sell(bot, CYCLE, 1)
     assert checked == {
         "action": "KEEP",
-        "reason": "no stop-loss configured",
+        "reason": "no stop-loss configured and no re-pricing due",
         "timeout_seconds": 99_999_999,
     }
 

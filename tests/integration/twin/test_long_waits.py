@@ -70,6 +70,7 @@ class Desk:
             "reason": "waiting" if waiting else "go",
             "heartbeat_seconds": 900,
             "guard": "",
+            "reprice_seconds": 0,
         }
 
     def place(self, event: dict[str, Any], _context: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ class _Primary:
     def decide(self, request: DecisionRequest) -> Decision:
         self.last_call = {
             "decided_by": "ai:test",
-            "prompt_version": "flip-v1",
+            "prompt_version": "flip-v2",
             "tokens_in": 10,
             "tokens_out": 5,
             "cost_usd": Decimal("0.01"),

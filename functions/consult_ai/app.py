@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from flipbot.app.consult import check_resting_sell, consult
 from flipbot.app.contracts import ConsultRequest, ConsultResult, SellCheckResult
 from flipbot.composition import container
+from flipbot.domain.breakers import Breaker
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
 from flipbot.domain.stop_loss import STOP_LOSS_DECIDER
@@ -50,6 +51,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric("GuardRejections", MetricUnit.Count, 1)
     if result.cost_usd is not None:
         metrics.add_metric("AiCostUsd", MetricUnit.Count, float(result.cost_usd))
+    if result.breaker == Breaker.STOP_LOSS_COOLDOWN:
+        # the pause that follows a stop-loss exit: expected, so not an alarm
+        metrics.add_metric("BuyPausedAfterStopLoss", MetricUnit.Count, 1)
+    elif result.breaker:
+        # A circuit breaker paused buying: the CircuitBreaker alarm watches this metric.
+        metrics.add_metric("CircuitBreakerTripped", MetricUnit.Count, 1)
     if result.ai_budget_spent:
         # The daily AI budget is spent: the AiBudgetSpent alarm watches this metric.
         metrics.add_metric("AiBudgetExceeded", MetricUnit.Count, 1)

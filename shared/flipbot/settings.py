@@ -36,6 +36,7 @@ from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
 
 if TYPE_CHECKING:
+    from flipbot.domain.breakers import BreakerLimits
     from flipbot.domain.strategies_lab import SessionLimits
 
 NO_SELL_TIMEOUT = 99_999_999
@@ -81,6 +82,13 @@ class Settings(BaseModel):
     sell_reprice_steps: int = Field(default=3, ge=0, le=20)
     sell_reprice_min_seconds: int = Field(default=300, ge=60)
     sell_reprice_max_seconds: int = Field(default=3600, ge=60)
+    #: circuit breakers (None: off); see flipbot.domain.breakers and :attr:`breaker_limits`
+    breaker_max_volatility: Decimal | None = Field(default=Decimal("0.03"), gt=0)
+    breaker_max_failures: int | None = Field(default=5, ge=1)
+    breaker_cooldown_seconds: int = Field(default=900, ge=60)
+    breaker_daily_loss: Decimal | None = Field(default=None, gt=0)
+    breaker_max_drawdown: Decimal | None = Field(default=None, gt=0)
+    breaker_stop_loss_cooldown_seconds: int | None = Field(default=3600, ge=0)
     tables: Tables
     event_bus_name: str = ""
     binance_secret_arn: str = ""
@@ -146,6 +154,21 @@ class Settings(BaseModel):
         """How long a sell rests before it is re-priced: the decision's ``timeout_seconds``
         bounded to [SELL_REPRICE_MIN_SECONDS, SELL_REPRICE_MAX_SECONDS]."""
         return min(max(asked_seconds, self.sell_reprice_min_seconds), self.sell_reprice_max_seconds)
+
+    @property
+    def breaker_limits(self) -> BreakerLimits:
+        """The circuit breakers' limits (``BREAKER_*``; each ``off`` to disable it)."""
+        from flipbot.domain.breakers import BreakerLimits
+
+        cooldown = self.breaker_stop_loss_cooldown_seconds
+        return BreakerLimits(
+            max_volatility=self.breaker_max_volatility,
+            max_failures=self.breaker_max_failures,
+            cooldown_ms=self.breaker_cooldown_seconds * 1000,
+            daily_loss=self.breaker_daily_loss,
+            max_drawdown=self.breaker_max_drawdown,
+            stop_loss_cooldown_ms=None if cooldown is None else cooldown * 1000,
+        )
 
     #: variables this model cannot do without, beyond the symbol and the tables
     requires: ClassVar[tuple[str, ...]] = ()
@@ -214,6 +237,14 @@ class Settings(BaseModel):
         raw["session_profit_target"] = _session(env, "SESSION_PROFIT_TARGET", quote / 2)
         raw["session_max_loss"] = _session(env, "SESSION_MAX_LOSS", quote / 5)
         raw["session_time_limit_hours"] = _session(env, "SESSION_TIME_LIMIT_HOURS", Decimal(168))
+        raw["breaker_max_volatility"] = _session(env, "BREAKER_MAX_VOLATILITY", Decimal("0.03"))
+        raw["breaker_max_failures"] = _whole_or_off(env, "BREAKER_MAX_FAILURES", 5)
+        raw["breaker_cooldown_seconds"] = env.get("BREAKER_COOLDOWN_SECONDS", "900") or "900"
+        raw["breaker_daily_loss"] = _session(env, "BREAKER_DAILY_LOSS", quote / 2)
+        raw["breaker_max_drawdown"] = _session(env, "BREAKER_MAX_DRAWDOWN", quote)
+        raw["breaker_stop_loss_cooldown_seconds"] = _whole_or_off(
+            env, "BREAKER_STOP_LOSS_COOLDOWN_SECONDS", 3600
+        )
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -311,6 +342,12 @@ _ENV_NAME = {
     "session_profit_target": "SESSION_PROFIT_TARGET",
     "session_max_loss": "SESSION_MAX_LOSS",
     "session_time_limit_hours": "SESSION_TIME_LIMIT_HOURS",
+    "breaker_max_volatility": "BREAKER_MAX_VOLATILITY",
+    "breaker_max_failures": "BREAKER_MAX_FAILURES",
+    "breaker_cooldown_seconds": "BREAKER_COOLDOWN_SECONDS",
+    "breaker_daily_loss": "BREAKER_DAILY_LOSS",
+    "breaker_max_drawdown": "BREAKER_MAX_DRAWDOWN",
+    "breaker_stop_loss_cooldown_seconds": "BREAKER_STOP_LOSS_COOLDOWN_SECONDS",
 }
 
 
@@ -359,6 +396,18 @@ def _session(env: Mapping[str, str], name: str, default: Decimal) -> Decimal | N
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be a positive number or 'off'")
     return value
+
+
+def _whole_or_off(env: Mapping[str, str], name: str, default: int) -> int | None:
+    """A whole number, ``off`` (None) or empty (``default``)."""
+    raw = (env.get(name) or "").strip()
+    if raw.lower() == "off":
+        return None
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name}={raw!r} must be a whole number or 'off'")
+    return int(raw)
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:

@@ -82,6 +82,8 @@ def days() -> dict[str, dict[str, Any]]:
     with pytest.MonkeyPatch.context() as env:
         env.setattr(BinanceRestApp, "location_restricted", True)
         reports["restricted"] = _replay(hours=2)
+    # a stack for which any move of the sample is abnormal volatility
+    reports["breaker"] = _replay(hours=2, parameters={"BreakerMaxVolatility": "0.0001"})
     return reports
 
 
@@ -159,6 +161,17 @@ def test_given_binance_refuses_the_region_then_its_alarm_fires(
     assert list(report["alarms"]["fired"]) == ["RestrictedLocationAlarm"]
     # the cycle stopped in NeedsAttention: ExecutionsFailedAlarm counts it as well
     assert report["executions"]["failed"] == ["c000001: FAILED CycleNeedsAttention"]
+
+
+def test_given_a_circuit_breaker_holding_then_its_alarm_fires_and_nothing_is_bought(
+    days: dict[str, dict[str, Any]],
+) -> None:
+    report = days["breaker"]
+    assert list(report["alarms"]["fired"]) == ["CircuitBreakerAlarm"]
+    assert report["orders_placed"] == 0
+    assert report["decisions_by_source"] == {"circuit-breaker": report["consultations"]}
+    failed = {k: v for k, v in report["invariants"].items() if not v}
+    assert failed == {}
 
 
 def _replay_span(report: dict[str, Any]) -> tuple[int, int]:

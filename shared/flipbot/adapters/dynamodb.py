@@ -449,6 +449,13 @@ class DynamoTrades:
         trades = [trade_from_body(i.body) for i in self._m.query(symbol)]
         return sorted(trades, key=lambda t: (t.closed_ms, t.cycle_id))
 
+    def recent(self, symbol: str, limit: int) -> list[TradeRecord]:
+        """The last ``limit`` cycles of ``symbol`` by cycle id (one query, newest first
+        read), in the order they closed."""
+        items = self._m.query(symbol, scan_index_forward=False, limit=limit)
+        trades = [trade_from_body(i.body) for i in items]
+        return sorted(trades, key=lambda t: (t.closed_ms, t.cycle_id))
+
 
 class DynamoConsultations:
     def __init__(self, model: Any) -> None:

@@ -24,8 +24,10 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
+from flipbot.app.breakers import check_breakers, count_failure
 from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
+from flipbot.domain.breakers import Trip
 from flipbot.domain.cycle import CycleEvent, CycleState, advance
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.entities import ConsultationRecord, Cycle, ExitReason, Verdict, rejected_verdict
@@ -47,6 +49,11 @@ from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_
 from flipbot.ports import Services
 
 PROMPT_VERSION = "offline-v1"
+
+#: who "decided" a buy consultation a circuit breaker paused (no one was asked)
+BREAKER_DECIDER = "circuit-breaker"
+#: the longest a paused buy leg waits before it looks again
+PAUSE_MAX_SECONDS = 3600
 
 #: how much sooner than its timeout a resting sell counts as due for re-pricing: the
 #: order is placed a moment after the wait that times out begins
@@ -97,6 +104,9 @@ def _consult_buy(
     now: int,
 ) -> dict[str, Any]:
     s, exchange = services.settings, services.exchange
+    trip = check_breakers(services, cycle, snapshot, now)
+    if trip is not None:
+        return _paused(services, cycle, trip, snapshot, consultation_id, now)
     rules = exchange.symbol_rules(s.symbol)
     fees = exchange.fee_schedule(s.symbol)
     book = exchange.book_top(s.symbol)
@@ -105,6 +115,9 @@ def _consult_buy(
     decision, meta = _decide(services, _request(services, Side.BUY, snapshot, fees))
     coid = client_order_id(cycle.cycle_id, Side.BUY, attempt, prefix=s.order_id_prefix)
     if decision.action != "BUY":
+        # no answer at all (the decision maker failed, or its fallback is to wait) fails
+        unanswered = bool(meta.get("failed")) or meta.get("decided_by") == "fallback:wait"
+        cycle = count_failure(services, cycle, unanswered, now)
         _audit(
             services,
             cycle,
@@ -129,6 +142,7 @@ def _consult_buy(
             client_order_id=coid,
         )
     except GuardRejected as rejected:
+        cycle = count_failure(services, cycle, True, now)
         _audit(
             services,
             cycle,
@@ -144,6 +158,7 @@ def _consult_buy(
             s.reconsult_seconds, consultation_id, str(rejected), decision, rejected.guard
         )
         return waiting | _source(meta)
+    cycle = count_failure(services, cycle, False, now)
     _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, Verdict.PLACE, "")
     timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
     return _place(
@@ -261,6 +276,45 @@ def _consult_sell(
         reason,
         reprice_seconds=reprice,
     ) | _source(meta)
+
+
+def _paused(
+    services: Services,
+    cycle: Cycle,
+    trip: Trip,
+    snapshot: MarketSnapshot,
+    consultation_id: str,
+    now: int,
+) -> dict[str, Any]:
+    """A circuit breaker holds: no one is asked, the pause is audited (verdict ``PAUSED``,
+    the breaker and until when) and the buy leg waits; at most an hour, so a breaker
+    lifted in the template is seen within the hour."""
+    s = services.settings
+    if trip.until_ms > now:
+        seconds = min(
+            PAUSE_MAX_SECONDS, max(s.reconsult_seconds, -(-(trip.until_ms - now) // 1000))
+        )
+    else:
+        seconds = min(PAUSE_MAX_SECONDS, s.reconsult_seconds * 5)
+    decision = Decision(
+        action="WAIT", base_price=snapshot.last_price, confidence=0.0, reasoning=trip.reason
+    )
+    meta = {"decided_by": BREAKER_DECIDER}
+    extra = {"breaker": str(trip.breaker), "until_ms": str(trip.until_ms)}
+    _audit(
+        services,
+        cycle,
+        Side.BUY,
+        consultation_id,
+        now,
+        decision,
+        meta,
+        Verdict.PAUSED,
+        f"circuit breaker {trip.breaker}: {trip.reason}",
+        extra=extra,
+    )
+    reason = f"circuit breaker {trip.breaker}: {trip.reason}"
+    return _wait(seconds, consultation_id, reason) | _source(meta) | {"breaker": str(trip.breaker)}
 
 
 def _stop_loss_exit(
@@ -434,6 +488,9 @@ def _decide(services: Services, request: DecisionRequest) -> tuple[Decision, dic
             confidence=0.0,
             reasoning=f"decision maker failed: {type(exc).__name__}: {exc}",
         )
+        meta = dict(getattr(decider, "last_call", None) or {})
+        meta.setdefault("decided_by", decider.name)
+        return decision, {**meta, "failed": True}
     meta = dict(getattr(decider, "last_call", None) or {})
     meta.setdefault("decided_by", decider.name)
     return decision, meta

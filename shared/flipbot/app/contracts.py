@@ -150,6 +150,9 @@ class ConsultResult(DecisionKept, _Result):
     #: true when the AI was not asked because its daily budget is spent (the metric the
     #: AiBudgetSpent alarm watches); left out otherwise
     ai_budget_spent: bool = False
+    #: the circuit breaker that paused this buy consultation (the metric the
+    #: CircuitBreaker alarm watches); left out otherwise
+    breaker: str | None = None
 
 
 class SellCheckKept(_Kept):

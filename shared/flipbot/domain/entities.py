@@ -45,6 +45,7 @@ class Verdict(StrEnum):
     PLACE = "PLACE"
     PLACE_STOP_LOSS = "PLACE:STOP_LOSS"  # placed by the stop-loss rule, below the floor
     WAIT = "WAIT"
+    PAUSED = "PAUSED"  # a circuit breaker paused buying: no one was asked
 
 
 REJECTED_PREFIX = "REJECTED:"
@@ -83,6 +84,10 @@ class Cycle(_Record):
     ai_cost_usd: Decimal = ZERO
     closed_ms: int = 0
     repairs: int = 0  # times reconcile put this cycle back on its path
+    #: failed buy consultations in a row (no answer, or an answer the guards refused) and
+    #: when the last was: the circuit breaker's FAILURES count
+    buy_failures: int = 0
+    last_failure_ms: int = 0
     stop_reason: str = ""  # why a STOPPED cycle was stopped
     version: int = 0
 

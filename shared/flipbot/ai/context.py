@@ -9,7 +9,9 @@ cycle, price band). On the sell leg it adds the position: entry price, profit fl
 quantity held, the profit the current price would give (gross and after fees), the
 target price and how much of the target profit the current price gives, which sell
 attempt this is and how many re-pricing steps there are, and the momentum (MA7 trend,
-MA5 against MA20). Unknown values are ``null`` so the model sees
+MA5 against MA20). ``trading_context`` says how the bot's last closed trades went: the
+last one's profit after fees and AI cost, the average time an order took to fill, and
+the share of trades that made money. Unknown values are ``null`` so the model sees
 that they are unknown. Anything the listener puts in ``MarketSnapshot.extra`` (a BTC
 correlation, for instance) is passed on under ``signals.market``.
 
@@ -194,6 +196,14 @@ def build_context(
                 "ma7_trend": snap.ma7_trend,
                 "ma5_vs_ma20_pct": _pct(_ratio(snap.ma5, snap.ma20)),
             },
+        }
+    if request.trading_context is not None:
+        history = request.trading_context
+        context["trading_context"] = {
+            "trades": history.trades,
+            "last_profit": _s(history.last_profit),
+            "avg_fill_time": history.avg_fill_time,
+            "success_rate": history.success_rate,
         }
     outside: dict[str, dict[str, str]] = {}
     if snap.extra:

@@ -1,15 +1,17 @@
 """The circuit breakers at a buy consultation (see :mod:`flipbot.domain.breakers`).
 
 What they read: the market snapshot's volatility, the cycle's own count of failed buy
-consultations in a row, and (when a loss, drawdown or stop-loss breaker is on) the
-symbol's last :data:`TRADES_READ` closed trades in one query. A trade that closed under
+consultations in a row, and the symbol's last :data:`TRADES_READ` closed trades (one
+query, which the buy consultation's trading context shares). A trade that closed under
 its entry price is a stop-loss exit: nothing else sells under the floor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flipbot.domain.breakers import BreakerInputs, ClosedTrade, Trip, tripped
-from flipbot.domain.entities import Cycle
+from flipbot.domain.entities import Cycle, TradeRecord
 from flipbot.domain.model import MarketSnapshot
 from flipbot.ports import Services
 
@@ -20,17 +22,21 @@ TRADES_READ = 200
 
 
 def check_breakers(
-    services: Services, cycle: Cycle, snapshot: MarketSnapshot, now: int
+    services: Services,
+    cycle: Cycle,
+    snapshot: MarketSnapshot,
+    now: int,
+    recent: Sequence[TradeRecord],
 ) -> Trip | None:
-    """The breaker that pauses this buy consultation, or ``None``."""
+    """The breaker that pauses this buy consultation, or ``None``; ``recent`` are the
+    symbol's last :data:`TRADES_READ` closed trades, in the order they closed."""
     limits = services.settings.breaker_limits
     trades: list[ClosedTrade] = []
     last_stop: int | None = None
-    if limits.reads_trades or limits.stop_loss_cooldown_ms is not None:
-        for trade in services.repos.trades.recent(cycle.symbol, TRADES_READ):
-            trades.append(ClosedTrade(trade.closed_ms, trade.realized_pnl - trade.ai_cost_usd))
-            if trade.exit_price < trade.entry_price:
-                last_stop = max(last_stop or 0, trade.closed_ms)
+    for trade in recent:
+        trades.append(ClosedTrade(trade.closed_ms, trade.realized_pnl - trade.ai_cost_usd))
+        if trade.exit_price < trade.entry_price:
+            last_stop = max(last_stop or 0, trade.closed_ms)
     return tripped(
         limits,
         BreakerInputs(

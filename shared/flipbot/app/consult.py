@@ -24,12 +24,17 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.breakers import check_breakers, count_failure
+from flipbot.app.breakers import TRADES_READ, check_breakers, count_failure
 from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
 from flipbot.domain.breakers import Trip
 from flipbot.domain.cycle import CycleEvent, CycleState, advance
-from flipbot.domain.decision import Decision, DecisionRequest
+from flipbot.domain.decision import (
+    TRADING_CONTEXT_TRADES,
+    Decision,
+    DecisionRequest,
+    trading_context,
+)
 from flipbot.domain.entities import ConsultationRecord, Cycle, ExitReason, Verdict, rejected_verdict
 from flipbot.domain.errors import FlipbotError, GuardRejected, PositionGone
 from flipbot.domain.fees import profit_floor
@@ -104,7 +109,8 @@ def _consult_buy(
     now: int,
 ) -> dict[str, Any]:
     s, exchange = services.settings, services.exchange
-    trip = check_breakers(services, cycle, snapshot, now)
+    recent = services.repos.trades.recent(s.symbol, TRADES_READ)
+    trip = check_breakers(services, cycle, snapshot, now, recent)
     if trip is not None:
         return _paused(services, cycle, trip, snapshot, consultation_id, now)
     rules = exchange.symbol_rules(s.symbol)
@@ -112,7 +118,8 @@ def _consult_buy(
     book = exchange.book_top(s.symbol)
     snapshot = _with_book(snapshot, book)
     free_quote = exchange.balances().get(rules.quote_asset)
-    decision, meta = _decide(services, _request(services, Side.BUY, snapshot, fees))
+    request = _request(services, Side.BUY, snapshot, fees, trading_context=trading_context(recent))
+    decision, meta = _decide(services, request)
     coid = client_order_id(cycle.cycle_id, Side.BUY, attempt, prefix=s.order_id_prefix)
     if decision.action != "BUY":
         # no answer at all (the decision maker failed, or its fallback is to wait) fails
@@ -236,6 +243,7 @@ def _consult_sell(
         ),
         sell_attempt=attempt,
         reprice_steps=steps,
+        trading_context=trading_context(repos.trades.recent(s.symbol, TRADING_CONTEXT_TRADES)),
     )
     decision, meta = _decide(services, request)
     verdict: str

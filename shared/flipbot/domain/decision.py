@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flipbot.domain.entities import TradeRecord
 from flipbot.domain.model import MarketSnapshot, Side
 
 
@@ -29,6 +31,42 @@ class Decision(BaseModel):
     reasoning: str = ""
     timeout_seconds: int = Field(default=900, ge=0, description="how long the order may rest")
     suggested_margin: Decimal | None = Field(default=None, description="sell margin over entry")
+
+
+class TradingContext(BaseModel):
+    """How the bot's last closed trades went, for the decision maker."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: how many closed trades these figures cover (the last ones, at most
+    #: :data:`TRADING_CONTEXT_TRADES`)
+    trades: int = Field(ge=0)
+    #: the last trade's realized P&L after fees and AI cost (quote)
+    last_profit: Decimal | None = None
+    #: seconds from placing to filling, buy and sell averaged over the trades
+    avg_fill_time: float | None = None
+    #: the share of the trades that made money after fees and AI cost, 0..1
+    success_rate: float | None = None
+
+
+#: how many of the last closed trades :func:`trading_context` sums up
+TRADING_CONTEXT_TRADES = 20
+
+
+def trading_context(trades: Sequence[TradeRecord]) -> TradingContext:
+    """The :class:`TradingContext` of ``trades`` (in the order they closed): the last
+    :data:`TRADING_CONTEXT_TRADES` of them."""
+    last = list(trades)[-TRADING_CONTEXT_TRADES:]
+    if not last:
+        return TradingContext(trades=0)
+    net = [t.realized_pnl - t.ai_cost_usd for t in last]
+    fills = [t.buy_fill_seconds + t.sell_fill_seconds for t in last]
+    return TradingContext(
+        trades=len(last),
+        last_profit=net[-1],
+        avg_fill_time=round(sum(fills) / (2 * len(fills)), 1),
+        success_rate=round(sum(1 for n in net if n > 0) / len(net), 4),
+    )
 
 
 class DecisionRequest(BaseModel):
@@ -56,3 +94,5 @@ class DecisionRequest(BaseModel):
     #: SELL leg only: how many times a sell steps down from the target toward the floor
     #: (0: the first sell rests until it fills, so it is not put at the target)
     reprice_steps: int = Field(default=0, ge=0)
+    #: how the bot's last closed trades went (None: not looked up)
+    trading_context: TradingContext | None = None

@@ -177,3 +177,21 @@ def test_given_a_breaker_holding_then_a_cycle_that_holds_a_position_still_sells(
     # Then: the sell is placed as usual
     assert decided["action"] == "PLACE"
     assert "breaker" not in decided
+
+
+def test_given_closed_trades_then_each_leg_is_told_how_they_went(bot: Bot) -> None:
+    # Given: the last trade lost 0.20 after a stop-loss, long enough ago for no pause
+    _ready(bot)
+    _trade(bot, "-0.2", bot.clock.now - 7_200_000, exit_price="25.70")
+    _buy_answer(bot)
+    # When: the buy leg is consulted
+    consult(bot, CYCLE, Side.BUY, 1)
+    # Then: the decision maker is told the trades' figures
+    context = bot.decider.requests[0].trading_context
+    assert context is not None
+    assert (context.trades, context.last_profit, context.success_rate) == (
+        1,
+        Decimal("-0.2"),
+        0.0,
+    )
+    assert context.avg_fill_time == 1.0

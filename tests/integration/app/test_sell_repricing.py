@@ -80,6 +80,8 @@ def test_given_a_sell_consultation_then_the_decider_is_told_the_target_and_the_a
     assert request.target_price == TARGET
     assert (request.sell_attempt, request.reprice_steps) == (2, 3)
     assert request.floor_price == FLOOR
+    assert request.trading_context is not None  # no trade closed yet: zero of them
+    assert request.trading_context.trades == 0
 
 
 def test_given_a_target_above_what_the_book_allows_then_it_is_capped_by_the_book(

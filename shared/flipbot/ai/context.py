@@ -2,7 +2,8 @@
 
 :func:`build_context` turns a :class:`~flipbot.domain.decision.DecisionRequest` into a
 JSON-ready dict: price and book, moving averages (MA5/MA7/MA20) and VWAP, order-book
-imbalance, 24 h high/low/volume and where the price sits in that range, volatility
+imbalance, 24 h high/low/volume and where the price sits in that range, the last
+minute's price and volume change against the minute before (percent), volatility
 (per minute and per hour), order flow (taker buy/sell ratio, large trades), fees, and
 the cycle's constraints (minimum confidence, minimum and target profit, quote per
 cycle, price band). On the sell leg it adds the position: entry price, profit floor,
@@ -111,6 +112,10 @@ def _pct(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value * 100, 4)
 
 
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _ratio(a: Decimal | None, b: Decimal | None) -> float | None:
     """``a / b - 1`` as a float, or ``None`` when either is unknown or ``b`` is not positive."""
     if a is None or b is None or b <= 0:
@@ -159,6 +164,8 @@ def build_context(
         "low_24h": _s(snap.low_24h),
         "volume_24h": _s(snap.volume_24h),
         "position_in_24h_range_pct": range_position,
+        "price_change_1m": _pct(_float(snap.price_change_1m)),
+        "volume_change_1m": _pct(_float(snap.volume_change_1m)),
     }
     context: dict[str, Any] = {
         "leg": request.leg.value,

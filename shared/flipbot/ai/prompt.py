@@ -44,6 +44,8 @@ Answer with the JSON schema only:
 - sell_strategy.suggested_margin: profit over entry plus fees, as a fraction; \
 sell_strategy.timeout_seconds: how long a sell may rest before it is re-priced (code \
 bounds it).
+market.price_change_1m and market.volume_change_1m are the last closed minute against the \
+one before, in percent.
 trading_context tells how the bot's last closed trades went: last_profit (quote, after \
 fees and AI cost), avg_fill_time (seconds an order took to fill), success_rate (0..1).
 Use only the data in the context; a null value is unknown."""

@@ -292,6 +292,9 @@ class MarketIndicators:
         self._gap_fill = max(20, volatility_window + 1)  # closes that change any state
         self._minute = -1
         self._close = 0.0
+        self._minute_volume = 0.0
+        #: the last two closed minutes' (close, volume), oldest first
+        self._closed: deque[tuple[float, float]] = deque(maxlen=2)
         self._last_time = -1
         self._last_price: float | Decimal | None = None
         self._book: tuple[float | Decimal, float | Decimal, float | Decimal, float | Decimal]
@@ -313,6 +316,8 @@ class MarketIndicators:
             self._close_minutes(minute)
         if time_ms >= self._last_time:
             self._last_time, self._last_price, self._close = time_ms, price, p
+        if minute == self._minute:
+            self._minute_volume += q
         self.vwap.add(time_ms, p, q)
         self.buy_sell.add(time_ms, q, is_buyer_maker)
         self.large_trades.add(time_ms, p, q)
@@ -359,13 +364,23 @@ class MarketIndicators:
             high_24h=_num(day[0]) if day else None,
             low_24h=_num(day[1]) if day else None,
             volume_24h=_num(day[2]) if day else None,
+            price_change_1m=_num(self._change(0)),
+            volume_change_1m=_num(self._change(1)),
         )
+
+    def _change(self, index: int) -> float | None:
+        """The last closed minute's close (0) or volume (1) against the minute before."""
+        if len(self._closed) < 2 or self._closed[0][index] <= 0:
+            return None
+        return self._closed[1][index] / self._closed[0][index] - 1
 
     def _close_minutes(self, minute: int) -> None:
         if self._minute >= 0:
             closes = min(minute - self._minute, self._gap_fill)
             for _ in range(closes):
                 self._on_close(self._close)
+                self._closed.append((self._close, self._minute_volume))
+                self._minute_volume = 0.0
         self._minute = minute
 
     def _on_close(self, close: float) -> None:

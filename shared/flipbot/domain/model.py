@@ -142,4 +142,8 @@ class MarketSnapshot:
     high_24h: Decimal | None = None
     low_24h: Decimal | None = None
     volume_24h: Decimal | None = None
+    #: the last closed minute against the one before: close / close - 1 and
+    #: volume / volume - 1 (None until two minutes closed, or after a minute without volume)
+    price_change_1m: Decimal | None = None
+    volume_change_1m: Decimal | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -357,3 +357,31 @@ def test_given_real_btcusdt_trades_then_indicators_match_the_reference(shared_da
     bought = math.fsum(q for *_, q, maker in flow if not maker)
     sold = math.fsum(q for *_, q, maker in flow if maker)
     assert float(snap.buy_sell_ratio or 0) == pytest.approx(bought / sold, abs=1e-8)
+
+
+def test_given_two_closed_minutes_then_the_price_and_volume_change_compare_them() -> None:
+    indicators = MarketIndicators("TRUMPUSDC")
+    minute = 60_000
+    # minute 0: 2 traded, closes at 10.00; minute 1: 3 traded, closes at 10.10
+    indicators.on_trade(0, Decimal("9.90"), Decimal("1"), False)
+    indicators.on_trade(30_000, Decimal("10.00"), Decimal("1"), False)
+    before = indicators.snapshot(minute - 1)
+    indicators.on_trade(minute + 5_000, Decimal("10.05"), Decimal("1"), True)
+    indicators.on_trade(minute + 50_000, Decimal("10.10"), Decimal("2"), False)
+    one_closed = indicators.snapshot(2 * minute - 1)
+    indicators.on_trade(2 * minute + 1_000, Decimal("10.20"), Decimal("1"), False)
+    snapshot = indicators.snapshot(2 * minute + 2_000)
+    assert (before.price_change_1m, before.volume_change_1m) == (None, None)
+    assert (one_closed.price_change_1m, one_closed.volume_change_1m) == (None, None)
+    assert snapshot.price_change_1m == Decimal("0.01")  # 10.10 / 10.00 - 1
+    assert snapshot.volume_change_1m == Decimal("0.5")  # 3 / 2 - 1
+
+
+def test_given_a_minute_without_trades_then_its_volume_change_is_unknown() -> None:
+    indicators = MarketIndicators("TRUMPUSDC")
+    indicators.on_trade(0, Decimal("10"), Decimal("1"), False)
+    indicators.on_trade(125_000, Decimal("10"), Decimal("1"), False)  # minute 1 had none
+    indicators.on_trade(185_000, Decimal("10.5"), Decimal("4"), False)
+    snapshot = indicators.snapshot(190_000)
+    assert snapshot.price_change_1m == Decimal("0.0")  # minute 2 closed at 10, as minute 1
+    assert snapshot.volume_change_1m is None  # minute 1 traded nothing

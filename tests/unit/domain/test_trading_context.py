@@ -64,3 +64,26 @@ def test_given_a_trading_context_then_the_prompt_carries_it_under_the_seed_names
         "avg_fill_time": 15.0,
         "success_rate": 1.0,
     }
+
+
+def test_given_the_last_minutes_changes_then_the_prompt_carries_them_in_percent() -> None:
+    snapshot = MarketSnapshot(
+        symbol="TRUMPUSDC",
+        time_ms=0,
+        last_price=Decimal("10"),
+        price_change_1m=Decimal("0.01"),
+        volume_change_1m=Decimal("-0.25"),
+    )
+    request = DecisionRequest(
+        leg=Side.BUY,
+        symbol="TRUMPUSDC",
+        snapshot=snapshot,
+        quote_per_cycle=Decimal("10"),
+        min_confidence=0.8,
+        min_profit=Decimal("0.01"),
+        target_profit=Decimal("0.05"),
+        fee_rate_round_trip=Decimal("0.002"),
+    )
+    market = build_context(request)["market"]
+    assert (market["price_change_1m"], market["volume_change_1m"]) == (1.0, -25.0)
+    assert "trading_context" not in build_context(request)  # not looked up: not told

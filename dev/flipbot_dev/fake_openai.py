@@ -200,6 +200,12 @@ def _sensible_fields(context: Mapping[str, Any] | None) -> dict[str, Any]:
         "reasoning": f"{action.lower()} near the book (fake endpoint)",
         "buy_strategy": {"timeout_seconds": 600},
         "sell_strategy": {"suggested_margin": float(margin), "timeout_seconds": 3600},
+        "market_analysis": {
+            "trend": "SIDEWAYS",
+            "support": float(low),
+            "resistance": float(high),
+            "summary": "the fake endpoint reads no market",
+        },
     }
 
 

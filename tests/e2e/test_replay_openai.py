@@ -24,6 +24,7 @@ import pytest
 from flipbot_dev.fake_openai import FakeOpenAiServer, absurd, alternate, valid
 from flipbot_dev.replay.sample import generate_sample
 from flipbot_dev.twin.runner import ReplayConfig, run_replay
+from flipbot_dev.twin.tables_dump import load_tables
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
@@ -32,7 +33,12 @@ HOURS = 2  # 30 min of warm-up, then three full cycles on the seed-7 sample
 
 
 @pytest.fixture(scope="module")
-def replay_with_absurd_half() -> Iterator[tuple[dict[str, Any], FakeOpenAiServer]]:
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("replay-openai")
+
+
+@pytest.fixture(scope="module")
+def replay_with_absurd_half(out: Path) -> Iterator[tuple[dict[str, Any], FakeOpenAiServer]]:
     with (
         FakeOpenAiServer(alternate(valid(), absurd()), api_key=KEY, lifetime=120) as server,
         pytest.MonkeyPatch.context() as env,
@@ -46,6 +52,7 @@ def replay_with_absurd_half() -> Iterator[tuple[dict[str, Any], FakeOpenAiServer
             symbol="TRUMPUSDC",
             decider="openai",
             progress=False,
+            out_dir=out,
         )
         yield run_replay(config, out=io.StringIO()), server
 
@@ -73,3 +80,13 @@ def test_every_consultation_asked_the_endpoint_and_the_absurd_half_was_rejected(
     legs = {request.context["leg"] for request in server.requests if request.context}
     assert legs == {"BUY", "SELL"}
     assert all(request.model == "gpt-4o-mini" for request in server.requests)
+
+
+def test_each_answers_market_analysis_is_in_the_audit(
+    replay_with_absurd_half: tuple[dict[str, Any], FakeOpenAiServer], out: Path
+) -> None:
+    report, _ = replay_with_absurd_half
+    asked = [c for c in load_tables(out / "tables").consultations if c.decided_by.startswith("ai:")]
+    assert len(asked) == report["consultations"]
+    assert {c.extra.get("market_analysis.trend") for c in asked} == {"SIDEWAYS"}
+    assert all(c.extra["market_analysis.summary"] for c in asked)

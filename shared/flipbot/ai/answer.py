@@ -28,6 +28,7 @@ __all__ = [
     "AnswerPriceRange",
     "BuyStrategy",
     "InvalidAnswer",
+    "MarketAnalysis",
     "SellStrategy",
     "to_decision",
 ]
@@ -69,6 +70,17 @@ class SellStrategy(BaseModel):
     )
 
 
+class MarketAnalysis(BaseModel):
+    """The model's reading of the market behind its price (kept in the audit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trend: Literal["UP", "DOWN", "SIDEWAYS"] = Field(description="the short-term trend")
+    support: float = Field(description="the nearest support price, quote currency")
+    resistance: float = Field(description="the nearest resistance price, quote currency")
+    summary: str = Field(description="one sentence: what the market is doing")
+
+
 class AiAnswer(BaseModel):
     """The model's proposal for one leg of a cycle."""
 
@@ -83,6 +95,7 @@ class AiAnswer(BaseModel):
     reasoning: str = Field(description="one or two sentences: why this price")
     buy_strategy: BuyStrategy
     sell_strategy: SellStrategy
+    market_analysis: MarketAnalysis
 
 
 class InvalidAnswer(ValueError):
@@ -126,6 +139,12 @@ def to_decision(answer: AiAnswer, leg: Side) -> Decision:
             reasoning=answer.reasoning.strip(),
             timeout_seconds=timeout,
             suggested_margin=margin,
+            market_analysis={
+                "trend": answer.market_analysis.trend,
+                "support": repr(answer.market_analysis.support),
+                "resistance": repr(answer.market_analysis.resistance),
+                "summary": answer.market_analysis.summary.strip()[:300],
+            },
         )
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())

@@ -44,6 +44,8 @@ Answer with the JSON schema only:
 - sell_strategy.suggested_margin: profit over entry plus fees, as a fraction; \
 sell_strategy.timeout_seconds: how long a sell may rest before it is re-priced (code \
 bounds it).
+- market_analysis: your reading of the market: trend (UP, DOWN or SIDEWAYS), the nearest \
+support and resistance prices, and a one-sentence summary.
 market.price_change_1m and market.volume_change_1m are the last closed minute against the \
 one before, in percent.
 trading_context tells how the bot's last closed trades went: last_profit (quote, after \

@@ -518,6 +518,7 @@ def _audit(
     extra: dict[str, str] | None = None,
 ) -> None:
     context = f"{cycle.cycle_id}|{leg}|{decision.model_dump_json()}"
+    analysis = {f"market_analysis.{k}": v for k, v in (decision.market_analysis or {}).items()}
     services.repos.consultations.add(
         ConsultationRecord(
             consultation_id=consultation_id,
@@ -538,7 +539,7 @@ def _audit(
             cost_usd=Decimal(str(meta.get("cost_usd", "0"))),
             latency_ms=int(meta.get("latency_ms", 0)),
             raw_answer=str(meta.get("raw_answer", ""))[:4000],
-            extra=dict(extra or {}),
+            extra={**analysis, **(extra or {})},
         )
     )
 

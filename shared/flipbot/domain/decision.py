@@ -31,6 +31,8 @@ class Decision(BaseModel):
     reasoning: str = ""
     timeout_seconds: int = Field(default=900, ge=0, description="how long the order may rest")
     suggested_margin: Decimal | None = Field(default=None, description="sell margin over entry")
+    #: the AI's reading of the market (trend, support, resistance, summary), audited
+    market_analysis: dict[str, str] | None = None
 
 
 class TradingContext(BaseModel):

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from flipbot.ai.answer import MAX_TIMEOUT_SECONDS, AiAnswer, InvalidAnswer, to_decision
 from flipbot.domain.model import Side
@@ -20,6 +21,12 @@ def _answer(**changes: Any) -> AiAnswer:
         "reasoning": "  above the floor  ",
         "buy_strategy": {"timeout_seconds": 600},
         "sell_strategy": {"suggested_margin": 0.012, "timeout_seconds": 3600},
+        "market_analysis": {
+            "trend": "UP",
+            "support": 10.0,
+            "resistance": 10.5,
+            "summary": " buyers lift the asks ",
+        },
     }
     fields.update(changes)
     return AiAnswer.model_validate(fields)
@@ -69,3 +76,20 @@ def test_absurd_but_finite_prices_pass_through_for_the_guards() -> None:
 def test_the_schema_is_strict() -> None:
     with pytest.raises(ValueError, match="extra"):
         _answer(leverage=10)
+
+
+def test_the_market_analysis_goes_into_the_decision_for_the_audit() -> None:
+    decision = to_decision(_answer(), Side.SELL)
+    assert decision.market_analysis == {
+        "trend": "UP",
+        "support": "10.0",
+        "resistance": "10.5",
+        "summary": "buyers lift the asks",
+    }
+
+
+def test_an_answer_without_a_market_analysis_is_not_an_answer() -> None:
+    fields = _answer().model_dump()
+    del fields["market_analysis"]
+    with pytest.raises(ValidationError):
+        AiAnswer.model_validate(fields)

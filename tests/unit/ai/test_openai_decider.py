@@ -336,6 +336,7 @@ def test_the_request_carries_the_versioned_prompt_the_context_and_a_strict_schem
         "reasoning",
         "buy_strategy",
         "sell_strategy",
+        "market_analysis",
     }
     system, user = body["messages"]
     assert system["role"] == "system"

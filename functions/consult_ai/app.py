@@ -42,7 +42,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("resting sell checked", extra=checked)
         return checked
     result = ConsultResult.model_validate(
-        consult(container(context), request.cycle_id, request.leg, request.attempt)
+        consult(
+            container(context),
+            request.cycle_id,
+            request.leg,
+            request.attempt,
+            reprices=request.reprices,
+        )
     )
     metrics.add_metric("AiConfidence", MetricUnit.Count, result.confidence)
     if result.decided_by == STOP_LOSS_DECIDER:

@@ -288,6 +288,7 @@ WAITING = {
         "reason": "r",
         "heartbeat_seconds": 900,
         "guard": "",
+        "reprice_seconds": 600,
     },
 }
 CONTEXT = {

@@ -40,12 +40,14 @@ def _counts_a_turn(state: dict[str, Any]) -> bool:
 
 def _events(state: dict[str, Any]) -> int:
     """The most history events one visit of ``state`` writes: entered and exited, a
-    task's scheduled, started and ended (submitted too for a callback), and three more
-    for each retry it may make."""
+    task's scheduled, started and ended (submitted too for a callback), and as many
+    again, but the entered and exited, for each retry it may make."""
     if state["Type"] != "Task":
         return 2
-    events = 6 if state["Resource"].endswith(".waitForTaskToken") else 5
-    return events + 3 * sum(rule.get("MaxAttempts", 3) for rule in state.get("Retry", []))
+    callback = state["Resource"].endswith(".waitForTaskToken")
+    events, per_retry = (6, 4) if callback else (5, 3)
+    retries = sum(rule.get("MaxAttempts", 3) for rule in state.get("Retry", []))
+    return events + per_retry * retries
 
 
 def _budget() -> int:

@@ -3,7 +3,8 @@
 What they read: the market snapshot's volatility, the cycle's own count of failed buy
 consultations in a row, and the symbol's last :data:`TRADES_READ` closed trades (one
 query, which the buy consultation's trading context shares). A trade that closed under
-its entry price is a stop-loss exit: nothing else sells under the floor.
+its entry price is a stop-loss exit: nothing else sells under the floor (a cycle that
+sold nothing, its dust left, records an exit price of 0 and is not one).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def check_breakers(
     last_stop: int | None = None
     for trade in recent:
         trades.append(ClosedTrade(trade.closed_ms, trade.realized_pnl - trade.ai_cost_usd))
-        if trade.exit_price < trade.entry_price:
+        if 0 < trade.exit_price < trade.entry_price:  # a dust cycle sold nothing: 0
             last_stop = max(last_stop or 0, trade.closed_ms)
     return tripped(
         limits,

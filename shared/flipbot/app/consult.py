@@ -80,8 +80,14 @@ def risk_limits(services: Services) -> RiskLimits:
     )
 
 
-def consult(services: Services, cycle_id: str, leg: Side, attempt: int) -> dict[str, Any]:
-    """Return ``{action: PLACE|WAIT|DUST, price, quantity, ...}`` for the state machine."""
+def consult(
+    services: Services, cycle_id: str, leg: Side, attempt: int, *, reprices: bool = True
+) -> dict[str, Any]:
+    """Return ``{action: PLACE|WAIT|DUST, price, quantity, ...}`` for the state machine.
+
+    ``reprices`` says the caller re-prices a resting sell (the definition's ConsultSell
+    says so); without it a sell is placed to rest until it fills, as an execution of an
+    older definition expects."""
     now = services.clock.now_ms()
     s = services.settings
     cycle = services.repos.cycles.get(cycle_id)
@@ -97,7 +103,7 @@ def consult(services: Services, cycle_id: str, leg: Side, attempt: int) -> dict[
         return _wait(s.reconsult_seconds, consultation_id, "no market snapshot yet")
     if leg is Side.BUY:
         return _consult_buy(services, cycle, attempt, snapshot, consultation_id, now)
-    return _consult_sell(services, cycle, attempt, snapshot, consultation_id, now)
+    return _consult_sell(services, cycle, attempt, snapshot, consultation_id, now, reprices)
 
 
 def _consult_buy(
@@ -180,6 +186,7 @@ def _consult_sell(
     snapshot: MarketSnapshot,
     consultation_id: str,
     now: int,
+    reprices: bool,
 ) -> dict[str, Any]:
     s, exchange, repos = services.settings, services.exchange, services.repos
     rules = exchange.symbol_rules(s.symbol)
@@ -229,7 +236,9 @@ def _consult_sell(
             f"on_profit: last {snapshot.last_price} below floor {floor}",
         )
     fee_rate = fees.round_trip()
-    steps = s.sell_reprice_steps if getattr(services.decider, "reprices_sells", True) else 0
+    steps = s.sell_reprice_steps if reprices else 0
+    if not getattr(services.decider, "reprices_sells", True):
+        steps = 0
     request = _request(
         services,
         Side.SELL,
@@ -451,7 +460,9 @@ def check_resting_sell(
             "timeout_seconds": s.sell_timeout_seconds,
         }
     if stop is None:
-        return keep | {"reason": f"re-priced after {reprice_seconds} s of resting"}
+        return keep | {
+            "reason": f"resting {rested_ms // 1000} s: re-priced after {reprice_seconds} s"
+        }
     return keep | {"reason": f"last {snapshot.last_price} above the stop {stop}"}
 
 

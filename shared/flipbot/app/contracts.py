@@ -47,6 +47,10 @@ class ConsultRequest(_Request):
     purpose: Literal["decide", "check"] = "decide"
     #: ``check`` only: the resting sell is re-priced once it has rested this long (0: never)
     reprice_seconds: int = Field(default=0, ge=0)
+    #: the caller's definition re-prices a resting sell (its CheckSell passes
+    #: ``reprice_seconds``); an execution of an older definition does not say so, and its
+    #: sells are placed to rest until they fill
+    reprices: bool = False
 
 
 class PlaceOrderRequest(_Request):
@@ -136,8 +140,9 @@ class DecisionKept(_Kept):
     confidence: float
     reason: str
     guard: str  # the guard that rejected the decision, "" when none did
-    #: a sell: how long it rests before it is re-priced a step lower (0: until it fills)
-    reprice_seconds: int = Field(default=0, ge=0)
+    #: a sell: how long it rests before it is re-priced a step lower (0: until it fills);
+    #: required, since CheckSell reads it from every sell decision
+    reprice_seconds: int = Field(ge=0)
 
 
 class ConsultResult(DecisionKept, _Result):

@@ -7,9 +7,10 @@ reason, or ``None``:
 
 * ``VOLATILITY``: the one-minute volatility is above ``max_volatility`` (a fraction);
   buying resumes when the market calms down.
-* ``FAILURES``: the cycle's last ``max_failures`` buy attempts in a row failed (a
-  consultation the AI could not answer, or an order the exchange refused); buying
-  resumes ``cooldown_ms`` after the last failure, and a new failure trips it again.
+* ``FAILURES``: the cycle's last ``max_failures`` buy consultations in a row failed (no
+  answer, or an answer the guards refused; an order the exchange refuses after it was
+  placed is not counted); buying resumes ``cooldown_ms`` after the last failure, and a
+  new failure trips it again.
 * ``DAILY_LOSS``: the trades closed since 00:00 UTC lost ``daily_loss`` (quote, after
   fees and AI cost) or more; buying resumes the next UTC day.
 * ``DRAWDOWN``: the realized P&L of the trades closed in the last ``drawdown_window_ms``

@@ -35,14 +35,16 @@ def _buy_answer(bot: Bot, price: str = "25.90") -> None:
     bot.decider.answers.append(Decision(action="BUY", base_price=Decimal(price), confidence=0.9))
 
 
-def _trade(bot: Bot, pnl: str, closed_ms: int, *, exit_price: str = "26.50") -> None:
+def _trade(
+    bot: Bot, pnl: str, closed_ms: int, *, exit_price: str = "26.50", quantity: str = "0.38"
+) -> None:
     bot.repos.trades.add(
         TradeRecord(
             symbol="TRUMPUSDC",
             cycle_id="c000001",
             opened_ms=closed_ms - 60_000,
             closed_ms=closed_ms,
-            quantity=Decimal("0.38"),
+            quantity=Decimal(quantity),
             entry_price=Decimal("26.00"),
             exit_price=Decimal(exit_price),
             spent_quote=Decimal("9.88"),
@@ -195,3 +197,12 @@ def test_given_closed_trades_then_each_leg_is_told_how_they_went(bot: Bot) -> No
         0.0,
     )
     assert context.avg_fill_time == 1.0
+
+
+def test_given_a_cycle_that_sold_nothing_then_it_is_not_taken_for_a_stop_loss(bot: Bot) -> None:
+    # Given: the last cycle ended with dust only: nothing sold, its exit price 0
+    _ready(bot, breaker_stop_loss_cooldown_seconds=3600)
+    _trade(bot, "-0.01", bot.clock.now - 600_000, exit_price="0", quantity="0")
+    _buy_answer(bot)
+    # When / Then: the buy is consulted as usual
+    assert consult(bot, CYCLE, Side.BUY, 1)["action"] == "PLACE"

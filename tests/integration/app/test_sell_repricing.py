@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from flipbot.app.consult import check_resting_sell, consult
+from flipbot.app.contracts import ConsultRequest
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
 from flipbot.domain.cycle import CycleState
@@ -204,3 +205,18 @@ def test_given_a_minimum_above_the_maximum_then_the_settings_name_both() -> None
     assert "SELL_REPRICE_MIN_SECONDS=7200 is above SELL_REPRICE_MAX_SECONDS=3600" in str(
         raised.value
     )
+
+
+def test_given_a_caller_that_does_not_re_price_then_the_sell_rests_until_it_fills(
+    bot: Bot,
+) -> None:
+    # Given: an execution of a definition older than re-pricing (its ConsultSell does not
+    # say it re-prices, its CheckSell passes no reprice_seconds)
+    _bought(bot)
+    _answer(bot, TARGET)
+    request = ConsultRequest.parse({"cycle_id": CYCLE, "leg": "SELL", "attempt": 1})
+    decided = consult(bot, CYCLE, Side.SELL, request.attempt, reprices=request.reprices)
+    # Then: its sell is placed to rest until it fills, as that definition expects
+    assert decided["reprice_seconds"] == 0
+    assert decided["timeout_seconds"] == 99_999_999
+    assert bot.decider.requests[0].reprice_steps == 0

@@ -34,13 +34,14 @@ def test_given_an_ai_failure_then_only_a_spent_budget_raises_the_alarm_metric(
         "consultation_id": "c000001-BUY-1-1",
         "confidence": 0.0,
         "guard": "",
+        "reprice_seconds": 0,
         "reason": "fallback",
         "decided_by": "fallback:offline",
         "cost_usd": "0.0003",
         "ai_error": ai_error,
         "ai_budget_spent": budget_spent,
     }
-    monkeypatch.setattr(module, "consult", lambda *args: result)
+    monkeypatch.setattr(module, "consult", lambda *args, **kwargs: result)
     monkeypatch.setattr(module, "container", lambda _context: None)
     module.handler(
         {"cycle_id": "c000001", "leg": "BUY", "attempt": 1}, Context("ConsultAiFunction")
@@ -68,9 +69,10 @@ def test_given_an_answer_with_a_field_the_contract_does_not_declare_then_the_han
         "confidence": 0.9,
         "reason": "",
         "guard": "",
+        "reprice_seconds": 0,
         "prcie": "10.6",
     }
-    monkeypatch.setattr(module, "consult", lambda *args: result)
+    monkeypatch.setattr(module, "consult", lambda *args, **kwargs: result)
     monkeypatch.setattr(module, "container", lambda _context: None)
     with pytest.raises(ValidationError, match="prcie"):
         module.handler(

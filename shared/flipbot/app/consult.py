@@ -318,6 +318,7 @@ def _paused(
     )
     meta = {"decided_by": BREAKER_DECIDER}
     extra = {"breaker": str(trip.breaker), "until_ms": str(trip.until_ms)}
+    reason = f"circuit breaker {trip.breaker}: {trip.reason}"
     _audit(
         services,
         cycle,
@@ -327,10 +328,9 @@ def _paused(
         decision,
         meta,
         Verdict.PAUSED,
-        f"circuit breaker {trip.breaker}: {trip.reason}",
+        reason,
         extra=extra,
     )
-    reason = f"circuit breaker {trip.breaker}: {trip.reason}"
     return _wait(seconds, consultation_id, reason) | _source(meta) | {"breaker": str(trip.breaker)}
 
 
@@ -498,20 +498,21 @@ def _request(
 
 def _decide(services: Services, request: DecisionRequest) -> tuple[Decision, dict[str, Any]]:
     decider = services.decider
+    failed = False
     try:
         decision = decider.decide(request)
     except FlipbotError as exc:
+        failed = True
         decision = Decision(
             action="WAIT",
             base_price=Decimal(0),
             confidence=0.0,
             reasoning=f"decision maker failed: {type(exc).__name__}: {exc}",
         )
-        meta = dict(getattr(decider, "last_call", None) or {})
-        meta.setdefault("decided_by", decider.name)
-        return decision, {**meta, "failed": True}
     meta = dict(getattr(decider, "last_call", None) or {})
     meta.setdefault("decided_by", decider.name)
+    if failed:
+        meta["failed"] = True
     return decision, meta
 
 

@@ -137,6 +137,34 @@ class Bot:
             task_token=token,
         )
 
+    def bought(self, cycle_id: str = "c000001") -> None:
+        """``cycle_id`` (created when absent) bought 0.385 at 25.90 on a 25.95/25.96
+        market, a trade at 25.80 filled it (0.384 held after the commission) and the
+        order update is applied."""
+        from flipbot.app.fills import apply_order_update
+        from flipbot.app.orders import place_order
+        from flipbot.domain.cycle import CycleState
+        from flipbot.domain.entities import Cycle
+        from flipbot.domain.model import Side
+
+        if self.repos.cycles.get(cycle_id) is None:
+            self.repos.cycles.create(
+                Cycle(cycle_id, "TRUMPUSDC", CycleState.READY_TO_BUY, START_MS, START_MS)
+            )
+        self.market("25.95", "25.96")
+        place_order(
+            self,
+            cycle_id=cycle_id,
+            leg=Side.BUY,
+            attempt=1,
+            price=Decimal("25.90"),
+            quantity=Decimal("0.385"),
+            task_token=f"token-{cycle_id}-b",
+        )
+        self.trade("25.80", "1.000")
+        for update in self.updates():
+            apply_order_update(update, self.repos, self.workflow, self.clock.now)
+
     def updates(self) -> list[Any]:
         """The executionReports the exchange emitted since last asked, as OrderUpdated."""
         events = self.paper.drain()

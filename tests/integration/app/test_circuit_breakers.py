@@ -10,8 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.consult import consult
-from flipbot.app.fills import apply_order_update
-from flipbot.app.orders import place_order
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
 from flipbot.domain.entities import Cycle, TradeRecord
@@ -156,19 +154,7 @@ def test_given_a_breaker_holding_then_a_cycle_that_holds_a_position_still_sells(
     bot: Bot,
 ) -> None:
     # Given: c000002 bought; then the market turns wild
-    _ready(bot)
-    place_order(
-        bot,
-        cycle_id=CYCLE,
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-b",
-    )
-    bot.trade("25.80", "1.000")
-    for update in bot.updates():
-        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
+    bot.bought(CYCLE)
     snapshot = bot.repos.market.get("TRUMPUSDC")
     bot.repos.market.put(replace(snapshot, volatility=0.05))
     # When: the sell leg is consulted

@@ -14,33 +14,17 @@ from flipbot.app.orders import place_order
 from flipbot.app.reconcile import reconcile_cycle, reconcile_on_schedule
 from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
-from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import PositionGone
 from flipbot.domain.model import Side
 
-from .conftest import START_MS, Bot
+from .conftest import Bot
 
 CYCLE = "c000004"
 
 
 def _selling(bot: Bot) -> None:
     """c000004 bought 0.385 at 25.90 (0.384 after commission); its sell rests at 26.40."""
-    bot.repos.cycles.create(
-        Cycle(CYCLE, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS)
-    )
-    bot.market("25.95", "25.96")
-    place_order(
-        bot,
-        cycle_id=CYCLE,
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="buy-token",
-    )
-    bot.trade("25.80", "1.000")
-    for update in bot.updates():
-        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
+    bot.bought(CYCLE)
     bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.9))
     sell = consult(bot, CYCLE, Side.SELL, 1)
     place_order(

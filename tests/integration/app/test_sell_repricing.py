@@ -18,38 +18,17 @@ from flipbot.app.consult import check_resting_sell, consult
 from flipbot.app.contracts import ConsultRequest
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
-from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
-from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.model import Side
 from flipbot.domain.strategy import FixedMarginStrategy, OfflineStrategy
 from flipbot.settings import Settings
 
-from .conftest import START_MS, Bot
+from .conftest import Bot
 
 CYCLE = "c000001"
 FLOOR = Decimal("26.22")
 TARGET = Decimal("27.25")
-
-
-def _bought(bot: Bot) -> None:
-    bot.repos.cycles.create(
-        Cycle(CYCLE, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS)
-    )
-    bot.market("25.95", "25.96")
-    place_order(
-        bot,
-        cycle_id=CYCLE,
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-b",
-    )
-    bot.trade("25.80", "1.000")
-    for update in bot.updates():
-        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
 
 
 def _answer(bot: Bot, price: Decimal, timeout: int = 120) -> None:
@@ -74,7 +53,7 @@ def _place(bot: Bot, decided: dict[str, Any], attempt: int = 1) -> None:
 def test_given_a_sell_consultation_then_the_decider_is_told_the_target_and_the_attempt(
     bot: Bot,
 ) -> None:
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET)
     consult(bot, CYCLE, Side.SELL, 2)
     (request,) = bot.decider.requests
@@ -89,7 +68,7 @@ def test_given_a_target_above_what_the_book_allows_then_it_is_capped_by_the_book
     bot: Bot,
 ) -> None:
     # Given: a market far under the entry: mid 23.505 x 1.10 = 25.8555 is under the floor
-    _bought(bot)
+    bot.bought()
     bot.market("23.50", "23.51")
     _answer(bot, FLOOR)
     consult(bot, CYCLE, Side.SELL, 1)
@@ -104,7 +83,7 @@ def test_given_a_target_above_what_the_book_allows_then_it_is_capped_by_the_book
 def test_given_a_sell_above_the_floor_then_it_is_re_priced_after_its_bounded_timeout(
     bot: Bot, asked: int, rests: int
 ) -> None:
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET, timeout=asked)
     decided = consult(bot, CYCLE, Side.SELL, 1)
     assert decided["action"] == "PLACE"
@@ -116,7 +95,7 @@ def test_given_a_sell_above_the_floor_then_it_is_re_priced_after_its_bounded_tim
 def test_given_a_sell_at_the_floor_or_past_its_steps_then_it_rests_until_it_fills(
     bot: Bot,
 ) -> None:
-    _bought(bot)
+    bot.bought()
     _answer(bot, FLOOR)
     at_floor = consult(bot, CYCLE, Side.SELL, 1)
     _answer(bot, TARGET)
@@ -128,7 +107,7 @@ def test_given_a_sell_at_the_floor_or_past_its_steps_then_it_rests_until_it_fill
 
 def test_given_re_pricing_off_then_no_sell_is_re_priced(bot: Bot) -> None:
     bot.settings = bot.settings.model_copy(update={"sell_reprice_steps": 0})
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET)
     decided = consult(bot, CYCLE, Side.SELL, 1)
     assert decided["reprice_seconds"] == 0
@@ -138,7 +117,7 @@ def test_given_re_pricing_off_then_no_sell_is_re_priced(bot: Bot) -> None:
 def test_given_a_resting_sell_when_checked_then_it_is_replaced_once_its_timeout_has_passed(
     bot: Bot,
 ) -> None:
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET, timeout=600)
     decided = consult(bot, CYCLE, Side.SELL, 1)
     _place(bot, decided)
@@ -154,7 +133,7 @@ def test_given_a_resting_sell_when_checked_then_it_is_replaced_once_its_timeout_
 
 
 def test_given_the_sell_filled_when_checked_then_it_is_not_replaced(bot: Bot) -> None:
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET, timeout=300)
     decided = consult(bot, CYCLE, Side.SELL, 1)
     _place(bot, decided)
@@ -172,7 +151,7 @@ def test_given_an_offline_strategy_then_it_aims_at_the_target_first_and_steps_to
     bot: Bot, strategy: Any
 ) -> None:
     # Given: the real offline strategies deciding the sell leg, attempt after attempt
-    _bought(bot)
+    bot.bought()
     bot.decider.answers.clear()
     prices = []
     for attempt in (1, 2, 3, 4, 5):
@@ -212,7 +191,7 @@ def test_given_a_caller_that_does_not_re_price_then_the_sell_rests_until_it_fill
 ) -> None:
     # Given: an execution of a definition older than re-pricing (its ConsultSell does not
     # say it re-prices, its CheckSell passes no reprice_seconds)
-    _bought(bot)
+    bot.bought()
     _answer(bot, TARGET)
     request = ConsultRequest.parse({"cycle_id": CYCLE, "leg": "SELL", "attempt": 1})
     decided = consult(bot, CYCLE, Side.SELL, request.attempt, reprices=request.reprices)

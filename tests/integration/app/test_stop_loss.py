@@ -14,16 +14,13 @@ from typing import Any
 import pytest
 
 from flipbot.app.consult import check_resting_sell, consult
-from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
-from flipbot.domain.cycle import CycleState
 from flipbot.domain.decision import Decision
-from flipbot.domain.entities import Cycle
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.model import Side
 from flipbot.domain.stop_loss import STOP_LOSS_VERDICT
 
-from .conftest import START_MS, Bot
+from .conftest import Bot
 
 CYCLE = "c000001"
 FLOOR = Decimal("26.22")
@@ -33,26 +30,6 @@ def _with_stop_loss(bot: Bot, stop: str | None = "0.01") -> None:
     bot.settings = bot.settings.model_copy(
         update={"stop_loss": Decimal(stop) if stop else None, "sell_recheck_seconds": 120}
     )
-
-
-def _bought(bot: Bot) -> None:
-    """Cycle c000001 holds what a buy of 0.385 at 25.90 left after its commission."""
-    bot.repos.cycles.create(
-        Cycle(CYCLE, "TRUMPUSDC", CycleState.READY_TO_BUY, created_ms=START_MS, updated_ms=START_MS)
-    )
-    bot.market("25.95", "25.96")
-    place_order(
-        bot,
-        cycle_id=CYCLE,
-        leg=Side.BUY,
-        attempt=1,
-        price=Decimal("25.90"),
-        quantity=Decimal("0.385"),
-        task_token="token-b",
-    )
-    bot.trade("25.80", "1.000")
-    for update in bot.updates():
-        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
 
 
 def _place_sell(bot: Bot, decided: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
@@ -76,7 +53,7 @@ def test_given_a_stop_loss_and_the_price_under_it_then_the_exit_rests_at_the_ask
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot)
-    _bought(bot)
+    bot.bought()
     bot.market("25.50", "25.52")  # last 25.51 <= 25.641
     decided = consult(bot, CYCLE, Side.SELL, 1)
     assert decided["action"] == "PLACE"
@@ -100,7 +77,7 @@ def test_given_no_stop_loss_when_the_market_falls_then_the_sell_stays_at_the_flo
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot, None)
-    _bought(bot)
+    bot.bought()
     bot.market("25.50", "25.52")
     _floor_answer(bot)
     decided = consult(bot, CYCLE, Side.SELL, 1)
@@ -113,7 +90,7 @@ def test_given_a_stop_loss_and_the_price_above_it_then_the_strategy_decides_as_u
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot)
-    _bought(bot)
+    bot.bought()
     bot.market("25.70", "25.72")  # last 25.71 > 25.641
     _floor_answer(bot)
     decided = consult(bot, CYCLE, Side.SELL, 1)
@@ -134,7 +111,7 @@ def test_given_a_below_floor_sell_without_stop_evidence_then_place_order_refuses
     bot: Bot, stop_loss: str | None, verdict: str, last: str
 ) -> None:
     _with_stop_loss(bot)
-    _bought(bot)
+    bot.bought()
     bot.market("25.50", "25.52")
     decided = consult(bot, CYCLE, Side.SELL, 1)
     audit = bot.repos.consultations.all()[-1]
@@ -154,7 +131,7 @@ def test_given_a_resting_sell_at_the_floor_when_checked_then_kept_until_the_stop
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot)
-    _bought(bot)
+    bot.bought()
     _floor_answer(bot)
     _place_sell(bot, consult(bot, CYCLE, Side.SELL, 1))
     bot.market("25.70", "25.72")
@@ -171,7 +148,7 @@ def test_given_a_stop_exit_at_the_front_of_the_asks_then_kept_and_replaced_when_
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot)
-    _bought(bot)
+    bot.bought()
     bot.market("25.50", "25.52")
     _place_sell(bot, consult(bot, CYCLE, Side.SELL, 1))
     assert check_resting_sell(bot, CYCLE, 1)["action"] == "KEEP"
@@ -183,7 +160,7 @@ def test_given_no_stop_loss_when_a_resting_sell_is_checked_then_it_is_always_kep
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot, None)
-    _bought(bot)
+    bot.bought()
     _floor_answer(bot)
     _place_sell(bot, consult(bot, CYCLE, Side.SELL, 1))
     bot.market("20.00", "20.02")
@@ -199,7 +176,7 @@ def test_given_a_stop_exit_under_the_minimum_notional_then_the_sell_goes_at_the_
     bot: Bot,
 ) -> None:
     _with_stop_loss(bot, "0.5")  # fires at 12.95: 0.384 x ~12 is under minNotional 5
-    _bought(bot)
+    bot.bought()
     bot.market("12.00", "12.02")
     _floor_answer(bot)
     decided = consult(bot, CYCLE, Side.SELL, 1)

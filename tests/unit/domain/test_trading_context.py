@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flipbot.ai.context import build_context
 from flipbot.domain.decision import DecisionRequest, TradingContext, trading_context
@@ -29,6 +30,20 @@ def _trade(n: int, pnl: str, *, ai_cost: str = "0", buy_s: float = 30, sell_s: f
     )
 
 
+def _request(snapshot: MarketSnapshot, **given: Any) -> DecisionRequest:
+    return DecisionRequest(
+        leg=Side.BUY,
+        symbol="TRUMPUSDC",
+        snapshot=snapshot,
+        quote_per_cycle=Decimal("10"),
+        min_confidence=0.8,
+        min_profit=Decimal("0.01"),
+        target_profit=Decimal("0.05"),
+        fee_rate_round_trip=Decimal("0.002"),
+        **given,
+    )
+
+
 def test_given_no_trade_then_the_context_says_none_and_nothing_else() -> None:
     assert trading_context([]) == TradingContext(trades=0)
 
@@ -47,16 +62,8 @@ def test_given_trades_then_the_last_twenty_are_summed_up_after_ai_cost() -> None
 
 def test_given_a_trading_context_then_the_prompt_carries_it_under_the_seed_names() -> None:
     snapshot = MarketSnapshot(symbol="TRUMPUSDC", time_ms=0, last_price=Decimal("10"))
-    request = DecisionRequest(
-        leg=Side.BUY,
-        symbol="TRUMPUSDC",
-        snapshot=snapshot,
-        quote_per_cycle=Decimal("10"),
-        min_confidence=0.8,
-        min_profit=Decimal("0.01"),
-        target_profit=Decimal("0.05"),
-        fee_rate_round_trip=Decimal("0.002"),
-        trading_context=trading_context([_trade(1, "0.2", buy_s=10, sell_s=20)]),
+    request = _request(
+        snapshot, trading_context=trading_context([_trade(1, "0.2", buy_s=10, sell_s=20)])
     )
     assert build_context(request)["trading_context"] == {
         "trades": 1,
@@ -74,16 +81,7 @@ def test_given_the_last_minutes_changes_then_the_prompt_carries_them_in_percent(
         price_change_1m=Decimal("0.01"),
         volume_change_1m=Decimal("-0.25"),
     )
-    request = DecisionRequest(
-        leg=Side.BUY,
-        symbol="TRUMPUSDC",
-        snapshot=snapshot,
-        quote_per_cycle=Decimal("10"),
-        min_confidence=0.8,
-        min_profit=Decimal("0.01"),
-        target_profit=Decimal("0.05"),
-        fee_rate_round_trip=Decimal("0.002"),
-    )
+    request = _request(snapshot)
     market = build_context(request)["market"]
     assert (market["price_change_1m"], market["volume_change_1m"]) == (1.0, -25.0)
     assert "trading_context" not in build_context(request)  # not looked up: not told

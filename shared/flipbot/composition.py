@@ -113,6 +113,10 @@ class Container:
     def decider(self) -> DecisionMaker:
         """The AI (OpenAI, behind the offline fallback) when a key is configured, given the
         configured sentiment signals (``FEAR_GREED_URL``, ``NEWS_SENTIMENT_URL``) as context.
+        With ``AI_MODELS`` listing two or more models they vote; an endpoint whose host has
+        its own key in the secret (``api_key@<host>``, or ``api_key@<host>:<port>`` when
+        its URL names a port) is called with it, the others with
+        ``api_key``.
 
         Without ``OPENAI_SECRET_ARN``, or when the secret has no usable ``api_key`` (absent,
         empty, the template's ``FILL_ME``) or cannot be read, the offline strategy decides
@@ -151,6 +155,7 @@ class Container:
                 "AI off: the OpenAI secret's api_key is a placeholder; the offline strategy decides"
             )
             return offline
+        from flipbot.adapters.openai_decider import parse_models
         from flipbot.adapters.sentiment import sentiment_providers
 
         return build_ai_decider(
@@ -166,6 +171,12 @@ class Container:
             mode=s.ai_fallback,
             price_table=s.ai_price_table,
             price_band=s.price_band,
+            models=parse_models(s.ai_models),
+            host_keys={
+                name.partition("@")[2].lower(): str(value)
+                for name, value in secret.items()
+                if name.startswith("api_key@") and value
+            },
         )
 
     def _strategy(self, name: str) -> DecisionMaker:

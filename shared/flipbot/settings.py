@@ -95,6 +95,9 @@ class Settings(BaseModel):
     openai_secret_arn: str = ""
     binance_base_url: str = ""
     ai_model: str = "gpt-4o-mini"
+    #: models that vote, comma-separated ``model`` or ``model@base_url`` (see
+    #: :mod:`flipbot.ai.voting`); empty or one: ``ai_model`` alone decides
+    ai_models: str = ""
     openai_base_url: str = ""
     ai_daily_budget_usd: Decimal = Field(default=Decimal("1"), ge=0)
     ai_fallback: Literal["fallback", "wait"] = "fallback"
@@ -218,6 +221,7 @@ class Settings(BaseModel):
             "openai_secret_arn": env.get("OPENAI_SECRET_ARN", ""),
             "binance_base_url": env.get("BINANCE_BASE_URL", ""),
             "ai_model": env.get("AI_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
+            "ai_models": _ai_models(env.get("AI_MODELS", "")),
             "openai_base_url": env.get("OPENAI_BASE_URL", ""),
             "ai_daily_budget_usd": _decimal(env, "AI_DAILY_BUDGET_USD", "1"),
             "ai_fallback": env.get("AI_FALLBACK", "fallback") or "fallback",
@@ -369,6 +373,15 @@ def _price_table(raw: str) -> str:
         from flipbot.ai.cost import parse_price_table
 
         parse_price_table(raw)
+    return raw
+
+
+def _ai_models(raw: str) -> str:
+    """``AI_MODELS`` as given, once every entry parses (``ConfigurationError`` otherwise)."""
+    if raw.strip():
+        from flipbot.ai.voting import parse_ai_models
+
+        parse_ai_models(raw)
     return raw
 
 

@@ -26,6 +26,7 @@ from moto import mock_aws
 import flipbot_dev.fake_openai as fs
 from flipbot.adapters.openai_decider import OpenAiDecisionMaker, decider_from_env, openai_client
 from flipbot.ai.fallback import FallbackDecisionMaker
+from flipbot.ai.voting import VotingDecisionMaker
 from flipbot.composition import Container
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import AiUnavailable, ConfigurationError, GuardRejected
@@ -371,6 +372,37 @@ def test_with_a_key_the_ai_decides_behind_the_fallback(
     ]
     assert ours
     assert not [m for m in ours if KEY in m]
+
+
+def test_with_ai_models_the_models_vote_each_endpoint_with_its_own_key(
+    secrets: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    other_key = "sk-second-endpoint-9876543210"
+    with (
+        fs.FakeOpenAiServer(api_key=KEY, lifetime=60) as first,
+        fs.FakeOpenAiServer(api_key=other_key, lifetime=60) as second,
+    ):
+        host = second.base_url.split("/")[2]  # 127.0.0.1:<port>
+        arn = secrets.create_secret(
+            Name="flipbot/openai-vote",
+            SecretString=json.dumps({"api_key": KEY, f"api_key@{host}": other_key}),
+        )["ARN"]
+        env = _env(
+            OPENAI_SECRET_ARN=arn,
+            OPENAI_BASE_URL=first.base_url,
+            AI_MODELS=f"model-a,model-b@{second.base_url}",
+        )
+        decider = Container(env).decider
+        assert isinstance(decider, FallbackDecisionMaker)
+        assert isinstance(decider.primary, VotingDecisionMaker)
+        assert decider.decide(_request(Side.BUY)).action == "BUY"
+        assert [r.model for r in first.requests] == ["model-a"]
+        assert [r.model for r in second.requests] == ["model-b"]
+    call = decider.last_call
+    assert call["decided_by"] == "vote:model-a+model-b"
+    assert "2 of 2 models agree on BUY" in call["audit_extra"]["vote.outcome"]
+    assert other_key not in caplog.text
+    assert KEY not in caplog.text
 
 
 class _SentimentSource:

@@ -145,3 +145,9 @@ def test_given_a_lambda_sandbox_then_a_function_is_checked_at_init_and_elsewhere
         ReconcileSettings, {**sandbox, "BINANCE_SECRET_ARN": "b", "STATE_MACHINE_ARN": "s"}
     )
     check_at_init(ReconcileSettings, BASE)  # a tool importing the handler: not a sandbox
+
+
+def test_a_bad_ai_models_entry_fails_at_cold_start_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match=r"AI_MODELS entry 'deepseek@ftp://x'"):
+        _settings(AI_MODELS="gpt-4o-mini,deepseek@ftp://x")
+    assert _settings(AI_MODELS="a, b@https://h/v1").ai_models == "a, b@https://h/v1"

@@ -161,6 +161,7 @@ def _decider_factory(name: str) -> Callable[[Any], Any]:
                 fallback=strategy.OfflineStrategy(),
                 now_ms=container.clock.now_ms,
                 default_model=container.settings.ai_model,
+                default_models=container.settings.ai_models,
                 price_band=container.settings.price_band,
             )
         from flipbot.app.lab import STRATEGIES, build_decider

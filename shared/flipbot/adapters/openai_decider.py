@@ -53,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from flipbot.ai.answer import AiAnswer, InvalidAnswer, to_decision
 from flipbot.ai.context import ContextProvider, build_context, gather_signals
@@ -63,6 +63,9 @@ from flipbot.ai.prompt import PROMPT_VERSION, build_messages
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import AiUnavailable
 from flipbot.ports import DecisionMaker
+
+if TYPE_CHECKING:
+    from flipbot.ai.voting import ModelSpec
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,6 +77,7 @@ __all__ = [
     "decider_from_env",
     "is_placeholder_key",
     "openai_client",
+    "parse_models",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +139,8 @@ def build_ai_decider(
     deadline: float | None = None,
     http_client: Any = None,
     context_providers: Sequence[ContextProvider] = (),
+    models: Sequence[ModelSpec] = (),
+    host_keys: Mapping[str, str] | None = None,
 ) -> FallbackDecisionMaker:
     """The production wiring: the OpenAI decision maker behind the fallback wrapper.
 
@@ -143,26 +149,64 @@ def build_ai_decider(
     decision (default ``timeout * (1 + max_retries)``); ``http_client`` routes the
     requests elsewhere (the digital twin's scripted endpoints). Production passes neither.
     ``context_providers`` are the outside signals (sentiment) each prompt carries.
+
+    ``models`` (``AI_MODELS``, see :mod:`flipbot.ai.voting`): with two or more, they vote
+    (:class:`~flipbot.ai.voting.VotingDecisionMaker`) and ``model`` is not asked; an entry
+    without an endpoint is asked at ``base_url``. Each endpoint is called with
+    ``host_keys[<its host>]`` (``host`` or ``host:port``, as written in its URL) when
+    given, else ``api_key``. All models share one daily
+    budget.
     """
-    client = openai_client(
-        api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=max_retries,
-        http_client=http_client,
-    )
-    primary = OpenAiDecisionMaker(
-        client,
-        model,
-        price_table=PriceTable(parse_price_table(price_table)),
-        timeout=timeout,
-        max_retries=max_retries,
-        budget=DailyBudget(budget_usd, now_ms=now_ms),
-        price_band=price_band,
-        deadline=deadline,
-        context_providers=context_providers,
-    )
+    table = PriceTable(parse_price_table(price_table))
+    budget = DailyBudget(budget_usd, now_ms=now_ms)
+
+    def member(name: str, endpoint: str) -> OpenAiDecisionMaker:
+        url = endpoint or base_url
+        client = openai_client(
+            _key_for(url, api_key, host_keys or {}),
+            base_url=url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+        return OpenAiDecisionMaker(
+            client,
+            name,
+            price_table=table,
+            timeout=timeout,
+            max_retries=max_retries,
+            budget=budget,
+            price_band=price_band,
+            deadline=deadline,
+            context_providers=context_providers,
+        )
+
+    primary: DecisionMaker
+    if len(models) > 1:
+        from flipbot.ai.voting import VotingDecisionMaker
+
+        members = [member(spec.model, spec.base_url) for spec in models]
+        names = [spec.model for spec in models]
+        unique = len(set(names)) == len(names)
+        primary = VotingDecisionMaker(
+            members,
+            deadline=members[0].deadline,
+            labels=names if unique else [spec.label for spec in models],
+        )
+    elif models:
+        primary = member(models[0].model, models[0].base_url)
+    else:
+        primary = member(model, "")
     return FallbackDecisionMaker(primary, fallback, mode=mode)
+
+
+def _key_for(base_url: str, api_key: str, host_keys: Mapping[str, str]) -> str:
+    """The key for ``base_url``'s host (``host`` or ``host:port`` as in the URL): its own
+    from ``host_keys``, else ``api_key``."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base_url.strip() or DEFAULT_BASE_URL).netloc.lower()
+    return host_keys.get(host) or api_key
 
 
 def decider_from_env(
@@ -171,13 +215,16 @@ def decider_from_env(
     fallback: DecisionMaker,
     now_ms: Callable[[], int],
     default_model: str = DEFAULT_MODEL,
+    default_models: str = "",
     price_band: Decimal | None = None,
 ) -> DecisionMaker:
     """The AI decision maker configured by a process environment (the local twin's CLI).
 
     Reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``AI_MODEL`` (else ``default_model``),
-    ``AI_DAILY_BUDGET_USD`` (default 1), ``AI_FALLBACK`` and ``AI_PRICE_TABLE``. Without
-    a usable key the answer is ``fallback`` itself, and a log line says so.
+    ``AI_MODELS`` (else ``default_models``; two or more vote, each endpoint called with
+    ``OPENAI_API_KEY``), ``AI_DAILY_BUDGET_USD`` (default 1), ``AI_FALLBACK`` and
+    ``AI_PRICE_TABLE``. Without a usable key the answer is ``fallback`` itself, and a log
+    line says so.
     """
     from flipbot.domain.errors import ConfigurationError
 
@@ -203,7 +250,17 @@ def decider_from_env(
         mode=mode,  # type: ignore[arg-type]
         price_table=env.get("AI_PRICE_TABLE", ""),
         price_band=price_band,
+        models=parse_models(env.get("AI_MODELS") or default_models),
     )
+
+
+def parse_models(text: str) -> tuple[ModelSpec, ...]:
+    """``AI_MODELS`` parsed; the voting module is loaded only when it is set."""
+    if not text.strip():
+        return ()
+    from flipbot.ai.voting import parse_ai_models
+
+    return parse_ai_models(text)
 
 
 class OpenAiDecisionMaker:

@@ -551,7 +551,7 @@ def _audit(
             cost_usd=Decimal(str(meta.get("cost_usd", "0"))),
             latency_ms=int(meta.get("latency_ms", 0)),
             raw_answer=str(meta.get("raw_answer", ""))[:4000],
-            extra={**analysis, **(extra or {})},
+            extra={**analysis, **dict(meta.get("audit_extra") or {}), **(extra or {})},
         )
     )
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         OrderRequest,
         OrderState,
     )
+    from flipbot.domain.risk import BookDepth
     from flipbot.settings import Settings
 
 
@@ -39,6 +40,10 @@ class ExchangePort(Protocol):
     def fee_schedule(self, symbol: str) -> FeeSchedule: ...
 
     def book_top(self, symbol: str) -> BookTop: ...
+
+    def order_book(self, symbol: str, limit: int = 10) -> BookDepth:
+        """The top ``limit`` levels of each side, best first."""
+        ...
 
     def place_limit(self, request: OrderRequest) -> OrderState:
         """Place a LIMIT GTC order. Raises ``UnknownOrderOutcome`` when the outcome is unknown."""

@@ -37,6 +37,7 @@ from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
 
 if TYPE_CHECKING:
     from flipbot.domain.breakers import BreakerLimits
+    from flipbot.domain.risk import RiskRules
     from flipbot.domain.strategies_lab import SessionLimits
 
 NO_SELL_TIMEOUT = 99_999_999
@@ -84,6 +85,11 @@ class Settings(BaseModel):
     sell_reprice_max_seconds: int = Field(default=3600, ge=60)
     #: circuit breakers (None: off); see flipbot.domain.breakers and :attr:`breaker_limits`
     breaker_max_volatility: Decimal | None = Field(default=Decimal("0.03"), gt=0)
+    #: the risk manager (see :mod:`flipbot.domain.risk`); None: that check is off
+    risk_max_slippage: Decimal | None = Field(default=Decimal("0.002"), gt=0)
+    risk_min_margin: Decimal | None = Field(default=Decimal("0.003"), gt=0)
+    risk_depth_band: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
+    risk_max_depth_share: Decimal | None = Field(default=Decimal("0.1"), gt=0, le=1)
     breaker_max_failures: int | None = Field(default=5, ge=1)
     breaker_cooldown_seconds: int = Field(default=900, ge=60)
     breaker_daily_loss: Decimal | None = Field(default=None, gt=0)
@@ -157,6 +163,24 @@ class Settings(BaseModel):
         """How long a sell rests before it is re-priced: the decision's ``timeout_seconds``
         bounded to [SELL_REPRICE_MIN_SECONDS, SELL_REPRICE_MAX_SECONDS]."""
         return min(max(asked_seconds, self.sell_reprice_min_seconds), self.sell_reprice_max_seconds)
+
+    @property
+    def floor_margin(self) -> Decimal:
+        """The profit floor's margin over entry plus fees: ``MIN_PROFIT``, or
+        ``RISK_MIN_MARGIN`` when that is larger."""
+        return max(self.min_profit, self.risk_min_margin or Decimal(0))
+
+    @property
+    def risk_rules(self) -> RiskRules:
+        """The risk manager's figures (``RISK_*``; each but the band ``off`` to disable it)."""
+        from flipbot.domain.risk import RiskRules
+
+        return RiskRules(
+            max_slippage=self.risk_max_slippage,
+            min_margin=self.risk_min_margin,
+            depth_band=self.risk_depth_band,
+            max_depth_share=self.risk_max_depth_share,
+        )
 
     @property
     def breaker_limits(self) -> BreakerLimits:
@@ -242,6 +266,10 @@ class Settings(BaseModel):
         raw["session_max_loss"] = _session(env, "SESSION_MAX_LOSS", quote / 5)
         raw["session_time_limit_hours"] = _session(env, "SESSION_TIME_LIMIT_HOURS", Decimal(168))
         raw["breaker_max_volatility"] = _session(env, "BREAKER_MAX_VOLATILITY", Decimal("0.03"))
+        raw["risk_max_slippage"] = _session(env, "RISK_MAX_SLIPPAGE", Decimal("0.002"))
+        raw["risk_min_margin"] = _session(env, "RISK_MIN_MARGIN", Decimal("0.003"))
+        raw["risk_depth_band"] = _decimal(env, "RISK_DEPTH_BAND", "0.005")
+        raw["risk_max_depth_share"] = _session(env, "RISK_MAX_DEPTH_SHARE", Decimal("0.1"))
         raw["breaker_max_failures"] = _whole_or_off(env, "BREAKER_MAX_FAILURES", 5)
         raw["breaker_cooldown_seconds"] = env.get("BREAKER_COOLDOWN_SECONDS", "900") or "900"
         raw["breaker_daily_loss"] = _session(env, "BREAKER_DAILY_LOSS", quote / 2)
@@ -347,6 +375,10 @@ _ENV_NAME = {
     "session_max_loss": "SESSION_MAX_LOSS",
     "session_time_limit_hours": "SESSION_TIME_LIMIT_HOURS",
     "breaker_max_volatility": "BREAKER_MAX_VOLATILITY",
+    "risk_max_slippage": "RISK_MAX_SLIPPAGE",
+    "risk_min_margin": "RISK_MIN_MARGIN",
+    "risk_depth_band": "RISK_DEPTH_BAND",
+    "risk_max_depth_share": "RISK_MAX_DEPTH_SHARE",
     "breaker_max_failures": "BREAKER_MAX_FAILURES",
     "breaker_cooldown_seconds": "BREAKER_COOLDOWN_SECONDS",
     "breaker_daily_loss": "BREAKER_DAILY_LOSS",

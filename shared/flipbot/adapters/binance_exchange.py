@@ -72,6 +72,7 @@ from flipbot.domain.model import (
     OrderStatus,
     Side,
 )
+from flipbot.domain.risk import BookDepth
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,17 @@ class BinanceExchange:
             bid_qty=Decimal(ticker["bidQty"]),
             ask=Decimal(ticker["askPrice"]),
             ask_qty=Decimal(ticker["askQty"]),
+        )
+
+    def order_book(self, symbol: str, limit: int = 10) -> BookDepth:
+        """The top ``limit`` levels of each side (``GET /api/v3/depth``, weight 5 up to
+        100 levels), best first."""
+        book = self._call(
+            "order_book", symbol, lambda: self._client.get_order_book(symbol=symbol, limit=limit)
+        )
+        return BookDepth(
+            bids=tuple((Decimal(p), Decimal(q)) for p, q, *_ in book.get("bids", ())),
+            asks=tuple((Decimal(p), Decimal(q)) for p, q, *_ in book.get("asks", ())),
         )
 
     # --- orders -------------------------------------------------------------------------

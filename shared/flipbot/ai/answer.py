@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flipbot.domain.decision import Decision, PriceRange
+from flipbot.domain.decision import Decision, PriceRange, SellPlan
 from flipbot.domain.model import Side
 
 __all__ = [
@@ -68,6 +68,17 @@ class SellStrategy(BaseModel):
     timeout_seconds: int = Field(
         description="how long the sell order may rest before the bot re-prices it"
     )
+    price: float | None = Field(
+        default=None,
+        description="on the BUY leg: the limit price you plan to sell at once the buy fills "
+        "(null: no plan); on the SELL leg: null",
+    )
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="on the BUY leg: 0..1, how sure you are of that sell plan (null: no plan)",
+    )
 
 
 class MarketAnalysis(BaseModel):
@@ -112,8 +123,25 @@ def _timeout(seconds: int) -> int:
     return max(0, min(MAX_TIMEOUT_SECONDS, int(seconds)))
 
 
+def _sell_plan(strategy: SellStrategy) -> SellPlan | None:
+    """The buy answer's plan for the sell: its price and confidence (both, or no plan),
+    its timeout and margin. A price that is not finite makes the answer invalid; whether
+    the plan makes sense is for the guards, when the sell leg starts."""
+    if strategy.price is None or strategy.confidence is None:
+        return None
+    if not math.isfinite(strategy.confidence):
+        raise InvalidAnswer("sell_strategy.confidence is not a finite number")
+    return SellPlan(
+        price=_decimal(strategy.price, "sell_strategy.price"),
+        confidence=strategy.confidence,
+        timeout_seconds=_timeout(strategy.timeout_seconds),
+        suggested_margin=_decimal(strategy.suggested_margin, "sell_strategy.suggested_margin"),
+    )
+
+
 def to_decision(answer: AiAnswer, leg: Side) -> Decision:
-    """The :class:`Decision` for ``leg``: the leg's strategy supplies timeout and margin.
+    """The :class:`Decision` for ``leg``: the leg's strategy supplies timeout and margin;
+    on the buy leg, a ``sell_strategy`` with a price and a confidence is the sell plan.
 
     Raises :class:`InvalidAnswer` when a number is not finite or the confidence is outside
     ``0..1``. Prices are passed through as given (even zero, negative or absurd ones): the
@@ -122,9 +150,11 @@ def to_decision(answer: AiAnswer, leg: Side) -> Decision:
     base_price = _decimal(answer.base_price, "base_price")
     low = _decimal(answer.price_range.low, "price_range.low")
     high = _decimal(answer.price_range.high, "price_range.high")
+    plan = None
     if leg is Side.BUY:
         timeout = _timeout(answer.buy_strategy.timeout_seconds)
         margin = None
+        plan = _sell_plan(answer.sell_strategy)
     else:
         timeout = _timeout(answer.sell_strategy.timeout_seconds)
         margin = _decimal(answer.sell_strategy.suggested_margin, "sell_strategy.suggested_margin")
@@ -145,6 +175,7 @@ def to_decision(answer: AiAnswer, leg: Side) -> Decision:
                 "resistance": repr(answer.market_analysis.resistance),
                 "summary": answer.market_analysis.summary.strip()[:300],
             },
+            sell_plan=plan,
         )
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())

@@ -1,11 +1,12 @@
 """The market context the model decides from, and optional outside signals.
 
 :func:`build_context` turns a :class:`~flipbot.domain.decision.DecisionRequest` into a
-JSON-ready dict: price and book, moving averages (MA5/MA7/MA20) and VWAP, order-book
-imbalance, 24 h high/low/volume and where the price sits in that range, the last
-minute's price and volume change against the minute before (percent), volatility
-(per minute and per hour), order flow (taker buy/sell ratio, large trades), fees, and
-the cycle's constraints (minimum confidence, minimum and target profit, quote per
+JSON-ready dict: price and book (the best bid and ask, and the top 10 levels of each
+side with their imbalance, ``depth_top10`` and ``imbalance_top10``), moving averages
+(MA5/MA7/MA20) and VWAP, order-book imbalance, 24 h high/low/volume and where the price
+sits in that range, the last minute's price and volume change against the minute before
+(percent), volatility (per minute and per hour), order flow (taker buy/sell ratio, large
+trades), fees, and the cycle's constraints (minimum confidence, minimum and target profit, quote per
 cycle, price band). On the sell leg it adds the position: entry price, profit floor,
 quantity held, the profit the current price would give (gross and after fees), the
 target price and how much of the target profit the current price gives, which sell
@@ -123,6 +124,22 @@ def _ratio(a: Decimal | None, b: Decimal | None) -> float | None:
     return float(a / b) - 1
 
 
+def _depth(request: DecisionRequest) -> dict[str, Any]:
+    """The book's top levels (``depth_top10``: bids and asks, best first, as
+    ``[price, quantity]``) and their imbalance (``imbalance_top10``, -1..1)."""
+    depth = request.depth
+    if depth is None:
+        return {"depth_top10": None, "imbalance_top10": None}
+    imbalance = depth.imbalance()
+    return {
+        "depth_top10": {
+            "bids": [[str(p), str(q)] for p, q in depth.bids[:10]],
+            "asks": [[str(p), str(q)] for p, q in depth.asks[:10]],
+        },
+        "imbalance_top10": None if imbalance is None else float(imbalance),
+    }
+
+
 def build_context(
     request: DecisionRequest,
     *,
@@ -166,6 +183,7 @@ def build_context(
         "position_in_24h_range_pct": range_position,
         "price_change_1m": _pct(_float(snap.price_change_1m)),
         "volume_change_1m": _pct(_float(snap.volume_change_1m)),
+        **_depth(request),
     }
     context: dict[str, Any] = {
         "leg": request.leg.value,

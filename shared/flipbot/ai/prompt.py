@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["PROMPT_VERSION", "SYSTEM_PROMPT", "build_messages", "context_from_messages"]
 
-PROMPT_VERSION = "flip-v2"
+PROMPT_VERSION = "flip-v3"
 
 SYSTEM_PROMPT = """\
 You price limit orders for a spot-market flip bot on Binance. Each cycle buys with one \
@@ -44,10 +44,18 @@ Answer with the JSON schema only:
 - sell_strategy.suggested_margin: profit over entry plus fees, as a fraction; \
 sell_strategy.timeout_seconds: how long a sell may rest before it is re-priced (code \
 bounds it).
+- On the BUY leg, also plan the sell for once the buy fills: sell_strategy.price (the \
+limit price you would sell at, at or above the buy price x (1 + fees + min_profit)) and \
+sell_strategy.confidence (0..1). When the buy fills, code checks that plan against the \
+live market and places it without asking you again if it still holds. Null for no plan. \
+On the SELL leg both are null.
 - market_analysis: your reading of the market: trend (UP, DOWN or SIDEWAYS), the nearest \
 support and resistance prices, and a one-sentence summary.
 market.price_change_1m and market.volume_change_1m are the last closed minute against the \
-one before, in percent.
+one before, in percent. market.depth_top10 holds the order book's top levels (bids and \
+asks, best first, [price, quantity]); market.imbalance_top10 is their bid-ask imbalance \
+(-1 only asks .. 1 only bids). A buy is also bounded by code to a share of the bids \
+near its price and to a small premium over the VWAP.
 trading_context tells how the bot's last closed trades went: last_profit (quote, after \
 fees and AI cost), avg_fill_time (seconds an order took to fill), success_rate (0..1).
 Use only the data in the context; a null value is unknown."""

@@ -48,8 +48,9 @@ from flipbot.domain.guards import (
     stop_loss_triggered,
     stop_price,
 )
-from flipbot.domain.model import BookTop, MarketSnapshot, Side
+from flipbot.domain.model import BookTop, MarketSnapshot, OrderRequest, Side
 from flipbot.domain.order_ids import client_order_id
+from flipbot.domain.risk import BookDepth, manage_buy
 from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_loss_extra
 from flipbot.ports import Services
 
@@ -74,7 +75,7 @@ def risk_limits(services: Services) -> RiskLimits:
     return RiskLimits(
         quote_per_cycle=s.quote_per_cycle,
         min_confidence=s.min_confidence,
-        min_profit=s.min_profit,
+        min_profit=s.floor_margin,
         price_band=s.price_band,
         stop_loss=s.stop_loss,
     )
@@ -121,10 +122,12 @@ def _consult_buy(
         return _paused(services, cycle, trip, snapshot, consultation_id, now)
     rules = exchange.symbol_rules(s.symbol)
     fees = exchange.fee_schedule(s.symbol)
-    book = exchange.book_top(s.symbol)
+    depth, book = _market_book(services)
     snapshot = _with_book(snapshot, book)
     free_quote = exchange.balances().get(rules.quote_asset)
-    request = _request(services, Side.BUY, snapshot, fees, trading_context=trading_context(recent))
+    request = _request(
+        services, Side.BUY, snapshot, fees, trading_context=trading_context(recent), depth=depth
+    )
     decision, meta = _decide(services, request)
     coid = client_order_id(cycle.cycle_id, Side.BUY, attempt, prefix=s.order_id_prefix)
     if decision.action != "BUY":
@@ -144,16 +147,19 @@ def _consult_buy(
         )
         reason = f"decision: {decision.action}"
         return _wait(s.reconsult_seconds, consultation_id, reason, decision) | _source(meta)
+    limits = risk_limits(services)
     try:
-        order = check_buy(
+        guarded = check_buy(
             decision,
             book,
             rules,
-            risk_limits(services),
+            limits,
             free_quote.free if free_quote else Decimal(0),
             symbol=s.symbol,
             client_order_id=coid,
         )
+        lowest = book.bid * (1 - limits.price_band)
+        checked = manage_buy(guarded, depth, book.mid, lowest, rules, s.risk_rules)
     except GuardRejected as rejected:
         cycle = count_failure(services, cycle, True, now)
         _audit(
@@ -172,10 +178,28 @@ def _consult_buy(
         )
         return waiting | _source(meta)
     cycle = count_failure(services, cycle, False, now)
-    _audit(services, cycle, Side.BUY, consultation_id, now, decision, meta, Verdict.PLACE, "")
+    order = checked.order
+    _audit(
+        services,
+        cycle,
+        Side.BUY,
+        consultation_id,
+        now,
+        decision,
+        meta,
+        Verdict.PLACE,
+        checked.changed,
+        extra=checked.notes,
+    )
     timeout = min(max(decision.timeout_seconds, 60), s.buy_order_timeout_seconds)
     return _place(
-        order.price, order.quantity, consultation_id, decision, timeout, s.sell_heartbeat_seconds
+        order.price,
+        order.quantity,
+        consultation_id,
+        decision,
+        timeout,
+        s.sell_heartbeat_seconds,
+        checked.changed,
     ) | _source(meta)
 
 
@@ -192,17 +216,21 @@ def _consult_sell(
     rules = exchange.symbol_rules(s.symbol)
     fees = exchange.fee_schedule(s.symbol)
     fills = []
+    bought_by = ""  # the consultation behind the last buy that filled
     for coid in cycle.buy_order_ids + cycle.sell_order_ids:
         order = repos.orders.get(coid)
         if order is not None:
-            fills += fills_seen(order, exchange, repos)
+            seen = fills_seen(order, exchange, repos)
+            fills += seen
+            if order.side is Side.BUY and (seen or order.executed_qty > 0):
+                bought_by = order.consultation_id
     cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
     if cycle.bought_qty <= 0:
         return {
             **_wait(0, consultation_id, "nothing bought: nothing to sell"),
             "action": ConsultAction.DUST,
         }
-    floor = profit_floor(cycle.entry_price, fees, s.min_profit, rules.tick_size)
+    floor = profit_floor(cycle.entry_price, fees, s.floor_margin, rules.tick_size)
     state = (
         advance(cycle.state, CycleEvent.BUY_FILLED)
         if cycle.state is CycleState.BUYING
@@ -210,7 +238,7 @@ def _consult_sell(
     )
     cycle = repos.cycles.save(cycle.evolve(floor_price=floor, state=state, updated_ms=now))
     held = rules.sellable_qty(cycle.held_qty, floor)
-    book = exchange.book_top(s.symbol)
+    depth, book = _market_book(services)
     if held <= 0:
         return {
             **_wait(0, consultation_id, f"nothing sellable: held {cycle.held_qty}"),
@@ -253,7 +281,39 @@ def _consult_sell(
         sell_attempt=attempt,
         reprice_steps=steps,
         trading_context=trading_context(repos.trades.recent(s.symbol, TRADING_CONTEXT_TRADES)),
+        depth=depth,
     )
+    plan_extra: dict[str, str] = {}
+    planned = _planned_sell(services, bought_by) if attempt == 1 else None
+    if planned is not None:
+        decision, meta = planned
+        try:
+            sell = check_sell(
+                decision, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
+            )
+        except GuardRejected as rejected:  # the plan no longer holds: ask again
+            plan_extra = {
+                "sell_plan.from": bought_by,
+                "sell_plan.verdict": rejected_verdict(rejected.guard),
+                "sell_plan.reason": str(rejected)[:300],
+            }
+        else:
+            extra = {"sell_plan.from": bought_by}
+            _audit(
+                services,
+                cycle,
+                Side.SELL,
+                consultation_id,
+                now,
+                decision,
+                meta,
+                Verdict.PLACE,
+                "the sell plan holds",
+                extra=extra,
+            )
+            return _sell_placed(
+                services, sell, consultation_id, decision, meta, "", floor, steps, attempt
+            )
     decision, meta = _decide(services, request)
     verdict: str
     try:
@@ -279,7 +339,37 @@ def _consult_sell(
         sell = check_sell(
             safe, book, rules, limits, held, floor, symbol=s.symbol, client_order_id=coid
         )
-    _audit(services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason)
+    _audit(
+        services,
+        cycle,
+        Side.SELL,
+        consultation_id,
+        now,
+        decision,
+        meta,
+        verdict,
+        reason,
+        extra=plan_extra,
+    )
+    return _sell_placed(
+        services, sell, consultation_id, decision, meta, reason, floor, steps, attempt
+    )
+
+
+def _sell_placed(
+    services: Services,
+    sell: OrderRequest,
+    consultation_id: str,
+    decision: Decision,
+    meta: dict[str, Any],
+    reason: str,
+    floor: Decimal,
+    steps: int,
+    attempt: int,
+) -> dict[str, Any]:
+    """The state machine's PLACE for a checked sell: it rests until it fills, or, above
+    the floor with re-pricing steps left, for the decision's timeout (bounded)."""
+    s = services.settings
     reprice = 0
     if steps and attempt <= steps and sell.price > floor:
         reprice = s.reprice_seconds(decision.timeout_seconds)
@@ -293,6 +383,32 @@ def _consult_sell(
         reason,
         reprice_seconds=reprice,
     ) | _source(meta)
+
+
+def _planned_sell(
+    services: Services, consultation_id: str
+) -> tuple[Decision, dict[str, Any]] | None:
+    """The sell the buy's consultation planned (its decision and audit keys), or ``None``
+    when that consultation is unknown or planned none. No one is asked: the plan's maker
+    is credited as ``plan:<who decided the buy>``, at no cost."""
+    record = services.repos.consultations.get(consultation_id) if consultation_id else None
+    if record is None or "sell_plan.price" not in record.extra:
+        return None
+    extra = record.extra
+    try:
+        margin = extra.get("sell_plan.margin", "")
+        decision = Decision(
+            action="SELL",
+            base_price=Decimal(extra["sell_plan.price"]),
+            confidence=float(extra["sell_plan.confidence"]),
+            timeout_seconds=int(extra["sell_plan.timeout_seconds"]),
+            suggested_margin=Decimal(margin) if margin else None,
+            reasoning=f"the sell planned by {consultation_id}",
+        )
+    except (KeyError, ValueError, ArithmeticError):  # a record written otherwise: ask
+        return None
+    meta = {"decided_by": f"plan:{record.decided_by}", "prompt_version": record.prompt_version}
+    return decision, meta
 
 
 def _paused(
@@ -489,7 +605,7 @@ def _request(
         snapshot=snapshot,
         quote_per_cycle=s.quote_per_cycle,
         min_confidence=s.min_confidence,
-        min_profit=s.min_profit,
+        min_profit=s.floor_margin,
         target_profit=s.target_profit,
         fee_rate_round_trip=fees.round_trip(),
         **sell,
@@ -531,6 +647,7 @@ def _audit(
 ) -> None:
     context = f"{cycle.cycle_id}|{leg}|{decision.model_dump_json()}"
     analysis = {f"market_analysis.{k}": v for k, v in (decision.market_analysis or {}).items()}
+    analysis |= _plans(leg, decision)
     services.repos.consultations.add(
         ConsultationRecord(
             consultation_id=consultation_id,
@@ -554,6 +671,37 @@ def _audit(
             extra={**analysis, **dict(meta.get("audit_extra") or {}), **(extra or {})},
         )
     )
+
+
+def _plans(leg: Side, decision: Decision) -> dict[str, str]:
+    """A buy answer's plans for the audit: the buy's range and timeout, and the sell it
+    plans for after the fill (``sell_plan.*``, which the sell leg reads back)."""
+    if leg is not Side.BUY or decision.action != "BUY":
+        return {}
+    plans = {"buy_plan.timeout_seconds": str(decision.timeout_seconds)}
+    if decision.price_range is not None:
+        plans["buy_plan.price_low"] = str(decision.price_range.low)
+        plans["buy_plan.price_high"] = str(decision.price_range.high)
+    plan = decision.sell_plan
+    if plan is not None:
+        plans["sell_plan.price"] = str(plan.price)
+        plans["sell_plan.confidence"] = str(plan.confidence)
+        plans["sell_plan.timeout_seconds"] = str(plan.timeout_seconds)
+        if plan.suggested_margin is not None:
+            plans["sell_plan.margin"] = str(plan.suggested_margin)
+    return plans
+
+
+#: how many levels of each side of the book a consultation reads
+DEPTH_LEVELS = 10
+
+
+def _market_book(services: Services) -> tuple[BookDepth, BookTop]:
+    """The top :data:`DEPTH_LEVELS` levels of the book and its best bid and ask (from the
+    ticker when a side of the depth is empty, so the guards judge the book as before)."""
+    s, exchange = services.settings, services.exchange
+    depth = exchange.order_book(s.symbol, DEPTH_LEVELS)
+    return depth, depth.top() or exchange.book_top(s.symbol)
 
 
 def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:

@@ -146,7 +146,9 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
             cycle = with_totals(cycle, fills, rules.base_asset, rules.quote_asset)
             fees = services.exchange.fee_schedule(cycle.symbol)
             floor = (
-                profit_floor(cycle.entry_price, fees, services.settings.min_profit, rules.tick_size)
+                profit_floor(
+                    cycle.entry_price, fees, services.settings.floor_margin, rules.tick_size
+                )
                 if cycle.entry_price
                 else ZERO
             )

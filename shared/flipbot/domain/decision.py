@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flipbot.domain.entities import TradeRecord
 from flipbot.domain.model import MarketSnapshot, Side
+from flipbot.domain.risk import BookDepth
 
 
 class PriceRange(BaseModel):
@@ -17,6 +18,18 @@ class PriceRange(BaseModel):
 
     low: Decimal
     high: Decimal
+
+
+class SellPlan(BaseModel):
+    """The sell a buy leg's answer plans for once its buy fills: checked against the live
+    market when the sell leg starts, and placed as planned when it still holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    price: Decimal = Field(description="the planned sell limit price")
+    confidence: float = Field(ge=0.0, le=1.0)
+    timeout_seconds: int = Field(default=900, ge=0, description="how long the sell may rest")
+    suggested_margin: Decimal | None = None
 
 
 class Decision(BaseModel):
@@ -33,6 +46,8 @@ class Decision(BaseModel):
     suggested_margin: Decimal | None = Field(default=None, description="sell margin over entry")
     #: the AI's reading of the market (trend, support, resistance, summary), audited
     market_analysis: dict[str, str] | None = None
+    #: BUY leg only: the sell planned for after the fill (None: no plan, ask then)
+    sell_plan: SellPlan | None = None
 
 
 class TradingContext(BaseModel):
@@ -98,3 +113,5 @@ class DecisionRequest(BaseModel):
     reprice_steps: int = Field(default=0, ge=0)
     #: how the bot's last closed trades went (None: not looked up)
     trading_context: TradingContext | None = None
+    #: the top levels of the order book when the consultation began (None: not read)
+    depth: BookDepth | None = None

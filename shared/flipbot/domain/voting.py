@@ -15,7 +15,9 @@ answer that is not the schema). :func:`tally` combines the answers:
    middle ones for an even count, put on the tick later by the guards); the price range,
    timeout and suggested margin are the medians of those given; the confidence is the
    lowest one, so the vote is never surer than its least sure member. The market
-   analysis is the first answering model's (in the configured order).
+   analysis is the first answering model's (in the configured order). A buy's sell plan
+   is combined the same way (median price, lowest confidence) when every answer has one;
+   otherwise the vote has no plan and the sell leg asks again.
 
 The guards then check the combined decision exactly as they check a single model's.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from statistics import median
 
-from flipbot.domain.decision import Decision, PriceRange
+from flipbot.domain.decision import Decision, PriceRange, SellPlan
 
 __all__ = ["Tally", "Vote", "quorum", "tally"]
 
@@ -121,11 +123,26 @@ def tally(votes: Sequence[Vote]) -> Tally:
             timeout_seconds=int(median(d.timeout_seconds for d in decisions)),
             suggested_margin=_median(margins) if margins else None,
             market_analysis=next((d.market_analysis for d in decisions if d.market_analysis), None),
+            sell_plan=_plan([d.sell_plan for d in decisions]),
         ),
         True,
         answered,
         configured,
         reason,
+    )
+
+
+def _plan(plans: Sequence[SellPlan | None]) -> SellPlan | None:
+    """The answers' sell plans combined, when every answer has one."""
+    given = [p for p in plans if p is not None]
+    if not given or len(given) < len(plans):
+        return None
+    margins = [p.suggested_margin for p in given if p.suggested_margin is not None]
+    return SellPlan(
+        price=_median([p.price for p in given]),
+        confidence=min(p.confidence for p in given),
+        timeout_seconds=int(median(p.timeout_seconds for p in given)),
+        suggested_margin=_median(margins) if margins else None,
     )
 
 

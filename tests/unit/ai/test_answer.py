@@ -93,3 +93,39 @@ def test_an_answer_without_a_market_analysis_is_not_an_answer() -> None:
     del fields["market_analysis"]
     with pytest.raises(ValidationError):
         AiAnswer.model_validate(fields)
+
+
+def _planned(**plan: Any) -> dict[str, Any]:
+    return {"sell_strategy": {"suggested_margin": 0.015, "timeout_seconds": 1200, **plan}}
+
+
+def test_a_buy_answer_with_a_sell_price_and_confidence_plans_the_sell() -> None:
+    decision = to_decision(
+        _answer(action="BUY", **_planned(price=10.45, confidence=0.85)), Side.BUY
+    )
+    assert decision.sell_plan is not None
+    plan = decision.sell_plan
+    assert (plan.price, plan.confidence) == (Decimal("10.45"), 0.85)
+    assert (plan.timeout_seconds, plan.suggested_margin) == (1200, Decimal("0.015"))
+    assert decision.timeout_seconds == 600  # the buy's own timeout is unchanged
+
+
+@pytest.mark.parametrize(
+    "plan", [{}, {"price": 10.45}, {"confidence": 0.9}, {"price": None, "confidence": None}]
+)
+def test_a_buy_answer_without_both_price_and_confidence_plans_no_sell(
+    plan: dict[str, Any],
+) -> None:
+    assert to_decision(_answer(action="BUY", **_planned(**plan)), Side.BUY).sell_plan is None
+
+
+def test_a_sell_answer_plans_nothing_and_a_non_finite_plan_is_invalid() -> None:
+    answer = _answer(**_planned(price=10.45, confidence=0.85))
+    assert to_decision(answer, Side.SELL).sell_plan is None
+    with pytest.raises(InvalidAnswer, match=r"sell_strategy\.price"):
+        to_decision(_answer(**_planned(price=float("inf"), confidence=0.9)), Side.BUY)
+
+
+def test_a_plan_confidence_outside_0_to_1_is_not_an_answer() -> None:
+    with pytest.raises(ValidationError):
+        _answer(**_planned(price=10.45, confidence=1.5))

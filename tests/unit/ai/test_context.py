@@ -142,3 +142,20 @@ def test_a_failing_or_hanging_provider_is_left_out_without_blocking(
     assert signals == {"fear_greed": {"value": "71"}}
     assert "news failed: ConnectionError" in caplog.text
     assert "social gave no answer" in caplog.text
+
+
+def test_the_book_top_levels_and_their_imbalance_are_in_the_market(market: Any) -> None:
+    from flipbot.domain.risk import BookDepth
+
+    depth = BookDepth(
+        bids=((Decimal("10.00"), Decimal("50")), (Decimal("9.99"), Decimal("30"))),
+        asks=((Decimal("10.02"), Decimal("40")),),
+    )
+    context = build_context(market.buy().model_copy(update={"depth": depth}))["market"]
+    assert context["depth_top10"] == {
+        "bids": [["10.00", "50"], ["9.99", "30"]],
+        "asks": [["10.02", "40"]],
+    }
+    assert context["imbalance_top10"] == pytest.approx(0.3333)  # (80 - 40) / 120
+    unread = build_context(market.buy())["market"]
+    assert (unread["depth_top10"], unread["imbalance_top10"]) == (None, None)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from flipbot.domain.decision import Decision, PriceRange
+from flipbot.domain.decision import Decision, PriceRange, SellPlan
 from flipbot.domain.voting import Vote, quorum, tally
 
 
@@ -101,3 +101,22 @@ def test_ranges_and_margins_are_the_medians_of_those_given() -> None:
     assert d.price_range == PriceRange(low=Decimal("9.8"), high=Decimal("10.3"))
     assert d.suggested_margin == Decimal("0.03")
     assert d.market_analysis == {"trend": "up"}
+
+
+def _plan(price: str, confidence: float) -> SellPlan:
+    return SellPlan(price=Decimal(price), confidence=confidence, timeout_seconds=600)
+
+
+def test_the_sell_plans_are_combined_when_every_answer_has_one() -> None:
+    outcome = tally(
+        [
+            _vote("a", sell_plan=_plan("10.50", 0.9)),
+            _vote("b", sell_plan=_plan("10.70", 0.8)),
+            _vote("c", sell_plan=_plan("10.60", 0.95)),
+        ]
+    )
+    assert outcome.decision is not None
+    assert outcome.decision.sell_plan == _plan("10.60", 0.8)
+    partial = tally([_vote("a", sell_plan=_plan("10.50", 0.9)), _vote("b")])
+    assert partial.decision is not None
+    assert partial.decision.sell_plan is None

@@ -183,6 +183,7 @@ def build_context(
         "position_in_24h_range_pct": range_position,
         "price_change_1m": _pct(_float(snap.price_change_1m)),
         "volume_change_1m": _pct(_float(snap.volume_change_1m)),
+        "btc_correlation": _float(snap.btc_correlation),
         **_depth(request),
     }
     context: dict[str, Any] = {

@@ -54,7 +54,8 @@ support and resistance prices, and a one-sentence summary.
 market.price_change_1m and market.volume_change_1m are the last closed minute against the \
 one before, in percent. market.depth_top10 holds the order book's top levels (bids and \
 asks, best first, [price, quantity]); market.imbalance_top10 is their bid-ask imbalance \
-(-1 only asks .. 1 only bids). A buy is also bounded by code to a share of the bids \
+(-1 only asks .. 1 only bids). market.btc_correlation is how the last hour's 1-minute \
+returns moved with BTC's (-1..1). A buy is also bounded by code to a share of the bids \
 near its price and to a small premium over the VWAP.
 trading_context tells how the bot's last closed trades went: last_profit (quote, after \
 fees and AI cost), avg_fill_time (seconds an order took to fill), success_rate (0..1).

@@ -146,4 +146,7 @@ class MarketSnapshot:
     #: volume / volume - 1 (None until two minutes closed, or after a minute without volume)
     price_change_1m: Decimal | None = None
     volume_change_1m: Decimal | None = None
+    #: the correlation of the last hour's 1-minute returns with the reference pair's
+    #: (``CORRELATION_SYMBOL``, BTC by default), -1..1; None: not followed or too little data
+    btc_correlation: Decimal | None = None
     extra: dict[str, str] = field(default_factory=dict)

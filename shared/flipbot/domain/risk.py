@@ -101,7 +101,8 @@ def manage_buy(
     """Fit a guarded buy ``order`` to the market (see the module docstring).
 
     ``fair`` is the fair price (the consult passes the book's mid), ``lowest_price`` the
-    lowest buy price the guards allow. Raises :class:`GuardRejected` (``slippage`` or ``liquidity``).
+    lowest buy price the guards allow. Raises :class:`GuardRejected` (``slippage`` or
+    ``liquidity``).
     """
     notes: dict[str, str] = {"risk.fair": str(fair)}
     price, quantity = order.price, order.quantity

@@ -56,6 +56,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
 
+from flipbot.domain.correlation import OWN, REFERENCE, ReturnCorrelation
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.guards import PRICE_RANGE
 from flipbot.domain.indicators import MarketIndicators
@@ -311,10 +312,13 @@ class MarketPipeline:
         tick_seconds: float = 60,
         snapshot_seconds: float = 10,
         large_trade_quote: float = 1000,
+        reference_symbol: str = "",
     ) -> None:
         if tick_bps <= 0 or tick_seconds <= 0 or snapshot_seconds <= 0:
             raise ValueError("tick_bps, tick_seconds and snapshot_seconds must be > 0")
         self.symbol = symbol
+        self.reference_symbol = reference_symbol if reference_symbol != symbol else ""
+        self.correlation = ReturnCorrelation()
         self.queue = queue
         self.indicators = MarketIndicators(
             symbol, large_trade_quote=Decimal(str(large_trade_quote))
@@ -435,18 +439,23 @@ class MarketPipeline:
     def _on_kline(self, msg: dict[str, Any], recv_ms: int) -> None:
         # What a snapshot takes from it (open time, close, volume, closed) goes into the
         # market context the model reads: checked like a trade.
-        if msg["s"] != self.symbol:
+        symbol = msg["s"]
+        if symbol != self.symbol and (not self.reference_symbol or symbol != self.reference_symbol):
             self.ignored += 1
             return
         kline = msg["k"]
         if type(kline) is not dict:
             raise TypeError("kline 'k' is not an object")
-        _time(kline["t"], recv_ms)
-        _price(kline["c"])
+        open_ms = _time(kline["t"], recv_ms)
+        close = _price(kline["c"])
         _qty(kline["v"])
         if type(kline["x"]) is not bool:
             raise TypeError(f"kline x={kline['x']!r} is not a boolean")
-        self._kline = kline
+        series = OWN if symbol == self.symbol else REFERENCE
+        if kline["x"]:  # a closed minute: a point of the correlation
+            self.correlation.on_close(series, open_ms // 60_000, close)
+        if series == OWN:
+            self._kline = kline
 
     def _on_control(self, msg: dict[str, Any]) -> None:
         if "error" in msg:
@@ -476,6 +485,10 @@ class MarketPipeline:
         if not indicators.has_data:
             return None
         snapshot = indicators.snapshot(now_ms)
+        if self.reference_symbol:
+            correlation = self.correlation.value()
+            if correlation is not None:
+                snapshot = replace(snapshot, btc_correlation=Decimal(repr(correlation)))
         extra: dict[str, str] = {}
         if self._depth is not None:
             levels, bids_qty, asks_qty = self._depth

@@ -88,6 +88,7 @@ class Listener:
             tick_seconds=s.price_tick_seconds,
             snapshot_seconds=s.snapshot_seconds,
             large_trade_quote=s.large_trade_quote,
+            reference_symbol=s.reference_symbol,
         )
         self.orders = OrderStream(self.queue, symbol=s.symbol)
         self._stop = asyncio.Event()

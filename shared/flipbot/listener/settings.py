@@ -51,6 +51,9 @@ class ListenerSettings(BaseModel):
     price_tick_seconds: float = Field(default=60, gt=0)
     snapshot_seconds: float = Field(default=10, gt=0)
     large_trade_quote: float = Field(default=1000, gt=0)
+    #: the pair whose 1-minute returns the symbol's are correlated with (its kline_1m is
+    #: followed on the same connection); empty: none
+    correlation_symbol: str = Field(default="BTCUSDC", pattern=r"^([A-Z0-9]{5,20})?$")
 
     # Outbound queue: market ticks beyond this many queued events are dropped.
     queue_capacity: int = Field(default=10_000, ge=10)
@@ -123,6 +126,8 @@ class ListenerSettings(BaseModel):
             value = env.get(var, "").strip()
             if value:
                 raw[field] = value
+        reference = str(raw.get("correlation_symbol", "BTCUSDC")).upper()
+        raw["correlation_symbol"] = "" if reference == "OFF" else reference
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -140,7 +145,14 @@ class ListenerSettings(BaseModel):
     def market_streams(self) -> list[str]:
         """The combined-stream names the listener follows for its symbol."""
         s = self.symbol.lower()
-        return [f"{s}@trade", f"{s}@bookTicker", f"{s}@kline_1m", f"{s}@depth10"]
+        streams = [f"{s}@trade", f"{s}@bookTicker", f"{s}@kline_1m", f"{s}@depth10"]
+        reference = self.reference_symbol
+        return [*streams, f"{reference.lower()}@kline_1m"] if reference else streams
+
+    @property
+    def reference_symbol(self) -> str:
+        """The correlation's reference pair, or "" (none, or the symbol itself)."""
+        return self.correlation_symbol if self.correlation_symbol != self.symbol else ""
 
     def market_url(self) -> str:
         """The combined market-stream URL (the subscription travels in the URL)."""
@@ -167,6 +179,7 @@ _OPTIONAL = {
     "price_tick_seconds": "PRICE_TICK_SECONDS",
     "snapshot_seconds": "SNAPSHOT_SECONDS",
     "large_trade_quote": "LARGE_TRADE_QUOTE",
+    "correlation_symbol": "CORRELATION_SYMBOL",
     "queue_capacity": "QUEUE_CAPACITY",
     "market_silence_seconds": "MARKET_SILENCE_SECONDS",
     "user_probe_seconds": "USER_PROBE_SECONDS",

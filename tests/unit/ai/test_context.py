@@ -159,3 +159,9 @@ def test_the_book_top_levels_and_their_imbalance_are_in_the_market(market: Any) 
     assert context["imbalance_top10"] == pytest.approx(0.3333)  # (80 - 40) / 120
     unread = build_context(market.buy())["market"]
     assert (unread["depth_top10"], unread["imbalance_top10"]) == (None, None)
+
+
+def test_the_correlation_with_btc_is_in_the_market_and_null_when_unknown(market: Any) -> None:
+    request = market.buy(btc_correlation=Decimal("0.8123"))
+    assert build_context(request)["market"]["btc_correlation"] == 0.8123
+    assert build_context(market.buy())["market"]["btc_correlation"] is None

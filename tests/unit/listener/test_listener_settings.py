@@ -35,6 +35,7 @@ def test_given_the_minimum_then_production_endpoints_and_defaults() -> None:
     assert settings.market_url() == (
         "wss://stream.binance.com:9443/stream?streams="
         "trumpusdc@trade/trumpusdc@bookTicker/trumpusdc@kline_1m/trumpusdc@depth10"
+        "/btcusdc@kline_1m"
     )
     assert settings.max_connection_age_seconds < 24 * 3600
     assert 0 < settings.drain_seconds < settings.stop_timeout_seconds

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from flipbot.domain.filters import SymbolRules
     from flipbot.domain.model import (
         Balance,
+        BookDepth,
         BookTop,
         Fill,
         MarketSnapshot,
         OrderRequest,
         OrderState,
     )
-    from flipbot.domain.risk import BookDepth
     from flipbot.settings import Settings
 
 

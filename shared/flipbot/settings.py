@@ -102,7 +102,7 @@ class Settings(BaseModel):
     binance_base_url: str = ""
     ai_model: str = "gpt-4o-mini"
     #: models that vote, comma-separated ``model`` or ``model@base_url`` (see
-    #: :mod:`flipbot.ai.voting`); empty or one: ``ai_model`` alone decides
+    #: :mod:`flipbot.ai.voting`); empty: ``ai_model`` decides; one entry: that model alone
     ai_models: str = ""
     openai_base_url: str = ""
     ai_daily_budget_usd: Decimal = Field(default=Decimal("1"), ge=0)
@@ -245,7 +245,7 @@ class Settings(BaseModel):
             "openai_secret_arn": env.get("OPENAI_SECRET_ARN", ""),
             "binance_base_url": env.get("BINANCE_BASE_URL", ""),
             "ai_model": env.get("AI_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
-            "ai_models": _ai_models(env.get("AI_MODELS", "")),
+            "ai_models": env.get("AI_MODELS", ""),
             "openai_base_url": env.get("OPENAI_BASE_URL", ""),
             "ai_daily_budget_usd": _decimal(env, "AI_DAILY_BUDGET_USD", "1"),
             "ai_fallback": env.get("AI_FALLBACK", "fallback") or "fallback",
@@ -285,9 +285,23 @@ class Settings(BaseModel):
 
 
 class ConsultAiSettings(Settings):
-    """ConsultAiFunction: decides each leg; reads the book and the balances."""
+    """ConsultAiFunction: decides each leg; reads the book and the balances. Only it reads
+    ``AI_MODELS``, so only it refuses a bad one at cold start: a typo there stops the
+    consultations, not the functions that book fills and cancel orders."""
 
     requires = ("BINANCE_SECRET_ARN",)
+
+    @field_validator("ai_models")
+    @classmethod
+    def _models_parse(cls, value: str) -> str:
+        if value.strip():
+            from flipbot.ai.voting import parse_ai_models
+
+            try:
+                parse_ai_models(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class PlaceOrderSettings(Settings):
@@ -368,6 +382,7 @@ _ENV_NAME = {
     "sell_reprice_max_seconds": "SELL_REPRICE_MAX_SECONDS",
     "ai_daily_budget_usd": "AI_DAILY_BUDGET_USD",
     "ai_fallback": "AI_FALLBACK",
+    "ai_models": "AI_MODELS",
     "fear_greed_url": "FEAR_GREED_URL",
     "news_sentiment_url": "NEWS_SENTIMENT_URL",
     "order_id_prefix": "ORDER_ID_PREFIX",
@@ -388,7 +403,7 @@ _ENV_NAME = {
 
 
 #: settings whose value is never repeated in an error (a URL's query may hold a key)
-_UNQUOTED = frozenset({"fear_greed_url", "news_sentiment_url"})
+_UNQUOTED = frozenset({"fear_greed_url", "news_sentiment_url", "ai_models"})
 
 
 def _problem(error: Any) -> str:
@@ -396,7 +411,8 @@ def _problem(error: Any) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     field = str(error["loc"][0])
     shown = "(not shown)" if field in _UNQUOTED else repr(error.get("input"))
-    return f"{_ENV_NAME.get(field, field)}={shown}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{_ENV_NAME.get(field, field)}={shown}: {message}"
 
 
 def _price_table(raw: str) -> str:
@@ -405,15 +421,6 @@ def _price_table(raw: str) -> str:
         from flipbot.ai.cost import parse_price_table
 
         parse_price_table(raw)
-    return raw
-
-
-def _ai_models(raw: str) -> str:
-    """``AI_MODELS`` as given, once every entry parses (``ConfigurationError`` otherwise)."""
-    if raw.strip():
-        from flipbot.ai.voting import parse_ai_models
-
-        parse_ai_models(raw)
     return raw
 
 

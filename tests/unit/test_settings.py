@@ -147,7 +147,16 @@ def test_given_a_lambda_sandbox_then_a_function_is_checked_at_init_and_elsewhere
     check_at_init(ReconcileSettings, BASE)  # a tool importing the handler: not a sandbox
 
 
-def test_a_bad_ai_models_entry_fails_at_cold_start_naming_it() -> None:
-    with pytest.raises(ConfigurationError, match=r"AI_MODELS entry 'deepseek@ftp://x'"):
-        _settings(AI_MODELS="gpt-4o-mini,deepseek@ftp://x")
-    assert _settings(AI_MODELS="a, b@https://h/v1").ai_models == "a, b@https://h/v1"
+def test_a_bad_ai_models_entry_fails_the_consult_at_cold_start_naming_it_and_no_other() -> None:
+    env = {**BASE, "BINANCE_SECRET_ARN": "arn", "STATE_MACHINE_ARN": "arn"}
+    bad = {**env, "AI_MODELS": "gpt-4o-mini,deepseek@ftp://x/v1?key=sk-secret-123"}
+    with pytest.raises(ConfigurationError, match=r"AI_MODELS=\(not shown\).*'deepseek@x'") as err:
+        check_at_init(
+            FUNCTION_SETTINGS["ConsultAiFunction"], {**bad, "AWS_LAMBDA_FUNCTION_NAME": "f"}
+        )
+    assert "sk-secret-123" not in str(err.value)
+    for name, model in FUNCTION_SETTINGS.items():  # the others book fills and cancel orders
+        if name != "ConsultAiFunction":
+            model.from_env(bad)
+    good = {**env, "AI_MODELS": "a, b@https://h/v1"}
+    assert FUNCTION_SETTINGS["ConsultAiFunction"].from_env(good).ai_models == "a, b@https://h/v1"

@@ -65,6 +65,7 @@ from flipbot.domain.fees import FeeSchedule
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.model import (
     Balance,
+    BookDepth,
     BookTop,
     Fill,
     OrderRequest,
@@ -72,7 +73,6 @@ from flipbot.domain.model import (
     OrderStatus,
     Side,
 )
-from flipbot.domain.risk import BookDepth
 
 logger = logging.getLogger(__name__)
 

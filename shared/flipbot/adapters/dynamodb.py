@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -215,8 +215,13 @@ def snapshot_to_json(snapshot: MarketSnapshot) -> dict[str, Any]:
     return body_of(snapshot)
 
 
+#: what a stored snapshot may hold; a field this code does not know (written by a newer
+#: listener during a deploy) is left out rather than failing the read
+_SNAPSHOT_FIELDS = frozenset(f.name for f in fields(MarketSnapshot))
+
+
 def snapshot_from_json(body: dict[str, Any]) -> MarketSnapshot:
-    data = dict(body)
+    data = {k: v for k, v in body.items() if k in _SNAPSHOT_FIELDS}
     book = data.pop("book", None)
     for key, value in list(data.items()):
         if key in ("symbol", "ma7_trend", "extra", "time_ms", "large_trades"):

@@ -317,8 +317,11 @@ class OpenAiDecisionMaker:
 
     # ------------------------------------------------------------------ deciding
 
-    def decide(self, request: DecisionRequest) -> Decision:
-        """The model's decision for ``request``, or :class:`AiUnavailable`."""
+    def decide(
+        self, request: DecisionRequest, signals: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Decision:
+        """The model's decision for ``request``, or :class:`AiUnavailable`. ``signals``
+        (already gathered, e.g. once for a vote) stand in for the context providers'."""
         call: dict[str, Any] = {
             "decided_by": f"ai:{self.model}",
             "model": self.model,
@@ -340,7 +343,8 @@ class OpenAiDecisionMaker:
                 f"daily AI budget of {self.budget.limit_usd} USD is spent",
                 budget_spent=True,
             )
-        signals = gather_signals(self.context_providers, request.symbol)
+        if signals is None:
+            signals = gather_signals(self.context_providers, request.symbol)
         context = build_context(request, price_band=self.price_band, signals=signals)
         started = time.monotonic()
         try:

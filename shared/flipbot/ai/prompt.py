@@ -56,7 +56,7 @@ one before, in percent. market.depth_top10 holds the order book's top levels (bi
 asks, best first, [price, quantity]); market.imbalance_top10 is their bid-ask imbalance \
 (-1 only asks .. 1 only bids). market.btc_correlation is how the last hour's 1-minute \
 returns moved with BTC's (-1..1). A buy is also bounded by code to a share of the bids \
-near its price and to a small premium over the VWAP.
+near its price and to a small premium over the mid.
 trading_context tells how the bot's last closed trades went: last_profit (quote, after \
 fees and AI cost), avg_fill_time (seconds an order took to fill), success_rate (0..1).
 Use only the data in the context; a null value is unknown."""

@@ -2,8 +2,9 @@
 
 ``AI_MODELS`` (the template's ``AiModels``) lists the models, comma-separated; each is
 ``model`` (asked at ``OPENAI_BASE_URL``) or ``model@base_url`` (any OpenAI-compatible
-endpoint), e.g. ``gpt-4o-mini,deepseek-chat@https://api.deepseek.com/v1``. Empty, or a
-single model: no vote, ``AI_MODEL`` alone decides as before.
+endpoint), e.g. ``gpt-4o-mini,deepseek-chat@https://api.deepseek.com/v1``. Empty: no
+vote, ``AI_MODEL`` decides as before; a single entry: that model (at its endpoint) alone,
+in place of ``AI_MODEL``. Errors and audit labels show an endpoint's host only.
 
 :class:`VotingDecisionMaker` asks every model in parallel, each bounded by its own
 deadline, and combines what came back with :func:`flipbot.domain.voting.tally`. A model
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,27 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.model}@{self.base_url}" if self.base_url else self.model
+        """The model, with its endpoint's host when it has one (never the URL's path or
+        query, which may hold a key)."""
+        return f"{self.model}@{_host(self.base_url)}" if self.base_url else self.model
+
+
+def _host(url: str) -> str:
+    """``host[:port]`` of ``url`` (no user info, path or query), or ``?``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "?"
+
+
+def _shown(entry: str) -> str:
+    """An ``AI_MODELS`` entry as an error may show it: the model and its endpoint's host."""
+    model, at, url = entry.partition("@")
+    return f"{model}@{_host(url.strip())}" if at else model
 
 
 def parse_ai_models(text: str) -> tuple[ModelSpec, ...]:
@@ -66,11 +87,12 @@ def parse_ai_models(text: str) -> tuple[ModelSpec, ...]:
         model, base_url = model.strip(), base_url.strip()
         if not model or len(model) > 100 or not all(c.isalnum() or c in "._:/-" for c in model):
             raise ConfigurationError(
-                f"AI_MODELS entry {entry!r}: expected model or model@https://endpoint/v1"
+                f"AI_MODELS entry {_shown(entry)!r}: expected model or model@https://endpoint/v1"
             )
         if "@" in entry and not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
-                f"AI_MODELS entry {entry!r}: the endpoint must start with http:// or https://"
+                f"AI_MODELS entry {_shown(entry)!r}: the endpoint must start with http:// or "
+                "https://"
             )
         spec = ModelSpec(model, base_url)
         if spec in specs:
@@ -111,8 +133,9 @@ class VotingDecisionMaker:
     def decide(self, request: DecisionRequest) -> Decision:
         from concurrent.futures import ThreadPoolExecutor, wait
 
+        signals = self._signals(request)
         pool = ThreadPoolExecutor(max_workers=len(self.members), thread_name_prefix="ai-vote")
-        futures = [pool.submit(_ask, m, label, request) for m, label in self._pairs()]
+        futures = [pool.submit(_ask, m, label, request, signals) for m, label in self._pairs()]
         done, _ = wait(futures, timeout=self.deadline + _GRACE_SECONDS)
         pool.shutdown(wait=False, cancel_futures=True)
         labels = [label for _, label in self._pairs()]
@@ -125,6 +148,17 @@ class VotingDecisionMaker:
             budget = all(v.error == "budget" for v in votes)
             raise AiUnavailable(f"vote: {outcome.reason}", budget_spent=budget)
         return outcome.decision
+
+    def _signals(self, request: DecisionRequest) -> Mapping[str, Mapping[str, str]] | None:
+        """The outside signals, gathered once for every member (so each sees the same and
+        the members' deadlines start with their requests); ``None`` when the members take
+        none."""
+        providers = getattr(self.members[0], "context_providers", None)
+        if providers is None:
+            return None
+        from flipbot.ai.context import gather_signals
+
+        return gather_signals(providers, request.symbol)
 
     def _pairs(self) -> list[tuple[DecisionMaker, str]]:
         return list(zip(self.members, self.labels, strict=True))
@@ -154,11 +188,17 @@ class VotingDecisionMaker:
 
 
 def _ask(
-    member: DecisionMaker, label: str, request: DecisionRequest
+    member: DecisionMaker,
+    label: str,
+    request: DecisionRequest,
+    signals: Mapping[str, Mapping[str, str]] | None,
 ) -> tuple[Vote, dict[str, Any]]:
-    """``member``'s answer as a vote, with its ``last_call`` read in the thread that asked."""
+    """``member``'s answer as a vote, with its ``last_call`` read in the thread that asked;
+    ``signals`` go to a member that takes them."""
     try:
-        decision: Decision | None = member.decide(request)
+        decision: Decision | None = (
+            member.decide(request) if signals is None else member.decide(request, signals=signals)  # type: ignore[call-arg]
+        )
         error = ""
     except AiUnavailable as exc:
         decision, error = None, str(exc).partition(":")[0]

@@ -48,9 +48,9 @@ from flipbot.domain.guards import (
     stop_loss_triggered,
     stop_price,
 )
-from flipbot.domain.model import BookTop, MarketSnapshot, OrderRequest, Side
+from flipbot.domain.model import BookDepth, BookTop, MarketSnapshot, OrderRequest, Side
 from flipbot.domain.order_ids import client_order_id
-from flipbot.domain.risk import BookDepth, manage_buy
+from flipbot.domain.risk import manage_buy
 from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_loss_extra
 from flipbot.ports import Services
 
@@ -284,7 +284,7 @@ def _consult_sell(
         depth=depth,
     )
     plan_extra: dict[str, str] = {}
-    planned = _planned_sell(services, bought_by) if attempt == 1 else None
+    planned = _planned_sell(services, cycle.cycle_id, bought_by) if attempt == 1 else None
     if planned is not None:
         decision, meta = planned
         try:
@@ -325,7 +325,16 @@ def _consult_sell(
         verdict, reason = rejected_verdict(rejected.guard), str(rejected)
         if s.sell_rule == "confident" and rejected.guard in ANSWER_GUARDS:
             _audit(
-                services, cycle, Side.SELL, consultation_id, now, decision, meta, verdict, reason
+                services,
+                cycle,
+                Side.SELL,
+                consultation_id,
+                now,
+                decision,
+                meta,
+                verdict,
+                reason,
+                extra=plan_extra,
             )
             waiting = _wait(s.reconsult_seconds, consultation_id, reason, decision, rejected.guard)
             return waiting | _source(meta)
@@ -386,13 +395,24 @@ def _sell_placed(
 
 
 def _planned_sell(
-    services: Services, consultation_id: str
+    services: Services, cycle_id: str, consultation_id: str
 ) -> tuple[Decision, dict[str, Any]] | None:
-    """The sell the buy's consultation planned (its decision and audit keys), or ``None``
-    when that consultation is unknown or planned none. No one is asked: the plan's maker
-    is credited as ``plan:<who decided the buy>``, at no cost."""
-    record = services.repos.consultations.get(consultation_id) if consultation_id else None
-    if record is None or "sell_plan.price" not in record.extra:
+    """The sell the buy's consultation planned (its decision and audit keys), or ``None``.
+
+    A plan is used once, by the cycle's first sell consultation: ``None`` when that
+    consultation is unknown, is not this cycle's placed buy, planned no sell, or when a
+    sell consultation of the cycle is already on record (a plan that failed once is not
+    taken up later, however the market came back). No one is asked: the plan's maker is
+    credited as ``plan:<who decided the buy>``, at no cost."""
+    repos = services.repos
+    record = repos.consultations.get(consultation_id) if consultation_id else None
+    if (
+        record is None
+        or "sell_plan.price" not in record.extra
+        or (record.cycle_id, record.leg, record.verdict) != (cycle_id, Side.BUY, Verdict.PLACE)
+    ):
+        return None
+    if any(c.leg is Side.SELL for c in repos.consultations.for_cycle(cycle_id)):
         return None
     extra = record.extra
     try:

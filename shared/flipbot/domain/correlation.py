@@ -5,7 +5,8 @@
 series, keyed by the minute they close, and gives the Pearson correlation of the
 minute-to-minute returns of the minutes both have (``-1`` .. ``1``). Fewer than
 ``min_pairs`` such returns, or a series that did not move, give ``None``: unknown, not
-zero.
+zero. The window is by the clock: after an outage, minutes older than ``window`` before
+the latest close of either series no longer count.
 """
 
 from __future__ import annotations
@@ -34,17 +35,20 @@ class ReturnCorrelation:
             return
         closes = self._closes[series]
         closes[minute] = close
-        if len(closes) > self.window + 1:
-            for old in sorted(closes)[: len(closes) - self.window - 1]:
-                del closes[old]
+        latest = max(closes)
+        for old in [m for m in closes if m < latest - self.window]:
+            del closes[old]
 
     def value(self) -> float | None:
         """The correlation, rounded to 4 decimals, or ``None`` (see the module docstring)."""
         own, ref = self._closes
+        if not own or not ref:
+            return None
+        since = max(*own, *ref) - self.window  # the last hour, by the clock
         pairs = [
             (math.log(own[m] / own[m - 1]), math.log(ref[m] / ref[m - 1]))
             for m in sorted(own.keys() & ref.keys())
-            if m - 1 in own and m - 1 in ref
+            if m - 1 >= since and m - 1 in own and m - 1 in ref
         ]
         if len(pairs) < self.min_pairs:
             return None

@@ -9,8 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flipbot.domain.entities import TradeRecord
-from flipbot.domain.model import MarketSnapshot, Side
-from flipbot.domain.risk import BookDepth
+from flipbot.domain.model import BookDepth, MarketSnapshot, Side
 
 
 class PriceRange(BaseModel):

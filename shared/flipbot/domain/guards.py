@@ -213,6 +213,13 @@ def _is_price(value: Decimal) -> bool:
     return value.is_finite() and low <= value <= high
 
 
+def check_filters(rules: SymbolRules, side: Side, price: Decimal, quantity: Decimal) -> None:
+    """The exchange's checks of a LIMIT order at ``price`` for ``quantity`` (the minimum
+    notional and the symbol's filters); raises :class:`GuardRejected` as the guards do."""
+    _check_notional(rules, price, quantity)
+    _validate(rules, side, price, quantity, None)
+
+
 def _check_notional(rules: SymbolRules, price: Decimal, quantity: Decimal) -> None:
     notional = price * quantity
     if rules.notional_filter is not None and notional < rules.min_notional:

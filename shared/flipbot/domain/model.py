@@ -112,6 +112,40 @@ class BookTop:
 
 
 @dataclass(frozen=True, slots=True)
+class BookDepth:
+    """The top levels of the order book, best first: ``(price, quantity)`` pairs."""
+
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+
+    def top(self) -> BookTop | None:
+        """The best bid and ask, or ``None`` when a side is empty."""
+        if not self.bids or not self.asks:
+            return None
+        (bid, bid_qty), (ask, ask_qty) = self.bids[0], self.asks[0]
+        return BookTop(bid=bid, bid_qty=bid_qty, ask=ask, ask_qty=ask_qty)
+
+    def imbalance(self) -> Decimal | None:
+        """``(bid qty - ask qty) / (bid qty + ask qty)`` over the levels: -1 (only asks)
+        to 1 (only bids); ``None`` for an empty book."""
+        bids = sum((q for _, q in self.bids), Decimal(0))
+        asks = sum((q for _, q in self.asks), Decimal(0))
+        total = bids + asks
+        return None if total <= 0 else round((bids - asks) / total, 4)
+
+    def depth_at(self, side: Side, price: Decimal, band: Decimal) -> Decimal:
+        """What ``side`` holds from its best level to ``price`` widened by ``band``: for
+        bids, the levels at or above ``price x (1 - band)``; for asks, at or under
+        ``price x (1 + band)``. A price better than the side's best (inside the spread)
+        counts from the best level."""
+        if side is Side.BUY:
+            edge = min(price, self.bids[0][0]) * (1 - band) if self.bids else price
+            return sum((q for p, q in self.bids if p >= edge), Decimal(0))
+        edge = max(price, self.asks[0][0]) * (1 + band) if self.asks else price
+        return sum((q for p, q in self.asks if p <= edge), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     asset: str
     free: Decimal

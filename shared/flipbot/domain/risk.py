@@ -6,14 +6,16 @@ design as template parameters:
 
 * **Max slippage** (``RiskMaxSlippage``, 0.2 %): a buy never pays more than that over the
   fair price, the mid of the live book: in a wide spread, a higher price is lowered to
-  ``fair x (1 + max_slippage)``, on the tick. When that cap is under the lowest price the
-  guards allow the buy is refused (``slippage``) and the leg asks again.
+  ``fair x (1 + max_slippage)``, on the tick, and the quantity raised to spend the same
+  quote. When that cap is under the lowest price the guards allow the buy is refused
+  (``slippage``) and the leg asks again (the mid never is: it is above the best bid).
 * **Liquidity** (``RiskDepthBand``, 0.5 %): the book's depth at the order's price is what
   the top 10 levels on the order's side hold from the best price down to the order's
   price less the band. An empty side refuses the buy (``liquidity``).
 * **Size by depth** (``RiskMaxDepthShare``, 10 %): the quantity is at most that share of
   the depth, cut down to the lot step; a cut order under the exchange's minimum refuses
-  the buy (``liquidity``).
+  the buy (``liquidity``). A changed order is checked against the exchange's filters
+  again (``min_notional``, ``filters``).
 * **Min margin after fees** (``RiskMinMargin``, 0.3 %) is applied where every sell is
   bounded: the profit floor's margin is the larger of ``MinProfit`` and it.
 
@@ -28,43 +30,10 @@ from decimal import Decimal
 
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.filters import SymbolRules
-from flipbot.domain.model import BookTop, OrderRequest, Side
+from flipbot.domain.guards import check_filters
+from flipbot.domain.model import BookDepth, OrderRequest, Side
 
-__all__ = ["BookDepth", "RiskCheck", "RiskRules", "manage_buy"]
-
-
-@dataclass(frozen=True, slots=True)
-class BookDepth:
-    """The top levels of the order book, best first: ``(price, quantity)`` pairs."""
-
-    bids: tuple[tuple[Decimal, Decimal], ...]
-    asks: tuple[tuple[Decimal, Decimal], ...]
-
-    def top(self) -> BookTop | None:
-        """The best bid and ask, or ``None`` when a side is empty."""
-        if not self.bids or not self.asks:
-            return None
-        (bid, bid_qty), (ask, ask_qty) = self.bids[0], self.asks[0]
-        return BookTop(bid=bid, bid_qty=bid_qty, ask=ask, ask_qty=ask_qty)
-
-    def imbalance(self) -> Decimal | None:
-        """``(bid qty - ask qty) / (bid qty + ask qty)`` over the levels: -1 (only asks)
-        to 1 (only bids); ``None`` for an empty book."""
-        bids = sum((q for _, q in self.bids), Decimal(0))
-        asks = sum((q for _, q in self.asks), Decimal(0))
-        total = bids + asks
-        return None if total <= 0 else round((bids - asks) / total, 4)
-
-    def depth_at(self, side: Side, price: Decimal, band: Decimal) -> Decimal:
-        """What ``side`` holds from its best level to ``price`` widened by ``band``: for
-        bids, the levels at or above ``price x (1 - band)``; for asks, at or under
-        ``price x (1 + band)``. A price better than the side's best (inside the spread)
-        counts from the best level."""
-        if side is Side.BUY:
-            edge = min(price, self.bids[0][0]) * (1 - band) if self.bids else price
-            return sum((q for p, q in self.bids if p >= edge), Decimal(0))
-        edge = max(price, self.asks[0][0]) * (1 + band) if self.asks else price
-        return sum((q for p, q in self.asks if p <= edge), Decimal(0))
+__all__ = ["RiskCheck", "RiskRules", "manage_buy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +86,8 @@ def manage_buy(
                     f"= {cap}, and {cap} is under the lowest allowed buy {lowest_price}",
                 )
             notes["risk.slippage.change"] = f"price {price} capped at {cap} (fair {fair})"
+            # the same quote at the lower price: the quantity grows, the spend does not
+            quantity = rules.floor_qty(price * quantity / cap)
             price = cap
     on_book = depth.depth_at(Side.BUY, price, risk.depth_band)
     notes["risk.depth_qty"] = str(on_book)
@@ -140,4 +111,6 @@ def manage_buy(
                 f"{risk.max_depth_share:.0%} of the {on_book} bid near {price}"
             )
             quantity = allowed
+    if (price, quantity) != (order.price, order.quantity):
+        check_filters(rules, Side.BUY, price, quantity)
     return RiskCheck(replace(order, price=price, quantity=quantity), notes)

@@ -9,6 +9,7 @@ is 25.90 x 1.012 = 26.2108 -> 26.22.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -134,3 +135,32 @@ def test_without_a_plan_the_sell_leg_asks_as_before(bot: Bot) -> None:
     assert decided["price"] == "26.40"
     assert [r.leg for r in bot.decider.requests] == [Side.BUY, Side.SELL]
     assert not [k for k in _record(bot, decided["consultation_id"]).extra if "plan" in k]
+
+
+def test_a_plan_that_failed_once_is_not_taken_up_later_and_its_failure_is_kept(
+    bot: Bot,
+) -> None:
+    _bought_with_plan(bot, _plan(price="26.60"))
+    bot.market("23.50", "23.51")  # the plan no longer holds
+    bot.decider.answers.append(Decision(action="WAIT", base_price=Decimal("23.50"), confidence=0.9))
+    waited = consult(bot, CYCLE, Side.SELL, 1)
+    assert waited["action"] == "WAIT"
+    verdict = _record(bot, waited["consultation_id"]).extra["sell_plan.verdict"]
+    assert verdict.startswith("REJECTED:")
+    # the market comes back where the plan would hold: the model is asked all the same
+    bot.clock.now += 3 * 86_400_000
+    bot.market("25.95", "25.96")
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.9))
+    decided = consult(bot, CYCLE, Side.SELL, 1)
+    assert decided["price"] == "26.40"
+    assert _record(bot, decided["consultation_id"]).decided_by == "scripted"
+
+
+def test_a_plan_is_read_only_from_this_cycles_placed_buy(bot: Bot) -> None:
+    bought_by = _bought_with_plan(bot, _plan())
+    forged = replace(_record(bot, bought_by), cycle_id="c000999")
+    bot.repos.consultations.add(forged)  # the buy's record now names another cycle
+    bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.9))
+    decided = consult(bot, CYCLE, Side.SELL, 1)
+    assert decided["price"] == "26.40"
+    assert [r.leg for r in bot.decider.requests] == [Side.BUY, Side.SELL]

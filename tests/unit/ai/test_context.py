@@ -145,7 +145,7 @@ def test_a_failing_or_hanging_provider_is_left_out_without_blocking(
 
 
 def test_the_book_top_levels_and_their_imbalance_are_in_the_market(market: Any) -> None:
-    from flipbot.domain.risk import BookDepth
+    from flipbot.domain.model import BookDepth
 
     depth = BookDepth(
         bids=((Decimal("10.00"), Decimal("50")), (Decimal("9.99"), Decimal("30"))),

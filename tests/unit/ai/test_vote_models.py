@@ -17,7 +17,14 @@ from flipbot.ai.voting import ModelSpec, VotingDecisionMaker, parse_ai_models
 from flipbot.domain.decision import Decision, DecisionRequest
 from flipbot.domain.errors import AiUnavailable, ConfigurationError
 from flipbot.domain.strategy import OfflineStrategy
-from flipbot_dev.fake_openai import FakeOpenAiServer, FakeReply, FakeRequest, server_error, valid
+from flipbot_dev.fake_openai import (
+    FakeOpenAiServer,
+    FakeReply,
+    FakeRequest,
+    server_error,
+    slow,
+    valid,
+)
 
 PRICES = '{"model-a": [1, 2], "model-b": [3, 4], "model-c": [5, 6]}'
 
@@ -35,8 +42,8 @@ def test_ai_models_lists_models_with_or_without_their_endpoint() -> None:
     [
         ("gpt-4o-mini,,x", "''"),
         ("gpt 4o", "'gpt 4o'"),
-        ("m@ftp://host/v1", "'m@ftp://host/v1'"),
-        ("m@", "'m@'"),
+        ("m@ftp://host/v1?key=sk-123", "'m@host'"),  # the host only: a query may hold a key
+        ("m@", "'m@?'"),
         ("a,b@http://h/v1,a", "'a' twice"),
     ],
 )
@@ -199,3 +206,38 @@ def test_a_member_that_crashes_is_a_failed_vote_not_a_failed_decision(market: An
     assert json.loads(voters.last_call["audit_extra"]["vote.2"])["error"] == (
         "client_error (RuntimeError)"
     )
+
+
+class _SlowSignal:
+    """A sentiment source that answers after ``seconds``; counts its fetches."""
+
+    name = "slow_signal"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.fetches = seconds, 0
+
+    def fetch(self, symbol: str) -> dict[str, str]:
+        self.fetches += 1
+        time.sleep(self.seconds)
+        return {"mood": "calm"}
+
+
+def test_the_signals_are_gathered_once_before_the_models_deadlines_start(market: Any) -> None:
+    signal = _SlowSignal(1.5)  # with the 0.6 s answers, past deadline + grace (2 s)
+    with FakeOpenAiServer(slow(0.6, then=valid()), api_key="sk-vote-0123456789") as server:
+        decider = build_ai_decider(
+            "sk-vote-0123456789",
+            fallback=OfflineStrategy(),
+            models=parse_ai_models("model-a,model-b,model-c"),
+            base_url=server.base_url,
+            now_ms=lambda: 1_737_331_200_000,
+            timeout=1.0,
+            max_retries=0,
+            context_providers=[signal],
+        )
+        decision = decider.decide(market.buy())
+        contexts = [r.context for r in server.requests]
+    assert signal.fetches == 1
+    assert decider.last_call["decided_by"] == "vote:model-a+model-b+model-c"
+    assert decision.action == "BUY"
+    assert all(c is not None and c["signals"]["slow_signal"] == {"mood": "calm"} for c in contexts)

@@ -65,6 +65,15 @@ def test_only_minutes_both_series_closed_count_and_the_window_rolls() -> None:
     assert all(len(series) <= 31 for series in corr._closes)
 
 
+def test_after_an_outage_minutes_older_than_the_window_no_longer_count() -> None:
+    corr = ReturnCorrelation(window=60, min_pairs=20)
+    _feed(corr, [p / 2 for p in _walk(9, 40)], _walk(9, 40), start=1000)
+    assert corr.value() == 1.0
+    # two hours later the reference pair closes again, the traded pair not yet
+    corr.on_close(REFERENCE, 1000 + 40 + 120, 60_000.0)
+    assert corr.value() is None
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
 def test_a_close_that_is_no_price_is_ignored(bad: float) -> None:
     corr = ReturnCorrelation(window=5, min_pairs=2)

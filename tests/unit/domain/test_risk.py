@@ -9,8 +9,8 @@ import pytest
 
 from flipbot.domain.errors import GuardRejected
 from flipbot.domain.filters import SymbolRules
-from flipbot.domain.model import BookTop, OrderRequest, Side
-from flipbot.domain.risk import BookDepth, RiskRules, manage_buy
+from flipbot.domain.model import BookDepth, BookTop, OrderRequest, Side
+from flipbot.domain.risk import RiskRules, manage_buy
 
 D = Decimal
 
@@ -58,7 +58,8 @@ def test_a_buy_over_the_fair_price_plus_slippage_is_lowered_to_the_cap(rules: Sy
     # fair 9.95: cap 9.95 x 1.002 = 9.9699 -> 9.96 at the tick
     checked = manage_buy(_buy(), DEEP, D("9.95"), D("9.80"), rules, RiskRules())
     assert checked.order.price == D("9.96")
-    assert checked.order.quantity == D("0.999")
+    assert checked.order.quantity == D("1.003")  # 9.99 USDC at the lower price
+    assert checked.order.quantity * checked.order.price <= D("10.00") * D("0.999")
     assert "price 10.00 capped at 9.96 (fair 9.95)" in checked.changed
 
 
@@ -93,3 +94,16 @@ def test_each_limit_can_be_off(rules: SymbolRules) -> None:
     checked = manage_buy(_buy(), thin, D("9.00"), D("9.80"), rules, off)
     assert checked.order == _buy()
     assert "risk.slippage_cap" not in checked.notes
+
+
+def test_a_changed_buy_is_checked_against_the_exchanges_filters_again(rules: SymbolRules) -> None:
+    # 0.5 x 10.00 = 5.00 passes the 5 USDC minimum; cut to 10 % of 4.9 = 0.49, it does not
+    thin = _book(("10.00", "4.9"))
+    with pytest.raises(GuardRejected, match="liquidity"):
+        manage_buy(_buy(quantity="0.5"), thin, D("10.00"), D("9.80"), rules, RiskRules())
+    # capped at 9.96, 0.6 x 9.99 = 5.994 buys 0.601 (5.98596): still over the minimum
+    capped = manage_buy(_buy("9.99", "0.6"), DEEP, D("9.95"), D("9.80"), rules, RiskRules())
+    assert (capped.order.price, capped.order.quantity) == (D("9.96"), D("0.601"))
+    # 0.501 x 9.99 = 5.005 buys 0.502 at 9.96: 4.99992, under the minimum notional
+    with pytest.raises(GuardRejected, match=r"min_notional: 0\.502 x 9\.96"):
+        manage_buy(_buy("9.99", "0.501"), DEEP, D("9.95"), D("9.80"), rules, RiskRules())

@@ -70,14 +70,21 @@ def test_the_snapshot_carries_the_correlation_with_the_reference_pair() -> None:
     assert snapshot.extra["kline_1m_close"] == f"{btc[-1] / 2000:.6f}"
 
 
-def test_unclosed_minutes_do_not_count_and_too_few_minutes_are_unknown() -> None:
+def test_too_few_minutes_are_unknown_and_unclosed_minutes_do_not_count() -> None:
     pipeline = MarketPipeline("TRUMPUSDC", OutboundQueue(100), reference_symbol="BTCUSDC")
     btc = _walk(2, 10)
-    snapshot = _fed(pipeline, [p / 2000 for p in btc], btc)
-    assert snapshot.btc_correlation is None
-    for minute in range(10, 40):
-        pipeline.feed(_kline("BTCUSDC", minute, 1.0 + minute, closed=False), T0 + minute * 60_000)
+    assert _fed(pipeline, [p / 2000 for p in btc], btc).btc_correlation is None
+    # forty minutes of both pairs, the reference's never closed: still unknown
+    btc = _walk(4, 40)
+    for minute, price in enumerate(btc, start=10):
+        now = T0 + (minute + 1) * 60_000
+        pipeline.feed(_kline("BTCUSDC", minute, price, closed=False), now)
+        pipeline.feed(_kline("TRUMPUSDC", minute, price / 2000), now)
     assert pipeline.correlation.value() is None
+    # the same minutes closed give the correlation
+    for minute, price in enumerate(btc, start=10):
+        pipeline.feed(_kline("BTCUSDC", minute, price), T0 + (minute + 1) * 60_000)
+    assert pipeline.correlation.value() == 1.0
 
 
 def test_without_a_reference_pair_its_klines_are_ignored() -> None:

@@ -3,7 +3,8 @@ denied and every grant of the template is used or kept with a reason.
 
 Each replay already holds ``iam_every_call_allowed`` (CI's replays and chaos runs assert
 every invariant). This soak run combines many of them - each strategy, every chaos
-scenario with a tight stop-loss, a recovery from wiped tables, the AI path against the
+scenario with a tight stop-loss, a recovery from wiped tables, a position withdrawn by
+hand (the state machine's Catch into Reconcile), the AI path against the
 local OpenAI-compatible fake - and asks the other half of the question: which grants did
 nothing use? Every such grant must be listed, with its reason, in
 ``flipbot_dev.twin.iam.UNUSED_GRANTS``; anything else is a grant to remove.
@@ -46,6 +47,9 @@ def test_every_grant_is_used_or_kept_with_a_reason(monkeypatch: pytest.MonkeyPat
         _replay(decider="ma-cross"),
         _replay(decider="adaptive"),
         _replay(hours=8, interventions=((180, "wipe_and_recover"),)),
+        # base withdrawn by hand while a cycle sells: the sell leg's error is caught into
+        # Reconcile by the state machine (the chaos replays no longer reach that path)
+        _replay(hours=8, interventions=((100, "withdraw_base"),)),
     ]
     for seed in (1, 2):
         reports += [

@@ -148,7 +148,8 @@ class DecisionKept(_Kept):
 class ConsultResult(DecisionKept, _Result):
     """ConsultAi (``purpose: decide``): the leg's next order, or how long to wait."""
 
-    #: who decided ("stop-loss", a model, "offline", "fallback:..."); absent when no one was asked
+    #: who decided ("stop-loss", a model, "vote:...", "plan:...", "offline", "fallback:...");
+    #: absent when no one was asked
     decided_by: str | None = None
     cost_usd: str | None = None
     ai_error: str | None = None

@@ -4,22 +4,18 @@ first sell is placed from that plan without another request to the model."""
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from ai_replay import replay_with_ai
 
 from flipbot.domain.model import Side
 from flipbot_dev.fake_openai import FakeOpenAiServer, FakeReply, FakeRequest, valid
-from flipbot_dev.replay.sample import generate_sample
-from flipbot_dev.twin.runner import ReplayConfig, run_replay
-from flipbot_dev.twin.tables_dump import Books, load_tables
+from flipbot_dev.twin.tables_dump import Books
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 KEY = "sk-local-sell-plan-0123456789"
 
 
@@ -51,24 +47,10 @@ class Planner:
 def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Books, Planner]:
     tmp = tmp_path_factory.mktemp("plan")
     planner = Planner()
-    with (
-        FakeOpenAiServer(planner, api_key=KEY, lifetime=300) as server,
-        pytest.MonkeyPatch.context() as env,
-    ):
-        env.setenv("OPENAI_BASE_URL", server.base_url)
-        env.setenv("OPENAI_API_KEY", KEY)
-        env.delenv("AI_MODELS", raising=False)
-        config = ReplayConfig(
-            template=TEMPLATE,
-            data=generate_sample(seed=7, hours=6),
-            symbol="TRUMPUSDC",
-            decider="openai",
-            max_cycles=2,
-            progress=False,
-            out_dir=tmp,
-        )
-        report = run_replay(config, out=io.StringIO())
-    return report, load_tables(tmp / "tables"), planner
+    with FakeOpenAiServer(planner, api_key=KEY, lifetime=300) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY}
+        report, books = replay_with_ai(tmp, env, hours=6, max_cycles=2)
+    return report, books, planner
 
 
 def test_each_first_sell_comes_from_the_buy_answers_plan(

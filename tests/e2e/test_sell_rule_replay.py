@@ -9,7 +9,6 @@ sell goes at the profit floor at once.
 
 from __future__ import annotations
 
-import io
 import itertools
 import threading
 from decimal import Decimal
@@ -17,15 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ai_replay import replay_with_ai
 
 from flipbot.domain.entities import ConsultationRecord, OrderRecord
 from flipbot.domain.model import Side
 from flipbot_dev.fake_openai import FakeOpenAiServer, FakeReply, FakeRequest, Responder, valid
-from flipbot_dev.replay.sample import generate_sample
-from flipbot_dev.twin.runner import ReplayConfig, run_replay
-from flipbot_dev.twin.tables_dump import Books, load_tables
+from flipbot_dev.twin.tables_dump import Books
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 KEY = "sk-local-sell-rule-0123456789"
 UNSURE_SELLS = 3
 
@@ -48,25 +45,9 @@ def unsure_sells_then_confident(unsure: int | None) -> Responder:
 
 
 def _replay(tmp: Path, responder: Responder, **parameters: str) -> tuple[dict[str, Any], Books]:
-    with (
-        FakeOpenAiServer(responder, api_key=KEY, lifetime=180) as server,
-        pytest.MonkeyPatch.context() as env,
-    ):
-        env.setenv("OPENAI_BASE_URL", server.base_url)
-        env.setenv("OPENAI_API_KEY", KEY)
-        env.delenv("AI_MODEL", raising=False)
-        config = ReplayConfig(
-            template=TEMPLATE,
-            data=generate_sample(seed=7, hours=2),
-            symbol="TRUMPUSDC",
-            decider="openai",
-            max_cycles=1,
-            progress=False,
-            out_dir=tmp,
-            parameters=parameters,
-        )
-        report = run_replay(config, out=io.StringIO())
-    return report, load_tables(tmp / "tables")
+    with FakeOpenAiServer(responder, api_key=KEY, lifetime=180) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY}
+        return replay_with_ai(tmp, env, hours=2, max_cycles=1, parameters=parameters)
 
 
 def _sell_audit(books: Books) -> list[ConsultationRecord]:

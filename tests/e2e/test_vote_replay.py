@@ -4,21 +4,17 @@ record keeps every model's vote and cost, and the failed model never blocks a vo
 
 from __future__ import annotations
 
-import io
 import json
 from contextlib import ExitStack
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from ai_replay import replay_with_ai
 
 from flipbot_dev.fake_openai import FakeOpenAiServer, server_error, valid
-from flipbot_dev.replay.sample import generate_sample
-from flipbot_dev.twin.runner import ReplayConfig, run_replay
-from flipbot_dev.twin.tables_dump import Books, load_tables
+from flipbot_dev.twin.tables_dump import Books
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 KEY = "sk-local-vote-0123456789"
 MODELS = ("model-a", "model-b", "model-c")
 
@@ -27,27 +23,20 @@ MODELS = ("model-a", "model-b", "model-c")
 def voted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Books]:
     tmp = tmp_path_factory.mktemp("vote")
     responders = [valid(confidence=0.9), server_error(retry_after_ms=1), valid(confidence=0.85)]
-    with ExitStack() as stack, pytest.MonkeyPatch.context() as env:
+    with ExitStack() as stack:
         servers = [
             stack.enter_context(FakeOpenAiServer(r, api_key=KEY, lifetime=300)) for r in responders
         ]
-        env.setenv("OPENAI_API_KEY", KEY)
-        env.setenv(
-            "AI_MODELS", ",".join(f"{m}@{s.base_url}" for m, s in zip(MODELS, servers, strict=True))
-        )
-        env.setenv("AI_PRICE_TABLE", json.dumps({m: [1, 2] for m in MODELS}))
-        config = ReplayConfig(
-            template=TEMPLATE,
-            data=generate_sample(seed=7, hours=3),
-            symbol="TRUMPUSDC",
-            decider="openai",
-            max_cycles=2,
-            progress=False,
-            out_dir=tmp,
-        )
-        report = run_replay(config, out=io.StringIO())
+        env = {
+            "OPENAI_API_KEY": KEY,
+            "AI_MODELS": ",".join(
+                f"{m}@{s.base_url}" for m, s in zip(MODELS, servers, strict=True)
+            ),
+            "AI_PRICE_TABLE": json.dumps({m: [1, 2] for m in MODELS}),
+        }
+        report, books = replay_with_ai(tmp, env, hours=3, max_cycles=2)
         assert servers[1].request_count > 0, "the failing model was never asked"
-    return report, load_tables(tmp / "tables")
+    return report, books
 
 
 def test_given_three_models_one_failing_then_the_replay_completes_cycles(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         MarketSnapshot,
         OrderRequest,
         OrderState,
+        Side,
     )
     from flipbot.settings import Settings
 
@@ -174,6 +175,10 @@ class ConsultationRepository(Protocol):
     def add(self, record: ConsultationRecord) -> None: ...
     def get(self, consultation_id: str) -> ConsultationRecord | None: ...
     def for_cycle(self, cycle_id: str) -> list[ConsultationRecord]: ...
+    def any_for_leg(self, cycle_id: str, leg: Side) -> bool:
+        """Whether a consultation of ``cycle_id``'s ``leg`` is on record (one item read)."""
+        ...
+
     def all(self) -> list[ConsultationRecord]: ...
 
 

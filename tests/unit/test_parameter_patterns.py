@@ -42,6 +42,8 @@ CASES = {
             "gpt-4o-mini",
             "a, b@https://api.deepseek.com/v1",
             "a,b@http://127.0.0.1:8000/v1,c",
+            "a,a",
+            "gpt-4o-mini, gpt-4o-mini",
             "gpt-4o-mini,",
             "a,,b",
             "a+b",

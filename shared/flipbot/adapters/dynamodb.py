@@ -482,6 +482,15 @@ class DynamoConsultations:
             key=lambda c: (c.time_ms, c.consultation_id),
         )
 
+    def any_for_leg(self, cycle_id: str, leg: Side) -> bool:
+        """Whether ``cycle_id`` has a consultation of ``leg`` (their ids begin
+        ``<cycle>-B`` and ``<cycle>-S``): one item read from the index at most."""
+        prefix = f"{cycle_id}-{leg.value[0]}"
+        found = self._m.by_cycle.query(
+            cycle_id, self._m.consultation_id.startswith(prefix), limit=1
+        )
+        return next(iter(found), None) is not None
+
     def all(self) -> list[ConsultationRecord]:
         return sorted(
             (consultation_from_body(i.body) for i in self._m.scan()),

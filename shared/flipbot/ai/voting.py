@@ -75,9 +75,9 @@ def _shown(entry: str) -> str:
 
 
 def parse_ai_models(text: str) -> tuple[ModelSpec, ...]:
-    """The models of an ``AI_MODELS`` value; raises :class:`ConfigurationError` naming
-    the bad entry (an empty entry, a bad model name, an endpoint that is not http(s),
-    the same model and endpoint twice)."""
+    """The models of an ``AI_MODELS`` value, each once (a repeated model and endpoint is
+    one vote); raises :class:`ConfigurationError` naming the bad entry (an empty entry, a
+    bad model name, an endpoint that is not http(s))."""
     specs: list[ModelSpec] = []
     if not text.strip():
         return ()
@@ -95,9 +95,8 @@ def parse_ai_models(text: str) -> tuple[ModelSpec, ...]:
                 "https://"
             )
         spec = ModelSpec(model, base_url)
-        if spec in specs:
-            raise ConfigurationError(f"AI_MODELS lists {spec.label!r} twice")
-        specs.append(spec)
+        if spec not in specs:  # the same model twice is one vote
+            specs.append(spec)
     return tuple(specs)
 
 

@@ -412,7 +412,7 @@ def _planned_sell(
         or (record.cycle_id, record.leg, record.verdict) != (cycle_id, Side.BUY, Verdict.PLACE)
     ):
         return None
-    if any(c.leg is Side.SELL for c in repos.consultations.for_cycle(cycle_id)):
+    if repos.consultations.any_for_leg(cycle_id, Side.SELL):
         return None
     extra = record.extra
     try:

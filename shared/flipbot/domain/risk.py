@@ -87,7 +87,7 @@ def manage_buy(
                 )
             notes["risk.slippage.change"] = f"price {price} capped at {cap} (fair {fair})"
             # the same quote at the lower price: the quantity grows, the spend does not
-            quantity = rules.floor_qty(price * quantity / cap)
+            quantity = rules.size_buy(price * quantity, cap)
             price = cap
     on_book = depth.depth_at(Side.BUY, price, risk.depth_band)
     notes["risk.depth_qty"] = str(on_book)

@@ -13,6 +13,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from flipbot.app.consult import consult
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
@@ -156,11 +158,29 @@ def test_a_plan_that_failed_once_is_not_taken_up_later_and_its_failure_is_kept(
     assert _record(bot, decided["consultation_id"]).decided_by == "scripted"
 
 
-def test_a_plan_is_read_only_from_this_cycles_placed_buy(bot: Bot) -> None:
+@pytest.mark.parametrize(
+    "forged",
+    [{"cycle_id": "c000999"}, {"verdict": "REJECTED:spread"}, {"leg": Side.SELL}],
+    ids=["another_cycle", "not_placed", "not_a_buy"],
+)
+def test_a_plan_is_read_only_from_this_cycles_placed_buy(
+    bot: Bot, forged: dict[str, object]
+) -> None:
     bought_by = _bought_with_plan(bot, _plan())
-    forged = replace(_record(bot, bought_by), cycle_id="c000999")
-    bot.repos.consultations.add(forged)  # the buy's record now names another cycle
+    bot.repos.consultations.add(replace(_record(bot, bought_by), **forged))
     bot.decider.answers.append(Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.9))
     decided = consult(bot, CYCLE, Side.SELL, 1)
     assert decided["price"] == "26.40"
     assert [r.leg for r in bot.decider.requests] == [Side.BUY, Side.SELL]
+
+
+def test_whether_a_leg_was_consulted_is_one_read_of_the_cycles_index(bot: Bot) -> None:
+    consultations = bot.repos.consultations
+    _bought_with_plan(bot, None)
+    assert consultations.any_for_leg(CYCLE, Side.BUY)
+    assert not consultations.any_for_leg(CYCLE, Side.SELL)
+    assert not consultations.any_for_leg("c000002", Side.BUY)
+    bot.decider.answers.append(Decision(action="WAIT", base_price=Decimal("26"), confidence=0.9))
+    consult(bot, CYCLE, Side.SELL, 1)
+    assert consultations.any_for_leg(CYCLE, Side.SELL)
+    assert not consultations.any_for_leg("c00000", Side.SELL)  # a prefix of the id is not it

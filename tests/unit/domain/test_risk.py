@@ -107,3 +107,13 @@ def test_a_changed_buy_is_checked_against_the_exchanges_filters_again(rules: Sym
     # 0.501 x 9.99 = 5.005 buys 0.502 at 9.96: 4.99992, under the minimum notional
     with pytest.raises(GuardRejected, match=r"min_notional: 0\.502 x 9\.96"):
         manage_buy(_buy("9.99", "0.501"), DEEP, D("9.95"), D("9.80"), rules, RiskRules())
+
+
+def test_a_capped_buy_keeps_within_the_lots_maximum_quantity(rules: SymbolRules) -> None:
+    from dataclasses import replace
+
+    small_lots = replace(rules, max_qty=D("1.000"))
+    checked = manage_buy(
+        _buy("10.00", "1.000"), DEEP, D("9.95"), D("9.80"), small_lots, RiskRules()
+    )
+    assert (checked.order.price, checked.order.quantity) == (D("9.96"), D("1.000"))

@@ -134,11 +134,11 @@ class VotingDecisionMaker:
 
         signals = self._signals(request)
         pool = ThreadPoolExecutor(max_workers=len(self.members), thread_name_prefix="ai-vote")
-        futures = [pool.submit(_ask, m, label, request, signals) for m, label in self._pairs()]
+        members = zip(self.members, self.labels, strict=True)
+        futures = [pool.submit(_ask, m, label, request, signals) for m, label in members]
         done, _ = wait(futures, timeout=self.deadline + _GRACE_SECONDS)
         pool.shutdown(wait=False, cancel_futures=True)
-        labels = [label for _, label in self._pairs()]
-        results = [_result(f, label, done) for f, label in zip(futures, labels, strict=True)]
+        results = [_result(f, label, done) for f, label in zip(futures, self.labels, strict=True)]
         votes = [vote for vote, _ in results]
         outcome = tally(votes)
         call = self._call(results, outcome)
@@ -158,9 +158,6 @@ class VotingDecisionMaker:
         from flipbot.ai.context import gather_signals
 
         return gather_signals(providers, request.symbol)
-
-    def _pairs(self) -> list[tuple[DecisionMaker, str]]:
-        return list(zip(self.members, self.labels, strict=True))
 
     def _call(self, results: list[tuple[Vote, dict[str, Any]]], outcome: Tally) -> dict[str, Any]:
         votes = [vote for vote, _ in results]

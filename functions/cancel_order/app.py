@@ -19,7 +19,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = CancelOrderRequest.parse(event)
     result = CancelResult.model_validate(
         cancel_order(
-            container(context), cycle_id=request.cycle_id, leg=request.leg, attempt=request.attempt
+            container(context).for_cycle(request.cycle_id),
+            cycle_id=request.cycle_id,
+            leg=request.leg,
+            attempt=request.attempt,
         )
     ).dump()
     logger.info("order canceled", extra=result)

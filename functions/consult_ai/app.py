@@ -35,7 +35,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
         checked = SellCheckResult.model_validate(
             check_resting_sell(
-                container(context), request.cycle_id, request.attempt, request.reprice_seconds
+                container(context).for_cycle(request.cycle_id),
+                request.cycle_id,
+                request.attempt,
+                request.reprice_seconds,
             )
         ).dump()
         metrics.add_metric("SellChecks", MetricUnit.Count, 1)
@@ -43,7 +46,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return checked
     result = ConsultResult.model_validate(
         consult(
-            container(context),
+            container(context).for_cycle(request.cycle_id),
             request.cycle_id,
             request.leg,
             request.attempt,

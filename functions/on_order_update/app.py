@@ -8,8 +8,9 @@ A fill or an order's end is confirmed with the exchange before it is recorded (t
 exchange client is built then, not at cold start): the order and its trades are read
 from Binance and those are what the books keep.
 
-An event that is not the listener's ``OrderUpdated`` for the stack's symbol (another
-source or detail-type, another symbol), that is about another stack's order (another
+An event that is not the listener's ``OrderUpdated`` for one of the stack's symbols
+(another source or detail-type, another symbol; a cycle's order whose report names
+another symbol than its cycle's), that is about another stack's order (another
 client order id prefix: two stacks on one Binance account), or that the exchange
 contradicts, changes nothing: it is answered ``ignored`` with the reason, logged and
 counted in ``OrderUpdatesIgnored``, not raised, so Lambda does not retry it. A malformed
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from flipbot.app.fills import apply_order_update
 from flipbot.composition import container
 from flipbot.domain.errors import InvalidEvent
+from flipbot.domain.order_ids import parse_client_order_id
 from flipbot.events import OrderUpdated, foreign_envelope
 from flipbot.observability import ScrubbingFormatter
 from flipbot.settings import OnOrderUpdateSettings, check_at_init
@@ -49,11 +51,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         update = OrderUpdated.model_validate(envelope.detail)
     except ValidationError as exc:
         raise InvalidEvent(f"OrderUpdated detail rejected: {exc.errors()}") from None
-    services = container(context)
+    stack = container(context)
     logger.append_keys(client_order_id=update.client_order_id)
-    reason = update.foreign_symbol(services.settings.symbol)
+    s = stack.settings
+    parsed = parse_client_order_id(update.client_order_id, prefix=s.order_id_prefix)
+    reason = update.foreign_symbol(s.symbols, s.symbol_of_cycle(parsed[0]) if parsed else "")
     if reason:
         return _ignored(reason)
+    services = stack.for_symbol(update.symbol)
     result = apply_order_update(
         update,
         services.repos,

@@ -19,7 +19,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = PlaceOrderRequest.parse(event)
     result = PlaceOrderResult.model_validate(
         place_order(
-            container(context),
+            container(context).for_cycle(request.cycle_id),
             cycle_id=request.cycle_id,
             leg=request.leg,
             attempt=request.attempt,

@@ -1,7 +1,8 @@
 """ReconcileFunction: on a schedule, after a stream gap, and when a cycle step fails.
 
 ``{"source": "recover"}`` (invoked by hand, e.g. after a first deploy onto an account with
-history) rebuilds the records from the exchange alone and resumes the cycle.
+history) rebuilds the records from the exchange alone and resumes each symbol's cycle;
+``{"source": "recover", "symbol": "BTCUSDC"}`` does so for one symbol.
 """
 
 from typing import Any
@@ -44,13 +45,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("source") == "recover":
-        from flipbot.app.recovery import recover_from_exchange
+        from flipbot.app.recovery import recover_symbols
 
-        return recover_from_exchange(container(context))
+        return recover_symbols(container(context), str(event.get("symbol") or ""))
     if event.get("source") == "cycle":
         request = CycleReconcileRequest.parse(event)
         return ReconcileCycleResult.model_validate(
-            reconcile_cycle(container(context), cycle_id=request.cycle_id, error=request.error)
+            reconcile_cycle(
+                container(context).for_cycle(request.cycle_id),
+                cycle_id=request.cycle_id,
+                error=request.error,
+            )
         ).dump()
     # the schedule ("aws.events") or a StreamGapDetected event
     return reconcile_on_schedule(container(context))

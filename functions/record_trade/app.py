@@ -21,7 +21,7 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = RecordTradeRequest.parse(event)
     result = RecordTradeResult.model_validate(
-        record_trade(container(context), cycle_id=request.cycle_id)
+        record_trade(container(context).for_cycle(request.cycle_id), cycle_id=request.cycle_id)
     )
     if result.closed:  # a retry finds the cycle closed: it is counted once
         metrics.add_metric("CyclesCompleted", MetricUnit.Count, 1)

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from flipbot.ports import Clock, DecisionMaker, ExchangePort, KillSwitch, Repositories, WorkflowPort
+from flipbot.ports import (
+    Clock,
+    DecisionMaker,
+    ExchangePort,
+    KillSwitch,
+    Repositories,
+    Services,
+    WorkflowPort,
+)
 from flipbot.settings import Settings
 
 Factory = Callable[["Container"], Any]
@@ -125,14 +133,35 @@ class Container:
         override = self._override("decider")
         if override:
             return override  # type: ignore[no-any-return]
+        s = self.settings
+        if s.strategy != "ai":
+            return self._strategy(s.strategy, s)
+        return self._ai_decider()
+
+    def for_symbol(self, symbol: str) -> Services:
+        """The parts as ``symbol``'s cycle chain uses them: this container's clients and
+        caches (one AI budget for every symbol), with the symbol's own settings
+        (:meth:`Settings.for_symbol`), kill switch and, for a strategy other than the
+        AI, its own decision maker. The container itself is the stack's ``SYMBOL``'s."""
+        if symbol == self.settings.symbol:
+            return self
+        views = self.__dict__.setdefault("_symbol_views", {})
+        view = views.get(symbol)
+        if view is None:
+            view = views[symbol] = SymbolServices(self, self.settings.for_symbol(symbol))
+        return view  # type: ignore[no-any-return]
+
+    def for_cycle(self, cycle_id: str) -> Services:
+        """:meth:`for_symbol` of the symbol whose chain ``cycle_id`` is in."""
+        return self.for_symbol(self.settings.symbol_of_cycle(cycle_id))
+
+    def _ai_decider(self) -> DecisionMaker:
         import logging
 
         from flipbot.domain.strategy import OfflineStrategy
 
         log = logging.getLogger(__name__)
         s = self.settings
-        if s.strategy != "ai":
-            return self._strategy(s.strategy)
         offline = OfflineStrategy()
         if not s.openai_secret_arn:
             log.warning("AI off: OPENAI_SECRET_ARN is not set; the offline strategy decides")
@@ -179,8 +208,8 @@ class Container:
             },
         )
 
-    def _strategy(self, name: str) -> DecisionMaker:
-        """A strategy chosen by the ``Strategy`` parameter, without AI."""
+    def _strategy(self, name: str, settings: Settings) -> DecisionMaker:
+        """A strategy chosen by the ``Strategy`` parameter (or a symbol's own), without AI."""
         from flipbot.domain.strategy import FixedMarginStrategy, OfflineStrategy
 
         if name == "offline":
@@ -192,8 +221,8 @@ class Container:
         built = build_decider(
             name,
             repos=self.repos,
-            symbol=self.settings.symbol,
-            limits=self.settings.session_limits,
+            symbol=settings.symbol,
+            limits=settings.session_limits,
         )
         if built is None:
             from flipbot.domain.errors import ConfigurationError
@@ -202,6 +231,49 @@ class Container:
                 f"STRATEGY={name!r}: choose ai, offline, fixed, adaptive or ma-cross"
             )
         return built
+
+
+class SymbolServices:
+    """One symbol's view of a :class:`Container` (see :meth:`Container.for_symbol`)."""
+
+    def __init__(self, parent: Container, settings: Settings) -> None:
+        self._parent = parent
+        self.settings = settings
+
+    @property
+    def repos(self) -> Repositories:
+        return self._parent.repos
+
+    @property
+    def clock(self) -> Clock:
+        return self._parent.clock
+
+    @property
+    def workflow(self) -> WorkflowPort:
+        return self._parent.workflow
+
+    @property
+    def exchange(self) -> ExchangePort:
+        return self._parent.exchange
+
+    @property
+    def kill_switch(self) -> KillSwitch:
+        return self._parent.kill_switch
+
+    @cached_property
+    def decider(self) -> DecisionMaker:
+        s, parent = self.settings, self._parent
+        if s.strategy == parent.settings.strategy == "ai" or parent.wiring.factories.get("decider"):
+            return parent.decider
+        if s.strategy == "ai":
+            return parent._ai_decider()
+        return parent._strategy(s.strategy, s)
+
+    def for_symbol(self, symbol: str) -> Services:
+        return self._parent.for_symbol(symbol)
+
+    def for_cycle(self, cycle_id: str) -> Services:
+        return self._parent.for_cycle(cycle_id)
 
 
 def _binance_client(api_key: str, api_secret: str, base_url: str) -> Any:

@@ -6,6 +6,7 @@ Shared by the listener that publishes and the handlers that parse; the JSON file
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -49,9 +50,19 @@ class OrderUpdated(_Detail):
     transaction_time_ms: int  # T
     expiry_reason: str = ""  # eR: why the exchange expired the order; absent before 2026-03
 
-    def foreign_symbol(self, symbol: str) -> str:
-        """Why this update is not of the bot's ``symbol``; ``""`` when it is."""
-        return "" if self.symbol == symbol else f"symbol {self.symbol!r} is not {symbol!r}"
+    def foreign_symbol(self, symbols: Collection[str], cycle_symbol: str = "") -> str:
+        """Why this update is not for the stack: ``""`` when it is. ``cycle_symbol`` is the
+        symbol of the cycle its client order id names (``""``: it names none): a cycle's
+        report must be of that symbol, and a cycle whose symbol left ``symbols`` is still
+        followed until it ends."""
+        if cycle_symbol and cycle_symbol != self.symbol:
+            return (
+                f"order {self.client_order_id} is of a {cycle_symbol} cycle, "
+                f"the report says {self.symbol!r}"
+            )
+        if self.symbol in symbols or cycle_symbol:
+            return ""
+        return f"symbol {self.symbol!r} is not one of the stack's ({', '.join(symbols)})"
 
 
 class OrderFilled(OrderUpdated):

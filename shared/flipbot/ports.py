@@ -108,7 +108,9 @@ class WorkflowPort(Protocol):
 
 
 class KillSwitch(Protocol):
-    def engaged(self) -> bool: ...
+    def engaged(self, symbol: str = "") -> bool:
+        """New orders are stopped: for every symbol, or for ``symbol`` alone."""
+        ...
 
 
 MoneyMap = Mapping[str, Decimal]
@@ -215,3 +217,6 @@ class Services(Protocol):
     def exchange(self) -> ExchangePort: ...
     @property
     def decider(self) -> DecisionMaker: ...
+    def for_symbol(self, symbol: str) -> Services:
+        """The same parts as ``symbol``'s cycle chain uses them."""
+        ...

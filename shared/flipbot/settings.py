@@ -56,12 +56,53 @@ class Tables(BaseModel):
     market: str
 
 
+SYMBOL_PATTERN = r"^[A-Z0-9]{5,20}$"
+
+#: the decision makers a stack or a symbol can trade with (``STRATEGY``)
+STRATEGIES = ("ai", "offline", "fixed", "adaptive", "ma-cross")
+
+
+class SymbolOverrides(BaseModel):
+    """One symbol's own values (``SYMBOL_SETTINGS``); what is None is the stack's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quote_per_cycle: Decimal | None = Field(default=None, gt=0)
+    strategy: str | None = None
+    #: ``off``: no stop-loss for this symbol whatever the stack's
+    stop_loss: Decimal | Literal["off"] | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in STRATEGIES:
+            raise ValueError(f"strategy={value!r}: choose {', '.join(STRATEGIES)}")
+        return value
+
+    @field_validator("stop_loss")
+    @classmethod
+    def _fraction(cls, value: Decimal | str | None) -> Decimal | str | None:
+        if isinstance(value, Decimal) and not 0 < value < 1:
+            raise ValueError(f"stop_loss={value} must be between 0 and 1, or off")
+        return value
+
+
 class Settings(BaseModel):
     """Everything a function needs to know; see docs/ARCHITECTURE.md for each variable."""
 
     model_config = ConfigDict(frozen=True)
 
-    symbol: str = Field(pattern=r"^[A-Z0-9]{5,20}$")
+    #: the symbol these settings trade: the stack's ``SYMBOL``, or one of ``SYMBOLS`` in
+    #: the view :meth:`for_symbol` gives
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
+    #: every symbol the stack trades, a cycle chain each (``SYMBOLS``; empty: ``SYMBOL``)
+    symbols: tuple[str, ...] = ()
+    #: per-symbol values over the stack's (``SYMBOL_SETTINGS``): quote, strategy, stop-loss
+    symbol_overrides: dict[str, SymbolOverrides] = Field(default_factory=dict)
+    #: set by :meth:`for_symbol`: the stack's ``SYMBOL`` when this view trades another
+    symbols_home: str = ""
+    #: the most quote all symbols' open cycles may have at risk together (None: no cap)
+    portfolio_quote_cap: Decimal | None = Field(default=None, gt=0)
     quote_per_cycle: Decimal = Field(gt=0)
     min_confidence: float = Field(ge=0, le=1)
     min_profit: Decimal = Field(ge=0)
@@ -123,6 +164,70 @@ class Settings(BaseModel):
     session_profit_target: Decimal | None = None
     session_max_loss: Decimal | None = None
     session_time_limit_hours: Decimal | None = Decimal(168)
+
+    @model_validator(mode="after")
+    def _symbols(self) -> Settings:
+        if not self.symbols:
+            object.__setattr__(self, "symbols", (self.symbol,))
+        for symbol in self.symbols:
+            if not re.fullmatch(SYMBOL_PATTERN, symbol):
+                raise ValueError(
+                    f"SYMBOLS has {symbol!r}: a symbol is 5 to 20 capital letters or digits"
+                )
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"SYMBOLS={','.join(self.symbols)!r} names a symbol twice")
+        unknown = sorted(set(self.symbol_overrides) - set(self.symbols))
+        if unknown:
+            raise ValueError(f"SYMBOL_SETTINGS names {', '.join(unknown)}, not in SYMBOLS")
+        from flipbot.domain.order_ids import BINANCE_CLIENT_ORDER_ID, longest_cycle_order_id
+
+        for symbol in self.symbols:
+            longest = longest_cycle_order_id(self.order_id_prefix, self.symbol_part(symbol))
+            if not BINANCE_CLIENT_ORDER_ID.match(longest):
+                raise ValueError(
+                    f"SYMBOLS has {symbol!r}: its client order ids ({longest!r}, "
+                    f"{len(longest)} characters) would not fit Binance's 36; "
+                    "use a shorter ORDER_ID_PREFIX"
+                )
+        return self
+
+    @property
+    def home_symbol(self) -> str:
+        """The stack's ``SYMBOL``: its cycle ids carry no symbol (``c000001``)."""
+        return self.symbols_home if self.symbols_home else self.symbol
+
+    def symbol_part(self, symbol: str) -> str:
+        """What a cycle id of ``symbol`` carries: nothing for the stack's ``SYMBOL``."""
+        return "" if symbol == self.home_symbol else symbol
+
+    def symbol_of_cycle(self, cycle_id: str) -> str:
+        """The symbol whose chain ``cycle_id`` is in."""
+        from flipbot.domain.cycle import cycle_symbol_part
+
+        return cycle_symbol_part(cycle_id) or self.home_symbol
+
+    def for_symbol(self, symbol: str) -> Settings:
+        """These settings as ``symbol``'s chain sees them: its symbol, and its own quote,
+        strategy and stop-loss where ``SYMBOL_SETTINGS`` gives them. A symbol no longer in
+        ``SYMBOLS`` (removed while its cycle was open) gets the stack's values."""
+        if symbol == self.symbol:
+            return self
+        update: dict[str, Any] = {"symbol": symbol, "symbols_home": self.home_symbol}
+        own = self.symbol_overrides.get(symbol)
+        if own is not None:
+            if own.quote_per_cycle is not None:
+                update["quote_per_cycle"] = own.quote_per_cycle
+            if own.strategy is not None:
+                update["strategy"] = own.strategy
+            if own.stop_loss == "off":
+                update["stop_loss"] = None
+            elif own.stop_loss is not None:
+                update["stop_loss"] = own.stop_loss
+        return self.model_copy(update=update)
+
+    def trades(self, symbol: str) -> bool:
+        """``symbol`` is one of ``SYMBOLS``: its chain may start new cycles."""
+        return symbol in self.symbols
 
     @field_validator("fear_greed_url", "news_sentiment_url")
     @classmethod
@@ -221,8 +326,11 @@ class Settings(BaseModel):
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
-        raw = {
+        raw: dict[str, Any] = {
             "symbol": env["SYMBOL"],
+            "symbols": _symbols(env.get("SYMBOLS", "")),
+            "symbol_overrides": _symbol_overrides(env.get("SYMBOL_SETTINGS", "")),
+            "portfolio_quote_cap": _session(env, "PORTFOLIO_QUOTE_CAP", Decimal(0)) or None,
             "quote_per_cycle": _decimal(env, "QUOTE_PER_CYCLE", "10"),
             "min_confidence": env.get("MIN_CONFIDENCE", "0.8"),
             "min_profit": _decimal(env, "MIN_PROFIT", "0.01"),
@@ -365,6 +473,9 @@ _TABLE_VARS = {
 }
 _ENV_NAME = {
     "symbol": "SYMBOL",
+    "symbols": "SYMBOLS",
+    "symbol_overrides": "SYMBOL_SETTINGS",
+    "portfolio_quote_cap": "PORTFOLIO_QUOTE_CAP",
     "quote_per_cycle": "QUOTE_PER_CYCLE",
     "min_confidence": "MIN_CONFIDENCE",
     "min_profit": "MIN_PROFIT",
@@ -410,6 +521,11 @@ def _problem(error: Any) -> str:
     if not error["loc"]:  # a rule between settings: its message names them
         return str(error["msg"]).removeprefix("Value error, ")
     field = str(error["loc"][0])
+    if field == "symbol_overrides" and len(error["loc"]) > 2:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        key = {v: k for k, v in _OVERRIDE_KEYS.items()}.get(str(error["loc"][2]), "")
+        where = f"{error['loc'][1]}:{key or error['loc'][2]}"
+        return f"SYMBOL_SETTINGS {where}={error.get('input')!r}: {message}"
     shown = "(not shown)" if field in _UNQUOTED else repr(error.get("input"))
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{_ENV_NAME.get(field, field)}={shown}: {message}"
@@ -422,6 +538,47 @@ def _price_table(raw: str) -> str:
 
         parse_price_table(raw)
     return raw
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    """``SYMBOLS``: comma-separated, e.g. ``TRUMPUSDC,BTCUSDC``; empty: ``SYMBOL`` alone."""
+    return tuple(part.strip().upper() for part in raw.split(",") if part.strip())
+
+
+_OVERRIDE_KEYS = {"quote": "quote_per_cycle", "strategy": "strategy", "stop_loss": "stop_loss"}
+
+
+def _symbol_overrides(raw: str) -> dict[str, dict[str, str]]:
+    """``SYMBOL_SETTINGS``: ``SYMBOL:key=value,key=value;SYMBOL:...`` with the keys
+    ``quote``, ``strategy`` and ``stop_loss`` (a fraction or ``off``), e.g.
+    ``BTCUSDC:quote=20,strategy=ma-cross;ETHUSDC:stop_loss=0.03``."""
+    found: dict[str, dict[str, str]] = {}
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        symbol, colon, pairs = entry.partition(":")
+        symbol = symbol.strip().upper()
+        if not colon or not symbol:
+            raise ConfigurationError(
+                f"SYMBOL_SETTINGS entry {entry!r}: write SYMBOL:key=value,... "
+                "(e.g. BTCUSDC:quote=20,strategy=ma-cross)"
+            )
+        if symbol in found:
+            raise ConfigurationError(f"SYMBOL_SETTINGS names {symbol} twice")
+        values: dict[str, str] = {}
+        for pair in (p.strip() for p in pairs.split(",")):
+            key, equals, value = pair.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if key not in _OVERRIDE_KEYS or not equals or not value:
+                raise ConfigurationError(
+                    f"SYMBOL_SETTINGS {symbol}: {pair!r} is not one of "
+                    f"{', '.join(k + '=...' for k in _OVERRIDE_KEYS)}"
+                )
+            if _OVERRIDE_KEYS[key] in values:
+                raise ConfigurationError(f"SYMBOL_SETTINGS {symbol}: {key} is given twice")
+            values[_OVERRIDE_KEYS[key]] = value.lower() if key == "stop_loss" else value
+        found[symbol] = values
+    return found
 
 
 def _stop_loss(env: Mapping[str, str]) -> Decimal | None:

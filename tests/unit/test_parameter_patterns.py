@@ -53,6 +53,26 @@ CASES = {
             "a@https://h/v1,",
         ],
     ),
+    "Symbols": (
+        "SYMBOLS",
+        ["", "TRUMPUSDC", "TRUMPUSDC,BTCUSDC,ETHUSDC", "BTCUSDC", "trumpusdc", "A,B", "X Y"],
+    ),
+    "SymbolSettings": (
+        "SYMBOL_SETTINGS",
+        [
+            "",
+            "TRUMPUSDC:quote=20",
+            "TRUMPUSDC:quote=.5,strategy=ma-cross,stop_loss=0.02",
+            "TRUMPUSDC:stop_loss=off",
+            "TRUMPUSDC:quote=0",
+            "TRUMPUSDC:stop_loss=1.5",
+            "TRUMPUSDC:strategy=gpt",
+            "TRUMPUSDC:qty=1",
+            "TRUMPUSDC:",
+            "TRUMPUSDC quote=1",
+        ],
+    ),
+    "PortfolioQuoteCap": ("PORTFOLIO_QUOTE_CAP", POSITIVE),
 }
 
 
@@ -65,6 +85,15 @@ REFUSED = {"0", "0.0", "00", ".0", "-1", "1.", "abc", "1.5", "2", "-0.1"} | {
     "a@b",
     "a@ftp://h/v1",
     "a@https://h/v1,",
+    "trumpusdc",
+    "A,B",
+    "X Y",
+    "TRUMPUSDC:quote=0",
+    "TRUMPUSDC:stop_loss=1.5",
+    "TRUMPUSDC:strategy=gpt",
+    "TRUMPUSDC:qty=1",
+    "TRUMPUSDC:",
+    "TRUMPUSDC quote=1",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -160,3 +161,62 @@ def test_a_bad_ai_models_entry_fails_the_consult_at_cold_start_naming_it_and_no_
             model.from_env(bad)
     good = {**env, "AI_MODELS": "a, b@https://h/v1"}
     assert FUNCTION_SETTINGS["ConsultAiFunction"].from_env(good).ai_models == "a, b@https://h/v1"
+
+
+def test_given_symbols_then_each_has_its_chain_and_its_own_values() -> None:
+    s = _settings(
+        SYMBOLS="TRUMPUSDC, btcusdc,ETHUSDC",
+        SYMBOL_SETTINGS="BTCUSDC:quote=20,strategy=ma-cross,stop_loss=0.02;ETHUSDC:stop_loss=off",
+        STOP_LOSS="0.05",
+        PORTFOLIO_QUOTE_CAP="25",
+    )
+    assert s.symbols == ("TRUMPUSDC", "BTCUSDC", "ETHUSDC")
+    assert s.portfolio_quote_cap == Decimal("25")
+    btc, eth = s.for_symbol("BTCUSDC"), s.for_symbol("ETHUSDC")
+    assert (btc.symbol, btc.quote_per_cycle, btc.strategy, btc.stop_loss) == (
+        "BTCUSDC",
+        Decimal("20"),
+        "ma-cross",
+        Decimal("0.02"),
+    )
+    assert (eth.quote_per_cycle, eth.strategy, eth.stop_loss) == (Decimal("10"), "ai", None)
+    assert s.for_symbol("TRUMPUSDC") is s
+    # the stack's SYMBOL keeps short cycle ids; the others' carry their symbol
+    assert (s.symbol_part("TRUMPUSDC"), btc.symbol_part("BTCUSDC")) == ("", "BTCUSDC")
+    assert btc.symbol_of_cycle("c000003") == "TRUMPUSDC"
+    assert s.symbol_of_cycle("ETHUSDC_c000003") == "ETHUSDC"
+    # a symbol removed from SYMBOLS is no longer traded, though its view still answers
+    assert not s.trades("SOLUSDC")
+    assert s.for_symbol("SOLUSDC").quote_per_cycle == Decimal("10")
+
+
+def test_without_symbols_the_stack_trades_its_symbol_alone() -> None:
+    s = _settings()
+    assert s.symbols == ("TRUMPUSDC",)
+    assert s.portfolio_quote_cap is None
+    assert _settings(PORTFOLIO_QUOTE_CAP="off").portfolio_quote_cap is None
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SYMBOLS": "TRUMPUSDC,BTC"}, "SYMBOLS has 'BTC'"),
+        ({"SYMBOLS": "BTCUSDC,BTCUSDC"}, "names a symbol twice"),
+        ({"SYMBOL_SETTINGS": "XRPUSDC:quote=5"}, "SYMBOL_SETTINGS names XRPUSDC"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:qty=5"}, "'qty=5' is not one of"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:quote=5,quote=6"}, "quote is given twice"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:quote=5;TRUMPUSDC:quote=6"}, "names TRUMPUSDC twice"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC"}, "write SYMBOL:key=value"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:stop_loss=1.5"}, "TRUMPUSDC:stop_loss='1.5'"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:strategy=gpt"}, "strategy='gpt'"),
+        ({"SYMBOL_SETTINGS": "TRUMPUSDC:quote=-1"}, "TRUMPUSDC:quote='-1'"),
+        ({"PORTFOLIO_QUOTE_CAP": "0"}, "PORTFOLIO_QUOTE_CAP='0'"),
+        (
+            {"SYMBOLS": "TRUMPUSDC,ABCDEFGHIJKLMNOPQRST", "ORDER_ID_PREFIX": "fb1a2b3c4d"},
+            "would not fit Binance's 36",
+        ),
+    ],
+)
+def test_a_bad_symbol_setting_is_refused_naming_it(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(named)):
+        _settings(**env)

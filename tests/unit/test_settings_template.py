@@ -375,8 +375,11 @@ def test_the_functions_environment_stays_well_under_lambdas_4_kb(
     stack = "flipbot-" + "s" * 24  # a long stack name
     variables = _function_variables(template)
     size = sum(len(k) + len(_resolve(v, template, stack)) for k, v in variables.items())
-    # Room is left for a longer stack name and the variables yet to come
-    assert size < LAMBDA_ENVIRONMENT_LIMIT * 3 // 4, size
+    # Room is left for a longer stack name (its name is in about a dozen values: 512
+    # characters are 40 more of it) and a variable or two yet to come. The free-text
+    # parameters (AI models and prices, the symbols and their own settings) are what
+    # fill it: their MaxLength keeps them inside this budget.
+    assert size < LAMBDA_ENVIRONMENT_LIMIT - 512, size
 
 
 def _checked_at_init(handler_file: Path) -> list[str]:

@@ -86,27 +86,38 @@ class StepFunctionsWorkflow:
             raise
 
 
+def kill_switch_covers(value: str, symbol: str) -> bool:
+    """Whether the kill switch's ``value`` stops ``symbol``: ``on`` (or ``true``, ``1``,
+    ``engaged``) stops every symbol; a comma-separated list of symbols stops those alone
+    (e.g. ``BTCUSDC,ETHUSDC``); anything else (``off``) stops none."""
+    words = {w.strip().lower() for w in str(value).split(",") if w.strip()}
+    if words & {"on", "true", "1", "engaged"}:
+        return True
+    return bool(symbol) and symbol.lower() in words
+
+
 class SsmKillSwitch:
-    """The operator's kill switch: an SSM String parameter, ``on`` stops new orders."""
+    """The operator's kill switch: an SSM String parameter, ``on`` stops new orders on
+    every symbol, a list of symbols on those (see :func:`kill_switch_covers`)."""
 
     def __init__(self, parameter_name: str, max_age_seconds: int = 30) -> None:
         self._name = parameter_name
         self._max_age = max_age_seconds
 
-    def engaged(self) -> bool:
+    def engaged(self, symbol: str = "") -> bool:
         if not self._name:
             return False
         from aws_lambda_powertools.utilities import parameters
 
         value = parameters.get_parameter(self._name, max_age=self._max_age)
-        return str(value).strip().lower() in {"on", "true", "1", "engaged"}
+        return kill_switch_covers(str(value), symbol)
 
 
 class StaticKillSwitch:
     def __init__(self, engaged: bool = False) -> None:
         self.value = engaged
 
-    def engaged(self) -> bool:
+    def engaged(self, symbol: str = "") -> bool:
         return self.value
 
 

@@ -28,7 +28,7 @@ from flipbot.app.breakers import TRADES_READ, check_breakers, count_failure
 from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
 from flipbot.domain.breakers import Trip
-from flipbot.domain.cycle import CycleEvent, CycleState, advance
+from flipbot.domain.cycle import CycleEvent, CycleState, advance, is_final
 from flipbot.domain.decision import (
     TRADING_CONTEXT_TRADES,
     Decision,
@@ -48,7 +48,7 @@ from flipbot.domain.guards import (
     stop_loss_triggered,
     stop_price,
 )
-from flipbot.domain.model import BookDepth, BookTop, MarketSnapshot, OrderRequest, Side
+from flipbot.domain.model import BookDepth, BookTop, MarketSnapshot, OrderRequest, Origin, Side
 from flipbot.domain.order_ids import client_order_id
 from flipbot.domain.risk import manage_buy
 from flipbot.domain.stop_loss import STOP_LOSS_DECIDER, STOP_LOSS_VERDICT, stop_loss_extra
@@ -97,8 +97,14 @@ def consult(
             Cycle(cycle_id, s.symbol, CycleState.READY_TO_BUY, created_ms=now, updated_ms=now)
         )
     consultation_id = f"{cycle_id}-{leg.value[0]}{attempt}-{now}"
-    if leg is Side.BUY and services.kill_switch.engaged():
+    if leg is Side.BUY and not s.trades(cycle.symbol):
+        return _end(services, cycle, consultation_id, now)
+    if leg is Side.BUY and services.kill_switch.engaged(s.symbol):
         return _wait(s.reconsult_seconds * 5, consultation_id, "kill switch engaged: no new buys")
+    if leg is Side.BUY:
+        over_cap = _over_portfolio_cap(services)
+        if over_cap:
+            return _wait(s.reconsult_seconds * 5, consultation_id, over_cap)
     snapshot = services.repos.market.get(s.symbol)
     if snapshot is None:
         return _wait(s.reconsult_seconds, consultation_id, "no market snapshot yet")
@@ -728,6 +734,46 @@ def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
     from dataclasses import replace
 
     return replace(snapshot, book=book)
+
+
+def _over_portfolio_cap(services: Services) -> str:
+    """Why a buy of this symbol would pass ``PORTFOLIO_QUOTE_CAP``, or ``""``. What the
+    other symbols have at risk is their orders on the book, each at its price: a buy not
+    filled yet, a sell whose base is held. Each symbol's are read by the open-orders
+    index; without a cap nothing is read."""
+    s = services.settings
+    cap = s.portfolio_quote_cap
+    if cap is None:
+        return ""
+    at_risk = sum(
+        (
+            order.price * order.quantity
+            for symbol in s.symbols
+            if symbol != s.symbol
+            for order in services.repos.orders.open_orders(symbol)
+            if order.origin is Origin.SYSTEM
+        ),
+        Decimal(0),
+    )
+    if at_risk + s.quote_per_cycle <= cap:
+        return ""
+    return (
+        f"portfolio cap {cap}: the other symbols have {at_risk:.2f} at risk, and a buy of "
+        f"{s.quote_per_cycle} would pass it"
+    )
+
+
+def _end(services: Services, cycle: Cycle, consultation_id: str, now: int) -> dict[str, Any]:
+    """The symbol was removed from ``SYMBOLS``: its chain stops before its next buy (a
+    cycle that bought anything has sold it by now: this is its buy leg)."""
+    reason = f"{cycle.symbol} is no longer one of SYMBOLS: its chain ends before it buys"
+    if not is_final(cycle.state):
+        services.repos.cycles.save(
+            cycle.evolve(
+                state=advance(cycle.state, CycleEvent.HALTED), stop_reason=reason, updated_ms=now
+            )
+        )
+    return {**_wait(0, consultation_id, reason), "action": ConsultAction.END}
 
 
 def _wait(

@@ -16,11 +16,13 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flipbot.domain.cycle import CYCLE_ID_PATTERN
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
 
-#: ``c000001``... (six digits at least: the millionth cycle is ``c1000000``)
-CYCLE_ID = r"^c\d{6,}$"
+#: ``c000001``... (six digits at least: the millionth cycle is ``c1000000``), and
+#: ``BTCUSDC_c000001``... for a symbol other than the stack's ``Symbol``
+CYCLE_ID = CYCLE_ID_PATTERN
 
 
 class _Request(BaseModel):
@@ -86,6 +88,7 @@ class ConsultAction(StrEnum):
     PLACE = "PLACE"
     WAIT = "WAIT"
     DUST = "DUST"  # nothing sellable is held: the cycle is recorded as it stands
+    END = "END"  # the buy leg's symbol left SYMBOLS: its chain ends before it buys
 
 
 class SellCheckAction(StrEnum):

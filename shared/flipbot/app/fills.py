@@ -145,6 +145,8 @@ def apply_order_update(
         new_fill = repos.fills.add(fill) if fill is not None else False
 
     def forward(stored: OrderRecord | None) -> OrderRecord:
+        if stored is not None and stored.symbol != update.symbol:
+            raise _CrossedSymbol(stored.symbol)
         order = stored or OrderRecord(
             client_order_id=coid,
             symbol=update.symbol,
@@ -178,7 +180,14 @@ def apply_order_update(
             or order.expiry_reason,
         )
 
-    written = repos.orders.update(coid, forward)
+    try:
+        written = repos.orders.update(coid, forward)
+    except _CrossedSymbol as crossed:
+        return {
+            "client_order_id": coid,
+            "action": "ignored",
+            "reason": f"order {coid} is a {crossed} order, the update says {update.symbol}",
+        }
     order = repos.orders.get(coid) or written
     fills = repos.fills.for_order(coid)
     status = order.status
@@ -192,6 +201,10 @@ def apply_order_update(
     if follow_manual is not None and order.origin is Origin.MANUAL and status == "FILLED":
         result["follow_up"] = follow_manual(order, fills)
     return result
+
+
+class _CrossedSymbol(Exception):
+    """An update names another symbol than the stored order's (the symbol is its text)."""
 
 
 def _exchange_truth(

@@ -7,14 +7,15 @@
   fill price x (1 + round-trip fees), rounded up, and a margin that does not clear it
   gets the floor instead (the result says so).
 * A fill of a SYSTEM SELL, or of any MANUAL SELL, triggers nothing: no loops.
-* Only a buy on the bot's own symbol is followed, and only once the exchange confirms
+* Only a buy on one of the bot's symbols is followed, and only once the exchange confirms
   it: the order is known there, FILLED, and of the quantity its events claimed. The
   sell is sized and priced from the exchange's own trades of the order, never from the
   event, which anyone able to put events on the bus could have written.
 * With ``MANUAL_DRY_RUN`` the sell is computed, recorded as ``DRY_RUN`` and logged,
   and not placed.
 
-The sell's client order id (``<prefix>-m<orderId>``) derives from the manual order's
+The sell's client order id (``<prefix>-m<orderId>``, ``<prefix>-<SYMBOL>_m<orderId>``
+on a symbol other than the stack's ``SYMBOL``) derives from the manual order's
 exchange id, so a redelivered fill event finds the sell it already placed. An order of
 another stack on the same account is not a manual one: it is never followed.
 """
@@ -32,7 +33,7 @@ from flipbot.domain.errors import OrderRejected
 from flipbot.domain.fees import FeeSchedule, profit_floor
 from flipbot.domain.filters import ceil_to_step
 from flipbot.domain.model import Fill, OrderRequest, OrderStatus, Origin, Side
-from flipbot.domain.order_ids import follow_up_client_order_id
+from flipbot.domain.order_ids import BINANCE_CLIENT_ORDER_ID, follow_up_client_order_id
 from flipbot.ports import ExchangePort, Services
 
 
@@ -45,16 +46,25 @@ def follow_manual_buy(services: Services, order: OrderRecord, fills: list[Fill])
     if order.origin is not Origin.MANUAL or order.side is not Side.BUY or order.status != "FILLED":
         return {"action": "none", "reason": "only a filled MANUAL BUY is followed by a sell"}
     repos, s = services.repos, services.settings
-    if order.symbol != s.symbol:
+    if order.symbol != s.symbol or not s.trades(order.symbol):
         return {
             "action": "ignored",
-            "reason": f"{order.symbol} is not the bot's symbol {s.symbol}: no sell is placed",
+            "reason": f"{order.symbol} is not one of the bot's symbols "
+            f"({', '.join(s.symbols)}): no sell is placed",
         }
-    coid = follow_up_client_order_id(order.order_id, prefix=s.order_id_prefix)
+    coid = follow_up_client_order_id(
+        order.order_id, prefix=s.order_id_prefix, symbol_part=s.symbol_part(order.symbol)
+    )
+    if not BINANCE_CLIENT_ORDER_ID.match(coid):
+        return {
+            "action": "ignored",
+            "reason": f"the follow-up sell's client order id {coid!r} would not fit "
+            "Binance's 36 characters: no sell is placed",
+        }
     existing = repos.orders.get(coid)
     if existing is not None and existing.status != BotOrderStatus.UNKNOWN:
         return {"action": "none", "reason": f"{coid} exists already", "client_order_id": coid}
-    if services.kill_switch.engaged():  # it stops every order path, this one too
+    if services.kill_switch.engaged(s.symbol):  # it stops every order path, this one too
         return {"action": "none", "reason": "kill switch engaged: no sell is placed"}
     exchange = services.exchange
     confirmed = _confirmed_fills(exchange, order)

@@ -55,12 +55,19 @@ ENDED_REASONS = {
 }
 
 
-def reconcile_open_orders(services: Services) -> dict[str, Any]:
-    """Bring every open order item up to date with the exchange."""
+def reconcile_open_orders(
+    services: Services, symbols: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Bring every open order item of ``symbols`` (default: the settings' symbol) up to
+    date with the exchange, reading each symbol's by the open-orders index."""
     repos, exchange = services.repos, services.exchange
     now = services.clock.now_ms()
     repaired = resumed = heartbeats = 0
-    for stored in repos.orders.open_orders(services.settings.symbol):
+    for stored in (
+        order
+        for symbol in (symbols or (services.settings.symbol,))
+        for order in repos.orders.open_orders(symbol)
+    ):
         if stored.origin is not Origin.SYSTEM:
             continue
         if stored.status == BotOrderStatus.UNKNOWN:
@@ -121,14 +128,23 @@ def reconcile_cycle(services: Services, *, cycle_id: str, error: Any = None) -> 
 
 
 def reconcile_on_schedule(services: Services) -> dict[str, Any]:
-    """The scheduled run: open orders brought up to date, a second execution of a cycle
-    stopped, then halted cycles stopped."""
-    summary = reconcile_open_orders(services)
-    extra = stop_extra_executions(services)
-    return {**summary, "stopped_executions": extra, "halted": halt_orphaned_cycles(services)}
+    """The scheduled run, over every symbol: open orders brought up to date, a second
+    execution of a cycle stopped, then halted cycles stopped. The running executions are
+    listed once for all of it; a symbol removed from ``SYMBOLS`` whose cycle still runs
+    is reconciled until that cycle ends."""
+    s = services.settings
+    running = services.workflow.running_cycles()
+    finishing = {s.symbol_of_cycle(cycle_of_execution(name)) for name, _ in running}
+    symbols = (*s.symbols, *sorted(finishing - set(s.symbols)))
+    summary = reconcile_open_orders(services, symbols)
+    extra = stop_extra_executions(services, running)
+    halted = halt_orphaned_cycles(services, running)
+    return {**summary, "stopped_executions": extra, "halted": halted}
 
 
-def stop_extra_executions(services: Services) -> list[str]:
+def stop_extra_executions(
+    services: Services, running: list[tuple[str, str]] | None = None
+) -> list[str]:
     """One execution per cycle: when several run for one cycle, the one the bot started
     (named the cycle id, or by a recovery ``<cycle>-recovered-<ms>``, the latest of them;
     a long wait's ``<that name>-continued-<n>``, the latest generation) goes on and the
@@ -136,7 +152,7 @@ def stop_extra_executions(services: Services) -> list[str]:
     ids are the same in every execution, and the exchange answers a second placement with
     the first order), but two waits on one order take its task token from each other."""
     by_cycle: dict[str, list[tuple[str, str]]] = {}
-    for name, arn in services.workflow.running_cycles():
+    for name, arn in services.workflow.running_cycles() if running is None else running:
         by_cycle.setdefault(cycle_of_execution(name), []).append((name, arn))
     stopped = []
     for cycle_id, executions in sorted(by_cycle.items()):
@@ -163,12 +179,16 @@ def _bot_started_rank(cycle_id: str, name: str) -> tuple[int, int, int, str]:
     return (1 if name == cycle_id else 0, 0, 0, name)
 
 
-def halt_orphaned_cycles(services: Services) -> list[str]:
+def halt_orphaned_cycles(
+    services: Services, running_executions: list[tuple[str, str]] | None = None
+) -> list[str]:
     """Stop every open cycle whose execution ended without succeeding while none runs for
     it now (see the module's docstring); a cycle whose sell filled in full is closed.
     Returns the cycles stopped."""
     workflow, repos = services.workflow, services.repos
-    running = {cycle_of_execution(name) for name, _ in workflow.running_cycles()}
+    if running_executions is None:
+        running_executions = workflow.running_cycles()
+    running = {cycle_of_execution(name) for name, _ in running_executions}
     looked: set[str] = set()
     halted = []
     for name, status in workflow.ended_cycles():
@@ -185,7 +205,7 @@ def halt_orphaned_cycles(services: Services) -> list[str]:
         holding = rules.floor_qty(cycle.held_qty) > 0
         if _where(cycle, holding) == Resume.RECORD:
             repos.cycles.save(cycle.evolve(updated_ms=now))
-            record_trade(services, cycle_id=cycle_id)
+            record_trade(services.for_symbol(cycle.symbol), cycle_id=cycle_id)
             continue
         reason = f"{ENDED_REASONS.get(status, f'execution ended {status}')} ({name})"
         if holding:

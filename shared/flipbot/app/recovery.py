@@ -26,8 +26,9 @@ from typing import Any
 from flipbot.app.accounting import with_totals
 from flipbot.app.contracts import ConsultAction, CycleInput, Resume, ResumeAt
 from flipbot.app.fills import order_from_state
+from flipbot.app.reconcile import cycle_of_execution
 from flipbot.app.trades import record_trade
-from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence
+from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence, next_cycle_id
 from flipbot.domain.entities import ZERO, Cycle, OrderRecord
 from flipbot.domain.errors import OrderNotFound
 from flipbot.domain.fees import profit_floor
@@ -42,7 +43,17 @@ from flipbot.ports import Services
 _LIVE = ("NEW", "PARTIALLY_FILLED")
 
 
+def recover_symbols(services: Services, symbol: str = "") -> dict[str, Any]:
+    """Recover ``symbol``, or each of ``SYMBOLS``: one symbol's answer is
+    :func:`recover_from_exchange`'s, several symbols' are under ``symbols``."""
+    symbols = (symbol,) if symbol else services.settings.symbols
+    if len(symbols) == 1:
+        return recover_from_exchange(services.for_symbol(symbols[0]))
+    return {"symbols": {sym: recover_from_exchange(services.for_symbol(sym)) for sym in symbols}}
+
+
 def recover_from_exchange(services: Services) -> dict[str, Any]:
+    """Recover the settings' symbol (see the module's docstring)."""
     s, repos, exchange = services.settings, services.repos, services.exchange
     now = services.clock.now_ms()
     rules = exchange.symbol_rules(s.symbol)
@@ -73,7 +84,11 @@ def recover_from_exchange(services: Services) -> dict[str, Any]:
         rebuilt_orders += 1
 
     cycles = _rebuild_cycles(services, rules, now)
-    running = services.workflow.running_cycles()
+    running = [
+        (name, arn)
+        for name, arn in services.workflow.running_cycles()
+        if s.symbol_of_cycle(cycle_of_execution(name)) == s.symbol
+    ]
     summary: dict[str, Any] = {
         "repaired_fills": repaired_fills,
         "rebuilt_orders": rebuilt_orders,
@@ -120,10 +135,10 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
     repos = services.repos
     orders: dict[str, list[OrderRecord]] = defaultdict(list)
     for order in repos.orders.all():
-        if order.origin is Origin.SYSTEM and order.cycle_id.startswith("c"):
+        if order.origin is Origin.SYSTEM and order.cycle_id and order.symbol == rules.symbol:
             orders[order.cycle_id].append(order)
     cycles = []
-    for cycle_id in sorted(orders):
+    for cycle_id in sorted(orders, key=cycle_sequence):
         cycle = repos.cycles.get(cycle_id)
         if cycle is None:
             first = min(o.created_ms for o in orders[cycle_id])
@@ -183,7 +198,11 @@ def _has_trade(services: Services, cycle_id: str) -> bool:
 def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int) -> dict[str, Any]:
     s, repos = services.settings, services.repos
     if cycle is None:
-        return {"cycle_id": cycle_id_for(1), "attempt": 1, "sell_attempt": 1}
+        return {
+            "cycle_id": cycle_id_for(1, s.symbol_part(s.symbol)),
+            "attempt": 1,
+            "sell_attempt": 1,
+        }
     orders = [repos.orders.get(c) for c in cycle.buy_order_ids + cycle.sell_order_ids]
     live = [o for o in orders if o is not None and o.status in _LIVE]
     sells = len(cycle.sell_order_ids)
@@ -228,7 +247,7 @@ def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int)
         return {**base, "sell_attempt": sells + 1, "resume": ResumeAt.CONSULT_SELL}
     if cycle.state is not CycleState.COMPLETED and cycle.sold_qty == 0:
         return {**base, "attempt": len(cycle.buy_order_ids) + 1}
-    next_id = cycle_id_for(cycle_sequence(cycle.cycle_id) + 1)
+    next_id = next_cycle_id(cycle.cycle_id)
     return {"cycle_id": next_id, "attempt": 1, "sell_attempt": 1}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from flipbot.app.accounting import with_totals
 from flipbot.app.fills import sync_order_fills
-from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence
+from flipbot.domain.cycle import CycleState, cycle_sequence, next_cycle_id
 from flipbot.domain.entities import ConsultationRecord, OrderRecord, TradeRecord
 from flipbot.domain.errors import CycleNotSold
 from flipbot.domain.model import Fill, Side
@@ -21,9 +21,11 @@ def record_trade(services: Services, *, cycle_id: str) -> dict[str, Any]:
     it closed), so that the handler counts each cycle, its P&L and fill times once."""
     s, repos, exchange = services.settings, services.repos, services.exchange
     now = services.clock.now_ms()
-    next_id = cycle_id_for(cycle_sequence(cycle_id) + 1)
-    keep_going = not services.kill_switch.engaged() and (
-        s.max_cycles == 0 or cycle_sequence(cycle_id) < s.max_cycles
+    next_id = next_cycle_id(cycle_id)
+    keep_going = (
+        s.trades(s.symbol_of_cycle(cycle_id))
+        and not services.kill_switch.engaged(s.symbol)
+        and (s.max_cycles == 0 or cycle_sequence(cycle_id) < s.max_cycles)
     )
     cycle = repos.cycles.get(cycle_id)
     if cycle is None:

@@ -101,10 +101,30 @@ def advance(state: CycleState, event: CycleEvent) -> CycleState:
         return state
 
 
-def cycle_id_for(sequence: int) -> str:
-    """The id of the ``sequence``-th cycle: ``c000001``, ``c000002``..."""
-    return f"c{sequence:06d}"
+HOME = ""
+"""The symbol part of a cycle id of the stack's own ``Symbol``: none (``c000001``)."""
+
+#: a cycle id: ``c000001`` (the stack's ``Symbol``) or ``<SYMBOL>_c000001`` (any other)
+CYCLE_ID_PATTERN = r"^(?:[A-Z0-9]{5,20}_)?c\d{6,}$"
+
+
+def cycle_id_for(sequence: int, symbol: str = HOME) -> str:
+    """The id of a chain's ``sequence``-th cycle: ``c000001``, ``c000002``... for the
+    stack's ``Symbol``, ``BTCUSDC_c000001``... for another symbol's chain."""
+    return f"{symbol}_c{sequence:06d}" if symbol else f"c{sequence:06d}"
 
 
 def cycle_sequence(cycle_id: str) -> int:
-    return int(cycle_id.lstrip("c"))
+    """Where ``cycle_id`` stands in its chain: 1 for ``c000001`` or ``BTCUSDC_c000001``."""
+    return int(cycle_id.rpartition("_")[2].lstrip("c"))
+
+
+def cycle_symbol_part(cycle_id: str) -> str:
+    """The symbol a cycle id names (``BTCUSDC`` for ``BTCUSDC_c000007``), ``HOME`` for a
+    cycle of the stack's ``Symbol`` (``c000007``)."""
+    return cycle_id.rpartition("_")[0]
+
+
+def next_cycle_id(cycle_id: str) -> str:
+    """The cycle after ``cycle_id`` in the same symbol's chain."""
+    return cycle_id_for(cycle_sequence(cycle_id) + 1, cycle_symbol_part(cycle_id))

@@ -3,8 +3,12 @@
 Every order a stack places carries its own prefix, so that two stacks trading on one
 Binance account never take each other's orders for their own:
 
-* a cycle's order: ``<prefix>-<cycle>-<B|S><attempt>``, e.g. ``fb1a2b3c4d-c000001-B1``;
-* the sell that follows a manual buy: ``<prefix>-m<orderId>``, e.g. ``fb1a2b3c4d-m12345``.
+* a cycle's order: ``<prefix>-<cycle>-<B|S><attempt>``, e.g. ``fb1a2b3c4d-c000001-B1``,
+  or ``fb1a2b3c4d-BTCUSDC_c000001-B1`` for a cycle of a symbol other than the stack's
+  ``Symbol`` (the cycle id carries its symbol);
+* the sell that follows a manual buy: ``<prefix>-m<orderId>``, e.g. ``fb1a2b3c4d-m12345``,
+  or ``fb1a2b3c4d-BTCUSDC_m12345`` on another symbol (Binance numbers each symbol's
+  orders on their own, so the symbol keeps two follow-ups apart).
 
 The prefix is ``fb`` and up to 13 lowercase letters or digits. A deployed stack gets
 ``fb`` + the first 8 hex digits of its CloudFormation stack id (``ORDER_ID_PREFIX``);
@@ -29,10 +33,17 @@ DEFAULT_PREFIX = "fb"
 PREFIX_PATTERN = r"^fb[0-9a-z]{0,13}$"
 """What ``ORDER_ID_PREFIX`` may be: ``fb`` and up to 13 lowercase letters or digits."""
 
-BINANCE_CLIENT_ORDER_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-"""Binance's rule for ``newClientOrderId``."""
+BINANCE_CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+"""What Binance accepts as a ``newClientOrderId`` whichever of its two statements holds:
+the API documentation allows ``.``, ``:`` and ``/`` as well, its -1100 error names
+``^[a-zA-Z0-9-_]{1,36}$``; this stack's ids keep to the narrower one."""
 
-_ANY_STACK = re.compile(r"^(fb[0-9a-z]{0,13})-(?:(c\d{6,})-([BS])(\d+)|m(\d+))$")
+_ANY_STACK = re.compile(
+    r"^(fb[0-9a-z]{0,13})-(?:((?:[A-Z0-9]{5,20}_)?c\d{6,})-([BS])(\d+)|(?:[A-Z0-9]{5,20}_)?m(\d+))$"
+)
+
+#: room kept for a cycle order's attempt number when checking that ids fit (``-B999``)
+ATTEMPT_DIGITS = 3
 
 
 def client_order_id(cycle_id: str, leg: Side | str, attempt: int, *, prefix: str) -> str:
@@ -40,9 +51,18 @@ def client_order_id(cycle_id: str, leg: Side | str, attempt: int, *, prefix: str
     return f"{prefix}-{cycle_id}-{str(leg)[0]}{attempt}"
 
 
-def follow_up_client_order_id(manual_order_id: int, *, prefix: str) -> str:
-    """The sell that follows the manual buy with exchange id ``manual_order_id``."""
-    return f"{prefix}-m{manual_order_id}"
+def follow_up_client_order_id(manual_order_id: int, *, prefix: str, symbol_part: str = "") -> str:
+    """The sell that follows the manual buy with exchange id ``manual_order_id``;
+    ``symbol_part`` is empty for the stack's ``Symbol``, else the buy's symbol."""
+    middle = f"{symbol_part}_" if symbol_part else ""
+    return f"{prefix}-{middle}m{manual_order_id}"
+
+
+def longest_cycle_order_id(prefix: str, symbol_part: str) -> str:
+    """The longest id a cycle order of ``symbol_part`` gets in its first million cycles
+    (attempts up to 999): what must fit Binance's 36 characters."""
+    cycle = f"{symbol_part}_c999999" if symbol_part else "c999999"
+    return f"{prefix}-{cycle}-B{'9' * ATTEMPT_DIGITS}"
 
 
 def parse_client_order_id(coid: str, *, prefix: str) -> tuple[str, Side, int] | None:

@@ -4,7 +4,7 @@ template), real python-binance client against the paper exchange, a recording wo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,12 @@ class Bot:
     paper: PaperExchange
     faults: list[FaultHook | None]
 
+    def for_symbol(self, symbol: str) -> Bot:
+        """The same parts as ``symbol``'s chain sees them (its own settings)."""
+        if symbol == self.settings.symbol:
+            return self
+        return replace(self, settings=self.settings.for_symbol(symbol))
+
     def market(self, bid: str, ask: str, *, minutes: int = 40) -> None:
         """Give the exchange a book and the market table a snapshot with history."""
         indicators = MarketIndicators(self.settings.symbol)
@@ -106,12 +112,12 @@ class Bot:
             t = self.clock.now - (minutes - minute) * 60_000
             indicators.on_trade(t, mid, Decimal("1"), minute % 2 == 0)
         indicators.on_book(Decimal(bid), Decimal("50"), Decimal(ask), Decimal("50"))
-        self.paper.on_book(self.clock.now, bid, "50", ask, "50")
+        self.paper.on_book(self.clock.now, bid, "50", ask, "50", symbol=self.settings.symbol)
         self.repos.market.put(indicators.snapshot(self.clock.now))
 
     def trade(self, price: str, qty: str, *, taker_sold: bool = True) -> None:
         self.clock.now += 1_000
-        self.paper.on_trade(self.clock.now, price, qty, taker_sold)
+        self.paper.on_trade(self.clock.now, price, qty, taker_sold, symbol=self.settings.symbol)
 
     def first_buy(
         self, *, price: str = "25.90", qty: str = "0.385", token: str = "token-1"
@@ -188,44 +194,57 @@ def create_tables(settings: Settings) -> None:
         ddb.create_table(**template.tables[logical_id].create_table_kwargs(name))
 
 
+def make_bot(settings: Settings, balances: dict[str, str] | None = None) -> Bot:
+    """A bot on fresh tables and a paper exchange listing every symbol of ``settings``
+    (inside ``mock_aws``)."""
+    create_tables(settings)
+    clock = Clock()
+    paper = PaperExchange(
+        list(settings.symbols), clock=clock.now_ms, balances=balances or {"USDC": "100"}
+    )
+    app = BinanceRestApp(paper, api_key=KEY, api_secret=SECRET)
+    faults: list[FaultHook | None] = [None]
+
+    def hook(method: str, path: str, params: Any) -> Any:
+        return faults[0](method, path, params) if faults[0] else None
+
+    client = make_client(app, KEY, SECRET, faults=hook)
+    return Bot(
+        settings=settings,
+        repos=repositories(settings.tables, region="us-east-1"),
+        clock=clock,
+        workflow=RecordingWorkflow(),
+        kill_switch=StaticKillSwitch(False),
+        exchange=BinanceExchange(client),
+        decider=ScriptedDecider(),
+        paper=paper,
+        faults=faults,
+    )
+
+
+def bot_settings(**changes: Any) -> Settings:
+    """The tests' stack: TRUMPUSDC, 10 USDC a cycle, confidence 0.8, 1 % over fees."""
+    return Settings(
+        symbol="TRUMPUSDC",
+        quote_per_cycle=Decimal("10"),
+        min_confidence=0.8,
+        min_profit=Decimal("0.01"),
+        target_profit=Decimal("0.05"),
+        price_band=Decimal("0.02"),
+        tables=Tables(
+            cycles="cycles",
+            orders="orders",
+            fills="fills",
+            trades="trades",
+            consultations="consultations",
+            market="market",
+        ),
+        **changes,
+    )
+
+
 @pytest.fixture
 def bot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        settings = Settings(
-            symbol="TRUMPUSDC",
-            quote_per_cycle=Decimal("10"),
-            min_confidence=0.8,
-            min_profit=Decimal("0.01"),
-            target_profit=Decimal("0.05"),
-            price_band=Decimal("0.02"),
-            tables=Tables(
-                cycles="cycles",
-                orders="orders",
-                fills="fills",
-                trades="trades",
-                consultations="consultations",
-                market="market",
-            ),
-        )
-        create_tables(settings)
-        clock = Clock()
-        paper = PaperExchange(["TRUMPUSDC"], clock=clock.now_ms, balances={"USDC": "100"})
-        app = BinanceRestApp(paper, api_key=KEY, api_secret=SECRET)
-        faults: list[FaultHook | None] = [None]
-
-        def hook(method: str, path: str, params: Any) -> Any:
-            return faults[0](method, path, params) if faults[0] else None
-
-        client = make_client(app, KEY, SECRET, faults=hook)
-        yield Bot(
-            settings=settings,
-            repos=repositories(settings.tables, region="us-east-1"),
-            clock=clock,
-            workflow=RecordingWorkflow(),
-            kill_switch=StaticKillSwitch(False),
-            exchange=BinanceExchange(client),
-            decider=ScriptedDecider(),
-            paper=paper,
-            faults=faults,
-        )
+        yield make_bot(bot_settings())

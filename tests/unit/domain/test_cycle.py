@@ -118,3 +118,22 @@ def test_given_a_cycle_halted_while_selling_then_it_is_stopped_and_stays_stopped
     assert state is S.STOPPED
     with pytest.raises(InvalidTransition):
         transition(state, E.SELL_FILLED)
+
+
+def test_a_cycle_id_names_its_symbol_unless_it_is_the_stack_s_own() -> None:
+    from flipbot.domain.cycle import (
+        cycle_id_for,
+        cycle_sequence,
+        cycle_symbol_part,
+        next_cycle_id,
+    )
+
+    assert cycle_id_for(7) == "c000007"
+    assert cycle_id_for(7, "BTCUSDC") == "BTCUSDC_c000007"
+    assert (cycle_sequence("BTCUSDC_c000007"), cycle_symbol_part("BTCUSDC_c000007")) == (
+        7,
+        "BTCUSDC",
+    )
+    assert (cycle_sequence("c000007"), cycle_symbol_part("c000007")) == (7, "")
+    assert next_cycle_id("BTCUSDC_c999999") == "BTCUSDC_c1000000"
+    assert next_cycle_id("c000041") == "c000042"

@@ -14,6 +14,7 @@ from flipbot.domain.order_ids import (
     client_order_id,
     follow_up_client_order_id,
     is_system_client_order_id,
+    longest_cycle_order_id,
     other_stack_prefix,
     parse_client_order_id,
 )
@@ -38,7 +39,7 @@ def test_the_longest_ids_are_within_binance_s_rule() -> None:
     assert not re.fullmatch(PREFIX_PATTERN, LONGEST_PREFIX + "9")
     follow_up = follow_up_client_order_id(LARGEST_ORDER_ID, prefix=LONGEST_PREFIX)
     cycle = client_order_id("c999999", Side.SELL, 99, prefix=LONGEST_PREFIX)
-    # Then both fit ^[\.A-Z\:/a-z0-9_-]{1,36}$, the follow-up sell exactly
+    # Then both fit ^[A-Za-z0-9_-]{1,36}$, the follow-up sell exactly
     assert len(follow_up) == 36
     assert BINANCE_CLIENT_ORDER_ID.match(follow_up)
     assert BINANCE_CLIENT_ORDER_ID.match(cycle)
@@ -90,3 +91,26 @@ def test_given_the_default_prefix_then_a_deployed_stack_s_ids_are_another_stack_
     assert not is_system_client_order_id("fb1a2b3c4d-c000001-B1", prefix=DEFAULT_PREFIX)
     assert other_stack_prefix("fb1a2b3c4d-c000001-B1", prefix=DEFAULT_PREFIX) == OURS
     assert other_stack_prefix("fb-c000001-B1", prefix=DEFAULT_PREFIX) == ""
+
+
+def test_given_another_symbol_s_cycle_then_its_ids_carry_the_symbol_and_parse_back() -> None:
+    coid = client_order_id("BTCUSDC_c000004", Side.SELL, 2, prefix=OURS)
+    assert coid == "fb1a2b3c4d-BTCUSDC_c000004-S2"
+    assert parse_client_order_id(coid, prefix=OURS) == ("BTCUSDC_c000004", Side.SELL, 2)
+    assert is_system_client_order_id(coid, prefix=OURS)
+    # another stack's orders on another symbol are still another stack's
+    assert other_stack_prefix(f"{THEIRS}-BTCUSDC_c000004-S2", prefix=OURS) == THEIRS
+    assert other_stack_prefix(f"{THEIRS}-BTCUSDC_m991", prefix=OURS) == THEIRS
+    assert parse_client_order_id(f"{THEIRS}-BTCUSDC_c000004-S2", prefix=OURS) is None
+    # a follow-up sell on another symbol names it: order ids are numbered per symbol
+    follow_up = follow_up_client_order_id(991, prefix=OURS, symbol_part="BTCUSDC")
+    assert follow_up == "fb1a2b3c4d-BTCUSDC_m991"
+    assert parse_client_order_id(follow_up, prefix=OURS) is None  # not a cycle's order
+
+
+def test_the_longest_cycle_order_id_of_a_symbol_is_what_must_fit() -> None:
+    assert longest_cycle_order_id(OURS, "") == "fb1a2b3c4d-c999999-B999"
+    longest = longest_cycle_order_id(OURS, "TRUMPUSDC")
+    assert longest == "fb1a2b3c4d-TRUMPUSDC_c999999-B999"
+    assert BINANCE_CLIENT_ORDER_ID.match(longest)
+    assert not BINANCE_CLIENT_ORDER_ID.match(longest_cycle_order_id(LONGEST_PREFIX, "TRUMPUSDC"))

@@ -37,6 +37,16 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, function: str, **replace: Any)
     return module
 
 
+class NoServices:
+    """A container whose symbol views are None: for handlers whose use case is replaced."""
+
+    def for_cycle(self, _cycle_id: str) -> None:
+        return None
+
+    def for_symbol(self, _symbol: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Context:
     """The attributes of the Lambda context that Powertools reads."""

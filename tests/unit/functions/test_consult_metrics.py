@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from function_handlers import Context, emitted_metrics, load_handler
 
@@ -42,7 +44,7 @@ def test_given_an_ai_failure_then_only_a_spent_budget_raises_the_alarm_metric(
         "ai_budget_spent": budget_spent,
     }
     monkeypatch.setattr(module, "consult", lambda *args, **kwargs: result)
-    monkeypatch.setattr(module, "container", lambda _context: None)
+    monkeypatch.setattr(module, "container", lambda _context: SimpleNamespace(for_cycle=str))
     module.handler(
         {"cycle_id": "c000001", "leg": "BUY", "attempt": 1}, Context("ConsultAiFunction")
     )
@@ -73,7 +75,7 @@ def test_given_an_answer_with_a_field_the_contract_does_not_declare_then_the_han
         "prcie": "10.6",
     }
     monkeypatch.setattr(module, "consult", lambda *args, **kwargs: result)
-    monkeypatch.setattr(module, "container", lambda _context: None)
+    monkeypatch.setattr(module, "container", lambda _context: SimpleNamespace(for_cycle=str))
     with pytest.raises(ValidationError, match="prcie"):
         module.handler(
             {"cycle_id": "c000001", "leg": "BUY", "attempt": 1}, Context("ConsultAiFunction")

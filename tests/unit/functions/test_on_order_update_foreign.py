@@ -1,6 +1,7 @@
-"""The order-update function acts only on the listener's OrderUpdated for the stack's symbol.
+"""The order-update function acts only on the listener's OrderUpdated for the stack's symbols.
 
-Anything else (another source, another detail-type, another symbol) is answered
+Anything else (another source, another detail-type, another symbol, a cycle's order
+reported on a symbol other than its cycle's) is answered
 ``ignored`` with the reason and counted, and nothing is applied; it is not raised, so
 Lambda's asynchronous retries do not deliver it again. So is an update the books turn
 down as another stack's order (another client order id prefix).
@@ -16,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from flipbot.settings import _TABLE_VARS, Settings
+
+TABLE_VARS = tuple(_TABLE_VARS.values())
 ROOT = Path(__file__).resolve().parents[3]
 FILLED = json.loads((ROOT / "events" / "on_order_update_filled.json").read_text())
 
@@ -32,6 +36,7 @@ def _handler_module(
     applied: list[Any],
     prefixes: list[str] | None = None,
     outcome: dict[str, Any] | None = None,
+    symbols: str = "",
 ) -> ModuleType:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "flipbot")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flipbot")
@@ -43,11 +48,25 @@ def _handler_module(
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    settings = Settings.from_env(
+        {
+            "SYMBOL": "TRUMPUSDC",
+            "SYMBOLS": symbols,
+            "ORDER_ID_PREFIX": "fb51af3dc0",
+            **{var: var.lower() for var in TABLE_VARS},
+        }
+    )
     services = SimpleNamespace(
-        settings=SimpleNamespace(symbol="TRUMPUSDC", order_id_prefix="fb51af3dc0"),
+        settings=settings,
         repos=None,
         workflow=None,
         clock=SimpleNamespace(now_ms=lambda: 0),
+        for_symbol=lambda symbol: SimpleNamespace(
+            settings=settings.for_symbol(symbol),
+            repos=None,
+            workflow=None,
+            clock=SimpleNamespace(now_ms=lambda: 0),
+        ),
     )
     monkeypatch.setattr(module, "container", lambda _context: services)
 
@@ -150,3 +169,56 @@ def test_given_a_warm_sandbox_then_an_invocation_logs_no_order_id_of_the_one_bef
     # Then its log lines name no order: the id was the previous invocation's
     assert [entry["message"] for entry in carried] == ["order update ignored"]
     assert "client_order_id" not in carried[0]
+
+
+@pytest.mark.parametrize(
+    ("coid", "symbol", "applied_as"),
+    [
+        ("fb51af3dc0-BTCUSDC_c000002-S1", "BTCUSDC", "BTCUSDC"),
+        ("fb51af3dc0-c000002-S1", "TRUMPUSDC", "TRUMPUSDC"),
+        ("web_4f1c2a", "ETHUSDC", "ETHUSDC"),
+        # SOLUSDC left SYMBOLS while its cycle was open: that cycle is followed to its end
+        ("fb51af3dc0-SOLUSDC_c000004-S2", "SOLUSDC", "SOLUSDC"),
+    ],
+    ids=["other-chain", "home-chain", "manual-on-a-listed-symbol", "removed-symbol-s-cycle"],
+)
+def test_given_several_symbols_then_each_report_is_applied_as_its_own_symbol_s(
+    monkeypatch: pytest.MonkeyPatch, coid: str, symbol: str, applied_as: str
+) -> None:
+    seen: list[str] = []
+    module = _handler_module(monkeypatch, [], symbols="TRUMPUSDC,BTCUSDC,ETHUSDC")
+    monkeypatch.setattr(
+        module,
+        "apply_order_update",
+        lambda update, *_a, follow_manual, **_k: seen.append(update.symbol) or {"ok": True},
+    )
+    result = module.handler(_with(detail={"client_order_id": coid, "symbol": symbol}), _Context())
+    assert result == {"ok": True}
+    assert seen == [applied_as]
+
+
+@pytest.mark.parametrize(
+    ("coid", "symbol", "named"),
+    [
+        # a BTCUSDC cycle's order reported on ETHUSDC: forged or crossed, never applied
+        ("fb51af3dc0-BTCUSDC_c000002-B1", "ETHUSDC", "BTCUSDC cycle"),
+        ("fb51af3dc0-c000002-B1", "BTCUSDC", "TRUMPUSDC cycle"),
+        # a manual order on a symbol the stack does not trade
+        ("web_4f1c2a", "SOLUSDC", "SOLUSDC"),
+    ],
+    ids=["cycle-of-another-symbol", "home-cycle-on-another-symbol", "unlisted-manual"],
+)
+def test_given_several_symbols_then_a_report_crossing_symbols_is_ignored_and_counted(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    coid: str,
+    symbol: str,
+    named: str,
+) -> None:
+    applied: list[Any] = []
+    module = _handler_module(monkeypatch, applied, symbols="TRUMPUSDC,BTCUSDC,ETHUSDC")
+    result = module.handler(_with(detail={"client_order_id": coid, "symbol": symbol}), _Context())
+    assert applied == []
+    assert result["action"] == "ignored"
+    assert named in result["reason"]
+    assert _ignored_count(capsys.readouterr().out) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from function_handlers import Context, load_handler
+from function_handlers import Context, NoServices, load_handler
 
 EVENT = {
     "task_token": "token-1",
@@ -34,7 +34,7 @@ EVENT = {
 def test_each_outcome_of_place_order_is_answered_as_it_was_given(
     monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any]
 ) -> None:
-    module = load_handler(monkeypatch, "place_order", container=lambda _context: None)
+    module = load_handler(monkeypatch, "place_order", container=lambda _context: NoServices())
     monkeypatch.setattr(module, "place_order", lambda *_args, **_kwargs: dict(answer))
     assert module.handler(dict(EVENT), Context("PlaceOrderFunction")) == answer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from function_handlers import Context, emitted_metrics, load_handler
+from function_handlers import Context, NoServices, emitted_metrics, load_handler
 
 
 def _values(blob: dict[str, Any], name: str) -> list[float]:
@@ -17,7 +17,7 @@ def test_given_a_closed_cycle_then_each_leg_s_time_to_fill_is_a_metric_in_second
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given record_trade closed a cycle whose buy filled after 42 s and sell after 1800 s
-    module = load_handler(monkeypatch, "record_trade", container=lambda _context: None)
+    module = load_handler(monkeypatch, "record_trade", container=lambda _context: NoServices())
     closed = {
         "next_cycle_id": "c000002",
         "continue": True,
@@ -41,7 +41,7 @@ def test_given_a_retry_of_a_closed_cycle_then_nothing_is_counted_twice(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given the cycle was closed by an earlier attempt (the retry answers closed=False)
-    module = load_handler(monkeypatch, "record_trade", container=lambda _context: None)
+    module = load_handler(monkeypatch, "record_trade", container=lambda _context: NoServices())
     again = {"next_cycle_id": "c000002", "continue": True, "realized_pnl": "0.11", "closed": False}
     monkeypatch.setattr(module, "record_trade", lambda *_args, **_kwargs: again)
     # When the retry runs

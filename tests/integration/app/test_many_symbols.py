@@ -1,0 +1,206 @@
+"""One stack, several symbols: a cycle chain each, named after its symbol, and nothing of
+one symbol's cycle reaches another's. Real DynamoDB adapter (moto), real python-binance
+client against a paper exchange listing every symbol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from moto import mock_aws
+
+from flipbot.adapters.aws import kill_switch_covers
+from flipbot.app.consult import consult
+from flipbot.app.contracts import ConsultAction
+from flipbot.app.fills import apply_order_update
+from flipbot.app.orders import place_order
+from flipbot.app.reconcile import reconcile_on_schedule
+from flipbot.app.recovery import recover_symbols
+from flipbot.app.trades import record_trade
+from flipbot.domain.cycle import CycleState
+from flipbot.domain.decision import Decision
+from flipbot.domain.model import Side
+from flipbot.domain.order_ids import BINANCE_CLIENT_ORDER_ID
+
+from .conftest import Bot, bot_settings, make_bot
+
+BTC = "BTCUSDC"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    """TRUMPUSDC (the stack's Symbol) and BTCUSDC, 200 USDC in the account."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield make_bot(bot_settings(symbols=("TRUMPUSDC", BTC)), {"USDC": "200"})
+
+
+def _btc_buy_resting(stack: Bot, token: str = "token-btc") -> Bot:
+    """BTCUSDC's first cycle consults and places its buy; it rests on the book."""
+    btc = stack.for_symbol(BTC)
+    btc.market("97000.00", "97000.01")
+    btc.decider.answers.append(Decision(action="BUY", base_price=Decimal("96990"), confidence=0.9))
+    decided = consult(btc, f"{BTC}_c000001", Side.BUY, 1)
+    assert decided["action"] == ConsultAction.PLACE, decided["reason"]
+    place_order(
+        btc,
+        cycle_id=f"{BTC}_c000001",
+        leg=Side.BUY,
+        attempt=1,
+        price=Decimal(decided["price"]),
+        quantity=Decimal(decided["quantity"]),
+        task_token=token,
+    )
+    return btc
+
+
+def test_a_symbol_s_cycle_and_orders_carry_its_name_and_stay_on_its_book(stack: Bot) -> None:
+    btc = _btc_buy_resting(stack)
+    coid = f"fb-{BTC}_c000001-B1"
+    order = stack.repos.orders.get(coid)
+    assert order is not None
+    assert (order.symbol, order.price, order.quantity) == (
+        BTC,
+        Decimal("96990.00"),
+        Decimal("0.00010"),  # 10 USDC at 96,990 on BTCUSDC's 0.00001 step
+    )
+    assert BINANCE_CLIENT_ORDER_ID.match(coid)
+    cycle = stack.repos.cycles.get(f"{BTC}_c000001")
+    assert cycle is not None
+    assert (cycle.symbol, cycle.state) == (BTC, CycleState.BUYING)
+    assert [o.client_order_id for o in stack.repos.orders.open_orders(BTC)] == [coid]
+    assert stack.repos.orders.open_orders("TRUMPUSDC") == []
+    # the decision maker was asked about BTCUSDC, with BTCUSDC's market
+    (request,) = btc.decider.requests
+    assert request.symbol == BTC
+    assert [o["symbol"] for o in stack.paper.open_orders(BTC)] == [BTC]
+    assert stack.paper.open_orders("TRUMPUSDC") == []
+
+
+def test_a_closed_cycle_starts_the_next_one_of_its_own_symbol(stack: Bot) -> None:
+    btc = stack.for_symbol(BTC)
+    answer = record_trade(btc, cycle_id=f"{BTC}_c000041")
+    assert (answer["next_cycle_id"], answer["continue"]) == (f"{BTC}_c000042", True)
+    answer = record_trade(stack, cycle_id="c000007")
+    assert (answer["next_cycle_id"], answer["continue"]) == ("c000008", True)
+
+
+def test_a_symbol_removed_from_symbols_ends_its_chain_before_it_buys(stack: Bot) -> None:
+    # Given BTCUSDC was removed from SYMBOLS while its cycle 3 waited to buy
+    stack.settings = stack.settings.model_copy(update={"symbols": ("TRUMPUSDC",)})
+    btc = stack.for_symbol(BTC)
+    btc.market("97000.00", "97000.01")
+    # When the cycle consults for its buy
+    decided = consult(btc, f"{BTC}_c000003", Side.BUY, 1)
+    # Then the chain ends (the state machine's BuyGate stops on END), with the reason kept
+    assert decided["action"] == ConsultAction.END
+    assert "BTCUSDC is no longer one of SYMBOLS" in str(decided["reason"])
+    cycle = stack.repos.cycles.get(f"{BTC}_c000003")
+    assert cycle is not None
+    assert cycle.state is CycleState.STOPPED
+    assert "no longer one of SYMBOLS" in cycle.stop_reason
+    assert btc.decider.requests == []  # no model was asked
+    # and a removed symbol's cycle that closes does not start another
+    assert record_trade(btc, cycle_id=f"{BTC}_c000004")["continue"] is False
+
+
+def test_the_kill_switch_can_stop_one_symbol_or_all() -> None:
+    assert kill_switch_covers("BTCUSDC, ETHUSDC", "BTCUSDC")
+    assert not kill_switch_covers("BTCUSDC,ETHUSDC", "TRUMPUSDC")
+    assert kill_switch_covers("on", "TRUMPUSDC")
+    assert kill_switch_covers("ON", "")
+    assert not kill_switch_covers("off", "BTCUSDC")
+    assert not kill_switch_covers("", "BTCUSDC")
+
+
+def test_a_kill_switch_naming_one_symbol_stops_that_symbol_s_buys_only(stack: Bot) -> None:
+    class Listed:
+        def engaged(self, symbol: str = "") -> bool:
+            return kill_switch_covers(BTC, symbol)
+
+    stack.kill_switch = Listed()  # type: ignore[assignment]
+    btc = stack.for_symbol(BTC)
+    btc.market("97000.00", "97000.01")
+    stopped = consult(btc, f"{BTC}_c000001", Side.BUY, 1)
+    assert stopped["action"] == ConsultAction.WAIT
+    assert "kill switch" in str(stopped["reason"])
+    stack.market("25.95", "25.96")
+    stack.decider.answers.append(
+        Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)
+    )
+    assert consult(stack, "c000001", Side.BUY, 1)["action"] == ConsultAction.PLACE
+
+
+def test_the_scheduled_reconcile_finds_the_missed_fills_of_every_symbol(stack: Bot) -> None:
+    # Given both symbols' buys rest and both fill while no order update is delivered
+    stack.first_buy(token="token-trump")
+    btc = _btc_buy_resting(stack)
+    stack.trade("25.80", "1.000")
+    btc.trade("96900.00", "0.01000")
+    stack.paper.drain()  # the events are lost
+    # When reconcile runs on its schedule
+    summary = reconcile_on_schedule(stack)
+    # Then both fills are booked and both waiting cycles resumed
+    assert (summary["repaired_fills"], summary["resumed"]) == (2, 2)
+    for coid in ("fb-c000001-B1", f"fb-{BTC}_c000001-B1"):
+        order = stack.repos.orders.get(coid)
+        assert order is not None
+        assert order.status == "FILLED", coid
+    resumed = sorted(token for kind, token, _ in stack.workflow.calls if kind == "success")
+    assert resumed == ["token-btc", "token-trump"]
+
+
+def test_a_crossed_update_is_not_applied_to_another_symbol_s_order(stack: Bot) -> None:
+    _btc_buy_resting(stack)
+    (update,) = [u for u in stack.updates() if u.symbol == BTC]
+    crossed = update.model_copy(update={"symbol": "TRUMPUSDC"})
+    outcome = apply_order_update(crossed, stack.repos, stack.workflow, stack.clock.now)
+    assert outcome["action"] == "ignored"
+    assert "is a BTCUSDC order, the update says TRUMPUSDC" in outcome["reason"]
+    order = stack.repos.orders.get(f"fb-{BTC}_c000001-B1")
+    assert order is not None
+    assert order.symbol == BTC
+
+
+def test_recovery_rebuilds_and_resumes_each_symbol_s_chain(stack: Bot) -> None:
+    # Given both symbols' first buys rest, and then the tables are lost
+    stack.first_buy(token="token-trump")
+    _btc_buy_resting(stack)
+    for repo in (stack.repos.orders, stack.repos.cycles, stack.repos.fills):
+        for item in repo._m.scan():  # type: ignore[attr-defined]
+            item.delete()
+    # When the owner runs the recovery with the wait policy for open buys
+    stack.settings = stack.settings.model_copy(update={"recovery_open_buy": "wait"})
+    answer = recover_symbols(stack)
+    # Then each symbol's cycle is rebuilt from its own orders and resumes on its own
+    assert answer["symbols"]["TRUMPUSDC"]["cycles"] == ["c000001"]
+    assert answer["symbols"][BTC]["cycles"] == [f"{BTC}_c000001"]
+    started = sorted(name for kind, name, _ in stack.workflow.calls if kind == "start")
+    assert [name.rsplit("-", 1)[0] for name in started] == [
+        f"{BTC}_c000001-recovered",
+        "c000001-recovered",
+    ]
+    rebuilt = stack.repos.cycles.get(f"{BTC}_c000001")
+    assert rebuilt is not None
+    assert (rebuilt.symbol, rebuilt.buy_order_ids) == (BTC, (f"fb-{BTC}_c000001-B1",))
+
+
+def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
+    # Given a 15 USDC cap and BTCUSDC's 10 USDC buy resting on the book
+    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
+    _btc_buy_resting(stack)
+    stack.market("25.95", "25.96")
+    asked = len(stack.decider.requests)
+    # When TRUMPUSDC's cycle consults for its 10 USDC buy
+    decided = consult(stack, "c000001", Side.BUY, 1)
+    # Then it waits, saying why, and no model is asked
+    assert decided["action"] == ConsultAction.WAIT
+    assert "portfolio cap 15: the other symbols have 9.70 at risk" in str(decided["reason"])
+    assert len(stack.decider.requests) == asked
+    # and once the cap has room, it buys
+    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("20")})
+    stack.decider.answers.append(
+        Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)
+    )
+    assert consult(stack, "c000001", Side.BUY, 1)["action"] == ConsultAction.PLACE

@@ -71,6 +71,10 @@ FIXED_VARIABLES: dict[str, str] = {
         "parameter could give two stacks on one Binance account the same prefix"
     ),
     "QUEUE_CAPACITY": _LISTENER_TUNING,
+    "MARKET_STREAMS_PER_CONNECTION": (
+        "how the symbols' streams are spread over connections, within Binance's 1024 a "
+        "connection; the default keeps every URL short, tests lower it to open a second"
+    ),
     "MARKET_SILENCE_SECONDS": _LISTENER_TUNING,
     "USER_PROBE_SECONDS": _LISTENER_TUNING,
     "USER_SILENCE_SECONDS": _LISTENER_TUNING,

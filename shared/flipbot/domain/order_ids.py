@@ -79,6 +79,12 @@ def is_system_client_order_id(coid: str, *, prefix: str) -> bool:
     return coid.startswith(f"{prefix}-")
 
 
+def is_stack_cycle_order_id(coid: str) -> bool:
+    """Whether ``coid`` is a cycle order of any stack (``fb…-<cycle>-<B|S><n>``)."""
+    match = _ANY_STACK.match(coid)
+    return match is not None and match.group(2) is not None
+
+
 def other_stack_prefix(coid: str, *, prefix: str) -> str:
     """The prefix of the stack that placed ``coid`` when that is another stack; ``""`` when
     the id is this stack's own or a manual order's."""

@@ -51,7 +51,7 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
@@ -61,6 +61,7 @@ from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.guards import PRICE_RANGE
 from flipbot.domain.indicators import MarketIndicators
 from flipbot.domain.model import MarketSnapshot
+from flipbot.domain.order_ids import is_stack_cycle_order_id
 from flipbot.events import SOURCE, PriceTicked, StreamGapDetected
 from flipbot.listener.metrics import LagHistogram
 from flipbot.streams import events_for_update, order_update_from_execution_report, unwrap
@@ -349,12 +350,21 @@ class MarketPipeline:
     # --- the hot path -------------------------------------------------------------------
     def feed(self, raw: str | bytes, recv_ms: int) -> str | None:
         """Process one raw message; returns :data:`SHUTDOWN` on ``serverShutdown``."""
-        self.messages += 1
         try:
             msg = _loads(raw)
             data = msg.get("data")
             if data is not None:  # combined stream: {"stream": ..., "data": {...}}
                 msg = data
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            self.messages += 1
+            self._invalid(exc)
+            return None
+        return self.feed_message(msg, recv_ms)
+
+    def feed_message(self, msg: Any, recv_ms: int) -> str | None:
+        """Process one message, parsed and out of its combined-stream envelope."""
+        self.messages += 1
+        try:
             e = msg.get("e")
             if e == "trade":
                 self._on_trade(msg, "t", "trade", recv_ms)
@@ -379,10 +389,13 @@ class MarketPipeline:
                 self.ignored += 1
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             # RecursionError: JSON nested deeper than the parser recurses
-            self.invalid += 1
-            if self.invalid == 1 or self.invalid % 1000 == 0:
-                log.warning("unreadable market message (%d so far): %s", self.invalid, exc)
+            self._invalid(exc)
         return None
+
+    def _invalid(self, exc: Exception) -> None:
+        self.invalid += 1
+        if self.invalid == 1 or self.invalid % 1000 == 0:
+            log.warning("unreadable market message (%d so far): %s", self.invalid, exc)
 
     def take_bad(self) -> int:
         """The messages dropped as bad since the last call (the metric's count)."""
@@ -530,14 +543,102 @@ class MarketPipeline:
         self._tick_due = now_ms + self._tick_ms
 
 
+class MarketRouter:
+    """The market messages of every symbol, each to its symbol's :class:`MarketPipeline`
+    (its own indicators, throttle and snapshot); the reference pair's klines to every
+    pipeline that correlates with it. A message is parsed once; the combined stream's
+    name (``btcusdc@depth10``) tells its symbol, as a partial book names none."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        queue: OutboundQueue,
+        *,
+        reference_symbol: str = "",
+        **pipeline: Any,
+    ) -> None:
+        if not symbols:
+            raise ValueError("a market router needs at least one symbol")
+        self.lag = LagHistogram()
+        self.pipelines = {
+            symbol: MarketPipeline(symbol, queue, reference_symbol=reference_symbol, **pipeline)
+            for symbol in symbols
+        }
+        for each in self.pipelines.values():
+            each.lag = self.lag  # one histogram: the metric is the listener's
+        self.reference = reference_symbol.lower()
+        self._by_stream_name = {symbol.lower(): p for symbol, p in self.pipelines.items()}
+        self._first = next(iter(self.pipelines.values()))
+        self._unreadable = 0
+        self._unreadable_taken = 0
+
+    @property
+    def invalid(self) -> int:
+        """Messages dropped as unreadable, every symbol's and the unroutable ones."""
+        return self._unreadable + sum(p.invalid for p in self.pipelines.values())
+
+    def feed(self, raw: str | bytes, recv_ms: int) -> str | None:
+        """Process one raw message; returns :data:`SHUTDOWN` on ``serverShutdown``."""
+        try:
+            msg = _loads(raw)
+            data = msg.get("data")
+            stream = msg.get("stream") if data is not None else None
+            if stream is not None and type(stream) is not str:
+                raise TypeError(f"stream={stream!r} is not a string")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            self._unreadable += 1
+            log.warning("unreadable market message: %s", exc)
+            return None
+        if stream is None:  # a control message (a SUBSCRIBE answer, serverShutdown)
+            return self._first.feed_message(msg, recv_ms)
+        name, _, kind = stream.partition("@")
+        pipeline = self._by_stream_name.get(name)
+        if kind == "kline_1m" and name == self.reference:
+            for each in self.pipelines.values():
+                if each is not pipeline:
+                    each.feed_message(data, recv_ms)
+        if pipeline is not None:
+            return pipeline.feed_message(data, recv_ms)
+        if name == self.reference:
+            return None
+        # no symbol's stream (``!serverShutdown``, or one nobody asked for): the first
+        # pipeline reads it as it reads any message, and ignores what is not for it
+        return self._first.feed_message(data, recv_ms)
+
+    def take_bad(self) -> int:
+        """The messages dropped as bad since the last call (the metric's count)."""
+        own, self._unreadable_taken = (
+            self._unreadable - self._unreadable_taken,
+            self._unreadable,
+        )
+        return own + sum(p.take_bad() for p in self.pipelines.values())
+
+    def poll(self, now_ms: int) -> list[MarketSnapshot]:
+        """Each symbol's throttle time rule; the snapshots that are due."""
+        return [snap for p in self.pipelines.values() if (snap := p.poll(now_ms)) is not None]
+
+    def reset_sequence(self) -> None:
+        """Forget every symbol's last trade and book update ids (a new connection)."""
+        for each in self.pipelines.values():
+            each.reset_sequence()
+
+
 class OrderStream:
     """Execution reports -> ``OrderUpdated`` / ``OrderFilled``, each report exactly once."""
 
     def __init__(
-        self, queue: OutboundQueue, *, symbol: str | None = None, remember: int = 4096
+        self,
+        queue: OutboundQueue,
+        *,
+        symbol: str | None = None,
+        symbols: Sequence[str] = (),
+        remember: int = 4096,
     ) -> None:
         self.queue = queue
-        self.symbol = symbol  # None: reports of every symbol are published
+        #: the reports published: of these symbols, and of any symbol when the client
+        #: order id is a stack's cycle order (a symbol removed while its cycle is open);
+        #: empty: every symbol's
+        self.symbols = frozenset(symbols or ((symbol,) if symbol else ()))
         self.lag = LagHistogram()
         self.reports = 0
         self.duplicates = 0
@@ -584,7 +685,12 @@ class OrderStream:
                 event_ms = event_time
             self.gap("user", f"invalid executionReport: {exc}", event_ms, recv_ms)
             return 0
-        if self.symbol is not None and update.symbol != self.symbol:
+        if (
+            self.symbols
+            and update.symbol not in self.symbols
+            and not is_stack_cycle_order_id(update.client_order_id or "")
+            and not is_stack_cycle_order_id(update.orig_client_order_id or "")
+        ):
             self.ignored += 1  # the account trades it too (by hand, or another bot)
             return 0
         execution_id = event.get("I")

@@ -1,5 +1,5 @@
-"""The market streams: one combined-stream connection (trade, bookTicker, kline_1m,
-depth10), as configured for :class:`SupervisedConnection`.
+"""The market streams: a combined-stream connection (trade, bookTicker, kline_1m,
+depth10 of each of its symbols), as configured for :class:`SupervisedConnection`.
 
 What is particular to it:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 from flipbot.listener.binance_ws import Connection
-from flipbot.listener.core import SHUTDOWN, MarketPipeline
+from flipbot.listener.core import SHUTDOWN, MarketPipeline, MarketRouter
 from flipbot.listener.settings import ListenerSettings
 from flipbot.listener.supervised import StreamConfig
 
@@ -29,16 +29,25 @@ log = logging.getLogger("flipbot.listener")
 
 
 class MarketStreams(StreamConfig):
-    """Trades, book tops, klines and depth of the symbol, into :class:`MarketPipeline`."""
+    """Trades, book tops, klines and depth of a group of symbols (``group``: which of
+    :meth:`ListenerSettings.market_stream_groups`), into the :class:`MarketRouter`."""
 
     name = "market"
     label = "market streams"
 
-    def __init__(self, settings: ListenerSettings, pipeline: MarketPipeline) -> None:
+    def __init__(
+        self,
+        settings: ListenerSettings,
+        pipeline: MarketRouter | MarketPipeline,
+        group: int = 0,
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.group = group
+        if group:
+            self.label = f"market streams ({group + 1})"
         self.silence_seconds = settings.market_silence_seconds
-        self.url = settings.market_url()
+        self.url = settings.market_url(group)
 
     def on_message(self, conn: Connection, text: str, recv_ms: int) -> None:
         if self.pipeline.feed(text, recv_ms) == SHUTDOWN:
@@ -46,7 +55,8 @@ class MarketStreams(StreamConfig):
 
     async def subscribe(self, conn: Connection, *, handover: bool) -> None:
         conn.subscribed_ms = conn.opened_ms
-        log.info("market streams connected: %s", ", ".join(self.settings.market_streams()))
+        streams = self.settings.market_stream_groups()[self.group]
+        log.info("market streams connected: %s", ", ".join(streams))
 
     def on_gap(self) -> None:
         self.pipeline.reset_sequence()

@@ -5,10 +5,13 @@ Tasks of one asyncio loop:
 * **user stream** - :class:`~flipbot.listener.user_stream.UserDataStream`: a WebSocket
   API connection subscribed with ``userDataStream.subscribe.signature``; every
   ``executionReport`` goes to :class:`~flipbot.listener.core.OrderStream`, which
-  publishes those of the symbol.
-* **market stream** - :class:`~flipbot.listener.market_streams.MarketStreams`: one
-  combined-stream connection (trade, bookTicker, kline_1m, depth10) feeding
-  :class:`~flipbot.listener.core.MarketPipeline`.
+  publishes those of the stack's symbols (and of any stack's cycle order).
+* **market streams** - :class:`~flipbot.listener.market_streams.MarketStreams`: one
+  combined-stream connection (trade, bookTicker, kline_1m, depth10 of each symbol),
+  more when the symbols' streams pass ``MARKET_STREAMS_PER_CONNECTION``, feeding
+  :class:`~flipbot.listener.core.MarketRouter`: a
+  :class:`~flipbot.listener.core.MarketPipeline` per symbol, each with its own
+  indicators, ``PriceTicked`` throttle and snapshot.
 * **publisher** - PutEvents batches from the outbound queue, one call at a time (order
   updates stay in order), in a worker thread; a failed batch goes back to the front.
 * **clock** - once a second: the throttle's time rule, the ``MarketSnapshot`` write
@@ -41,7 +44,7 @@ from typing import Any, Protocol
 from flipbot.domain.model import MarketSnapshot
 from flipbot.listener import health
 from flipbot.listener.binance_ws import Connection, wall_ms
-from flipbot.listener.core import MarketPipeline, OrderStream, OutboundQueue
+from flipbot.listener.core import MarketRouter, OrderStream, OutboundQueue
 from flipbot.listener.market_streams import MarketStreams
 from flipbot.listener.metrics import LagHistogram, LogMetrics, MetricsSink
 from flipbot.listener.settings import ListenerSettings
@@ -81,8 +84,8 @@ class Listener:
         self.metrics: MetricsSink = metrics or LogMetrics()
         self._publisher_wake = asyncio.Event()
         self.queue = OutboundQueue(s.queue_capacity, notify=self._publisher_wake.set)
-        self.market = MarketPipeline(
-            s.symbol,
+        self.market = MarketRouter(
+            s.symbols,
             self.queue,
             tick_bps=s.price_tick_bps,
             tick_seconds=s.price_tick_seconds,
@@ -90,12 +93,17 @@ class Listener:
             large_trade_quote=s.large_trade_quote,
             reference_symbol=s.reference_symbol,
         )
-        self.orders = OrderStream(self.queue, symbol=s.symbol)
+        self.orders = OrderStream(self.queue, symbols=s.symbols)
         self._stop = asyncio.Event()
         self.reconnect_reasons: deque[tuple[str, str]] = deque(maxlen=100)
         self.user_stream = self._supervised(UserDataStream(s, self.orders))
-        self.market_stream = self._supervised(MarketStreams(s, self.market))
-        self.streams = (self.user_stream, self.market_stream)
+        #: one connection per group of streams (``MARKET_STREAMS_PER_CONNECTION``)
+        self.market_streams = tuple(
+            self._supervised(MarketStreams(s, self.market, group))
+            for group in range(len(s.market_stream_groups()))
+        )
+        self.market_stream = self.market_streams[0]
+        self.streams = (self.user_stream, *self.market_streams)
         # Counters, for the health body, the metrics and the tests.
         self.published: Counter[str] = Counter()
         self.publish_failures = 0
@@ -135,7 +143,7 @@ class Listener:
 
     @property
     def market_conn(self) -> Connection | None:
-        """The market streams' live connection (the newer one during a hand-over)."""
+        """The first market connection (the newer one during a hand-over)."""
         return self.market_stream.conn
 
     @property
@@ -145,18 +153,18 @@ class Listener:
 
     @property
     def reconnects(self) -> int:
-        """Reconnects and hand-overs of both streams."""
-        return self.user_stream.reconnects + self.market_stream.reconnects
+        """Reconnects and hand-overs of every stream."""
+        return sum(stream.reconnects for stream in self.streams)
 
     @property
     def gaps(self) -> int:
         """``StreamGapDetected`` queued after reconnects and incomplete hand-overs."""
-        return self.user_stream.gaps + self.market_stream.gaps
+        return sum(stream.gaps for stream in self.streams)
 
     @property
     def live(self) -> bool:
-        """Both streams connected (the user stream subscribed)."""
-        return self.user_stream.live and self.market_stream.live
+        """Every stream connected (the user stream subscribed)."""
+        return all(stream.live for stream in self.streams)
 
     async def wait_live(self, timeout: float) -> None:
         """Wait until :attr:`live` (tests and the first log line); ``TimeoutError`` otherwise."""
@@ -181,8 +189,8 @@ class Listener:
         self.health_port = int(server.sockets[0].getsockname()[1])
         log.info(
             "listener started: %s, market %s, user %s, health http://%s:%d/health",
-            s.symbol,
-            s.market_url(),
+            ",".join(s.symbols),
+            " ".join(s.market_url(g) for g in range(len(self.market_streams))),
             s.ws_api_url,
             s.health_host,
             self.health_port,
@@ -260,12 +268,17 @@ class Listener:
     def health_state(self) -> tuple[bool, dict[str, Any]]:
         now = asyncio.get_running_loop().time()
         user_ok, user = self.user_stream.health(now)
-        market_ok, market = self.market_stream.health(now)
+        markets = [stream.health(now) for stream in self.market_streams]
+        market_ok = all(ok for ok, _ in markets)
         healthy = user_ok and market_ok and not self._stop.is_set()
+        body: dict[str, Any] = {}
+        if len(markets) > 1:
+            body["market_connections"] = [each for _, each in markets]
         return healthy, {
             "status": "ok" if healthy else "unhealthy",
             "user": user,
-            "market": market,
+            "market": markets[0][1],
+            **body,
             "queue": {
                 "pending": len(self.queue),
                 "order_updates": self.queue.critical_pending,
@@ -317,9 +330,9 @@ class Listener:
         next_metrics = loop.time() + s.metrics_seconds
         while True:
             await asyncio.sleep(interval)
-            snapshot = self.market.poll(wall_ms())
-            if snapshot is not None and self.market_writer is not None and not self._snapshot_busy:
-                self._spawn(self._write_snapshot(snapshot))
+            snapshots = self.market.poll(wall_ms())
+            if snapshots and self.market_writer is not None and not self._snapshot_busy:
+                self._spawn(self._write_snapshots(snapshots))
             if loop.time() >= next_metrics:
                 next_metrics = loop.time() + s.metrics_seconds
                 if not self._metrics_busy:
@@ -330,16 +343,21 @@ class Listener:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _write_snapshot(self, snapshot: MarketSnapshot) -> None:
+    async def _write_snapshots(self, snapshots: list[MarketSnapshot]) -> None:
         writer = self.market_writer
         if writer is None:
             return
         self._snapshot_busy = True
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, writer.put, snapshot)
-            self.snapshots_written += 1
-        except Exception as exc:
-            log.warning("market snapshot not written: %s", describe(exc))
+            for snapshot in snapshots:  # one item per symbol
+                try:
+                    await loop.run_in_executor(self._executor, writer.put, snapshot)
+                    self.snapshots_written += 1
+                except Exception as exc:
+                    log.warning(
+                        "market snapshot of %s not written: %s", snapshot.symbol, describe(exc)
+                    )
         finally:
             self._snapshot_busy = False
 

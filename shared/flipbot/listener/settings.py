@@ -2,7 +2,7 @@
 
 A missing or malformed variable raises ``ConfigurationError`` naming the variable (and,
 for anything but a secret, the value), before any connection is opened. The task
-definition in ``template.yaml`` sets ``SYMBOL``, ``EVENT_BUS_NAME``, ``MARKET_TABLE``,
+definition in ``template.yaml`` sets ``SYMBOL``, ``SYMBOLS``, ``EVENT_BUS_NAME``, ``MARKET_TABLE``,
 ``BINANCE_BASE_URL``, ``PRICE_TICK_BPS``, ``PRICE_TICK_SECONDS``, ``LARGE_TRADE_QUOTE``,
 ``SNAPSHOT_SECONDS`` and ``LOG_LEVEL``, and injects ``BINANCE_API_KEY`` /
 ``BINANCE_API_SECRET`` from Secrets Manager. Everything else has a production default
@@ -17,6 +17,7 @@ paper exchange, ``http://127.0.0.1:8765``) the same host over ``ws://``/``wss://
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
@@ -37,6 +38,11 @@ class ListenerSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     symbol: str = Field(pattern=r"^[A-Z0-9]{5,20}$")
+    #: every symbol followed (``SYMBOLS``; empty: ``SYMBOL`` alone)
+    symbols: tuple[str, ...] = ()
+    #: the most streams one market connection carries; more symbols open more
+    #: connections (Binance allows 1024 streams a connection)
+    market_streams_per_connection: int = Field(default=200, ge=5, le=1024)
     event_bus_name: str = Field(min_length=1)
     market_table: str = Field(min_length=1)
     api_key: SecretStr
@@ -79,6 +85,19 @@ class ListenerSettings(BaseModel):
     metrics_namespace: str = "flipbot"
 
     @model_validator(mode="after")
+    def _every_symbol(self) -> ListenerSettings:
+        if not self.symbols:
+            object.__setattr__(self, "symbols", (self.symbol,))
+        bad = [sym for sym in self.symbols if not re.fullmatch(r"[A-Z0-9]{5,20}", sym)]
+        if bad:
+            raise ValueError(
+                f"SYMBOLS has {bad[0]!r}: a symbol is 5 to 20 capital letters or digits"
+            )
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"SYMBOLS={','.join(self.symbols)!r} names a symbol twice")
+        return self
+
+    @model_validator(mode="after")
     def _probe_before_silence(self) -> ListenerSettings:
         if self.user_silence_seconds <= self.user_probe_seconds + self.request_timeout_seconds:
             raise ValueError(
@@ -111,6 +130,9 @@ class ListenerSettings(BaseModel):
             raise ConfigurationError(f"BINANCE_BASE_URL: {exc}") from None
         raw: dict[str, object] = {
             "symbol": env["SYMBOL"].strip().upper(),
+            "symbols": tuple(
+                part.strip().upper() for part in env.get("SYMBOLS", "").split(",") if part.strip()
+            ),
             "event_bus_name": env.get("EVENT_BUS_NAME", "").strip() or "dry-run",
             "market_table": env.get("MARKET_TABLE", "").strip() or "dry-run",
             "api_key": env["BINANCE_API_KEY"].strip(),
@@ -143,20 +165,40 @@ class ListenerSettings(BaseModel):
             raise ConfigurationError(f"invalid configuration: {'; '.join(problems)}") from None
 
     def market_streams(self) -> list[str]:
-        """The combined-stream names the listener follows for its symbol."""
-        s = self.symbol.lower()
-        streams = [f"{s}@trade", f"{s}@bookTicker", f"{s}@kline_1m", f"{s}@depth10"]
+        """The combined-stream names the listener follows, over every connection."""
+        return [stream for group in self.market_stream_groups() for stream in group]
+
+    def market_stream_groups(self) -> list[list[str]]:
+        """The streams of each market connection: each symbol's four (trade, bookTicker,
+        kline_1m, depth10) on one connection, at most ``MARKET_STREAMS_PER_CONNECTION``
+        a connection; the reference pair's kline_1m on the first, unless it is traded
+        (its own kline then serves)."""
         reference = self.reference_symbol
-        return [*streams, f"{reference.lower()}@kline_1m"] if reference else streams
+        extra = [f"{reference.lower()}@kline_1m"] if reference not in ("", *self.symbols) else []
+        groups: list[list[str]] = [[]]
+        room = self.market_streams_per_connection - len(extra)
+        for symbol in self.symbols:
+            s = symbol.lower()
+            streams = [f"{s}@trade", f"{s}@bookTicker", f"{s}@kline_1m", f"{s}@depth10"]
+            if len(groups[-1]) + len(streams) > room:
+                groups.append([])
+                room = self.market_streams_per_connection
+            groups[-1].extend(streams)
+        groups[0].extend(extra)
+        return groups
 
     @property
     def reference_symbol(self) -> str:
-        """The correlation's reference pair, or "" (none, or the symbol itself)."""
-        return self.correlation_symbol if self.correlation_symbol != self.symbol else ""
+        """The correlation's reference pair, or "" (none, or the only symbol itself)."""
+        if self.correlation_symbol == self.symbol and self.symbols == (self.symbol,):
+            return ""
+        return self.correlation_symbol
 
-    def market_url(self) -> str:
-        """The combined market-stream URL (the subscription travels in the URL)."""
-        return f"{self.stream_url.rstrip('/')}/stream?streams={'/'.join(self.market_streams())}"
+    def market_url(self, group: int = 0) -> str:
+        """The combined market-stream URL of connection ``group`` (the subscription
+        travels in the URL)."""
+        streams = "/".join(self.market_stream_groups()[group])
+        return f"{self.stream_url.rstrip('/')}/stream?streams={streams}"
 
 
 def endpoints(base_url: str) -> tuple[str, str]:
@@ -180,6 +222,7 @@ _OPTIONAL = {
     "snapshot_seconds": "SNAPSHOT_SECONDS",
     "large_trade_quote": "LARGE_TRADE_QUOTE",
     "correlation_symbol": "CORRELATION_SYMBOL",
+    "market_streams_per_connection": "MARKET_STREAMS_PER_CONNECTION",
     "queue_capacity": "QUEUE_CAPACITY",
     "market_silence_seconds": "MARKET_SILENCE_SECONDS",
     "user_probe_seconds": "USER_PROBE_SECONDS",
@@ -199,6 +242,7 @@ _OPTIONAL = {
 _ENV_NAME = {
     **_OPTIONAL,
     "symbol": "SYMBOL",
+    "symbols": "SYMBOLS",
     "event_bus_name": "EVENT_BUS_NAME",
     "market_table": "MARKET_TABLE",
     "api_key": "BINANCE_API_KEY",

@@ -277,6 +277,11 @@ class Rig:
         return await asyncio.wait_for(self.task, 5)
 
 
+def run(scenario: Any, limit: float = 8.0) -> Any:
+    """Run one scenario coroutine, failing it after ``limit`` seconds."""
+    return asyncio.run(asyncio.wait_for(scenario, limit))
+
+
 async def start_rig(
     *,
     gate: threading.Event | None = None,

@@ -33,15 +33,12 @@ from .conftest import (
     Rig,
     expected_detail,
     report_key,
+    run,
     start_rig,
     within_a_gap,
 )
 
 NOISY = ("botocore", "boto3", "urllib3", "websockets", "pynamodb")
-
-
-def run(scenario: Any, limit: float = 8.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit))
 
 
 def assert_no_fill_lost(rig: Rig, gaps: list[dict[str, Any]]) -> None:

@@ -1,0 +1,142 @@
+"""One listener for every symbol of the stack: each symbol's market on a combined-stream
+connection (more connections past ``MARKET_STREAMS_PER_CONNECTION``), its own
+indicators, ``PriceTicked`` throttle and snapshot; the user stream's reports published
+for the stack's symbols, and for another symbol only when they are a stack's cycle
+order (a symbol removed while its cycle is open)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+
+from flipbot.listener.binance_ws import wall_ms
+
+from .conftest import REGION, TABLE, Aws, run, start_rig
+
+SYMBOLS = "TRUMPUSDC,BTCUSDC,ETHUSDC"
+
+
+def _trade(symbol: str, trade_id: int, price: str) -> dict[str, Any]:
+    now = wall_ms()
+    return {
+        "e": "trade",
+        "E": now,
+        "s": symbol,
+        "t": trade_id,
+        "p": price,
+        "q": "0.5",
+        "T": now,
+        "m": True,
+        "M": True,
+    }
+
+
+def _report(symbol: str, coid: str, order_id: int) -> dict[str, Any]:
+    now = wall_ms()
+    return {
+        "e": "executionReport",
+        "E": now,
+        "s": symbol,
+        "c": coid,
+        "S": "BUY",
+        "o": "LIMIT",
+        "f": "GTC",
+        "q": "1.00000000",
+        "p": "1.00000000",
+        "P": "0.00000000",
+        "F": "0.00000000",
+        "g": -1,
+        "C": "",
+        "x": "NEW",
+        "X": "NEW",
+        "r": "NONE",
+        "i": order_id,
+        "l": "0.00000000",
+        "z": "0.00000000",
+        "L": "0.00000000",
+        "n": "0",
+        "N": None,
+        "T": now,
+        "t": -1,
+        "I": order_id * 10,
+        "w": True,
+        "m": False,
+        "M": False,
+        "O": now,
+        "Z": "0.00000000",
+        "Y": "0.00000000",
+        "Q": "0.00000000",
+        "W": now,
+        "V": "EXPIRE_MAKER",
+    }
+
+
+def test_each_symbol_has_its_streams_ticks_and_snapshot_over_two_connections(aws: Aws) -> None:
+    async def scenario() -> tuple[Any, int]:
+        # Given three symbols, and at most 8 streams a connection: 2 connections
+        rig = await start_rig(SYMBOLS=SYMBOLS, MARKET_STREAMS_PER_CONNECTION="8")
+        connections = len(rig.listener.market_streams)
+        # When each symbol trades (ETHUSDC's stream is on the second connection)
+        for trade_id, (symbol, price) in enumerate(
+            [("TRUMPUSDC", "10.00"), ("BTCUSDC", "97000.00"), ("ETHUSDC", "3500.00")], 1
+        ):
+            sent = await rig.server.publish(
+                f"{symbol.lower()}@trade", _trade(symbol, trade_id, price)
+            )
+            assert sent == 1, symbol
+        await rig.wait_for(lambda: len({t["symbol"] for t in ticked(rig)}) == 3)
+        await rig.wait_for(lambda: rig.listener.snapshots_written >= 3)
+        await asyncio.sleep(0.3)
+        await rig.stop()
+        return rig, connections
+
+    rig, connections = run(scenario())
+    assert connections == 2
+    # Then each symbol's PriceTicked carries its own price
+    last = {t["symbol"]: Decimal(t["price"]) for t in ticked(rig)}
+    assert last == {
+        "TRUMPUSDC": Decimal("10.00"),
+        "BTCUSDC": Decimal("97000.00"),
+        "ETHUSDC": Decimal("3500.00"),
+    }
+    # and each symbol's snapshot is its own item of the market table
+    table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+    for symbol, price in last.items():
+        item = table.get_item(Key={"symbol": symbol}).get("Item")
+        assert item is not None, symbol
+        assert Decimal(json.loads(item["body"])["last_price"]) == price
+
+
+def ticked(rig: Any) -> list[dict[str, Any]]:
+    return list(rig.publisher.of_type("PriceTicked"))
+
+
+def test_the_user_stream_publishes_the_stack_s_symbols_and_any_stack_cycle_order(
+    aws: Aws,
+) -> None:
+    async def scenario() -> Any:
+        rig = await start_rig(SYMBOLS=SYMBOLS)
+        for report in (
+            _report("BTCUSDC", "fb-BTCUSDC_c000001-B1", 1),  # a listed symbol's cycle
+            _report("ETHUSDC", "web_manual1", 2),  # a listed symbol, by hand
+            _report("SOLUSDC", "fb-SOLUSDC_c000004-S1", 3),  # a removed symbol's cycle
+            _report("SOLUSDC", "web_manual2", 4),  # by hand on a symbol not traded
+        ):
+            await rig.server.push_user_event(report)
+        await rig.wait_for(lambda: len(rig.publisher.of_type("OrderUpdated")) >= 3)
+        await asyncio.sleep(0.2)
+        await rig.stop()
+        return rig
+
+    rig = run(scenario())
+    published = [(d["symbol"], d["client_order_id"]) for d in rig.publisher.of_type("OrderUpdated")]
+    assert published == [
+        ("BTCUSDC", "fb-BTCUSDC_c000001-B1"),
+        ("ETHUSDC", "web_manual1"),
+        ("SOLUSDC", "fb-SOLUSDC_c000004-S1"),
+    ]
+    assert rig.listener.orders.ignored == 1

@@ -16,10 +16,19 @@ def register(sub: Any) -> None:
     replay = sub.add_parser("replay", help="paper-trade the whole system on replayed market data")
     replay.add_argument(
         "--data",
+        nargs="+",
+        metavar="FILE",
         help="klines/trades/bookTicker CSV or a Binance public-data "
-        "CSV/zip; default: the bundled sample (generated, seeded)",
+        "CSV/zip, one per symbol (in --symbols' order); default: the bundled sample "
+        "(generated, seeded; with several symbols, one correlated market each)",
     )
     replay.add_argument("--symbol", help="trading pair (default: from the file name, or TRUMPUSDC)")
+    replay.add_argument(
+        "--symbols",
+        help="several pairs on one stack, comma-separated, e.g. TRUMPUSDC,BTCUSDC,ETHUSDC "
+        "(the first is the stack's Symbol); the report has each symbol's figures and "
+        "invariants under 'symbols', and the totals",
+    )
     replay.add_argument(
         "--seed", type=int, default=7, help="seed of the bundled sample (default 7)"
     )
@@ -64,7 +73,7 @@ def register(sub: Any) -> None:
     replay.add_argument(
         "--balance",
         type=quote_amount,
-        help="initial quote balance (default 100, or the preset's)",
+        help="initial quote balance (default 100 per symbol, or the preset's)",
     )
     replay.add_argument(
         "--quote-per-cycle", help="quote spent per cycle (default 10, or the preset's)"
@@ -118,6 +127,7 @@ def quote_amount(raw: str) -> Decimal:
 
 def run(args: argparse.Namespace) -> int:
     chosen = preset(args.preset) if args.preset else None
+    balance_given = args.balance is not None
     try:
         run_setup = setup(
             chosen,
@@ -139,30 +149,28 @@ def run(args: argparse.Namespace) -> int:
     args.template = template
     if args.chaos:
         return run_chaos(args)
-    from flipbot_dev.replay.data import MarketDataError, load_market_data
-    from flipbot_dev.replay.sample import generate_sample
     from flipbot_dev.twin.report import format_report
     from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
-    if args.data:
-        try:
-            data = load_market_data(Path(args.data), symbol=args.symbol)
-        except (MarketDataError, FileNotFoundError) as exc:
-            print(f"flipbot replay: {exc}", file=sys.stderr)
-            return 2
-        symbol = args.symbol or data.symbol
-    else:
-        symbol = args.symbol or "TRUMPUSDC"
-        data = generate_sample(seed=args.seed, hours=args.hours, symbol=symbol)
-    if args.hours and args.data:
-        data = data.between(data.first_ms, data.first_ms + int(args.hours * 3_600_000))
-    print(f"flipbot replay: {symbol}, {len(data):,} market events from {data.source}")
+    markets = _markets(args)
+    if isinstance(markets, str):
+        print(f"flipbot replay: {markets}", file=sys.stderr)
+        return 2
+    data, *others = markets
+    symbol = data.symbol
+    for market in markets:
+        print(
+            f"flipbot replay: {market.symbol}, {len(market):,} market events from {market.source}"
+        )
+    if others and not balance_given:
+        args.balance = args.balance * len(markets)
     from flipbot.domain.errors import ConfigurationError
 
     try:
         config = ReplayConfig(
             data=data,
             symbol=symbol,
+            others=tuple(others),
             template=args.template,
             out_dir=Path(args.out),
             quote_balance=args.balance,
@@ -209,6 +217,7 @@ def run_chaos(args: argparse.Namespace) -> int:
             hours=hours,
             progress=progress,
             parameters=args.parameters,
+            symbols=tuple(p.strip().upper() for p in (args.symbols or "").split(",") if p.strip()),
         )
     except ValueError as exc:
         print(f"flipbot replay: {exc}", file=sys.stderr)
@@ -232,3 +241,32 @@ def run_chaos(args: argparse.Namespace) -> int:
     )
     print(f"chaos table: {out / 'chaos.json'}")
     return 0 if all(row["violations"] == 0 for row in rows) else 1
+
+
+def _markets(args: argparse.Namespace) -> list[Any] | str:
+    """The market of each symbol replayed, the stack's own first; or what is wrong."""
+    from flipbot_dev.replay.data import MarketDataError, load_market_data
+    from flipbot_dev.replay.sample import generate_markets, generate_sample
+
+    symbols = [p.strip().upper() for p in (args.symbols or "").split(",") if p.strip()]
+    if args.symbols and args.symbol:
+        return "give --symbol or --symbols, not both"
+    files = list(args.data or [])
+    if files and symbols and len(files) != len(symbols):
+        return f"--symbols names {len(symbols)} symbol(s), --data gives {len(files)} file(s)"
+    if not files:
+        if len(symbols) > 1:
+            return list(generate_markets(symbols, seed=args.seed, hours=args.hours).values())
+        symbol = (symbols or [args.symbol or "TRUMPUSDC"])[0]
+        return [generate_sample(seed=args.seed, hours=args.hours, symbol=symbol)]
+    markets = []
+    for index, file in enumerate(files):
+        named = symbols[index] if symbols else args.symbol if len(files) == 1 else None
+        try:
+            data = load_market_data(Path(file), symbol=named)
+        except (MarketDataError, FileNotFoundError) as exc:
+            return str(exc)
+        if args.hours:
+            data = data.between(data.first_ms, data.first_ms + int(args.hours * 3_600_000))
+        markets.append(data)
+    return markets

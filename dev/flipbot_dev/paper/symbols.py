@@ -41,6 +41,11 @@ _PROFILES: dict[str, _Profile] = {
     "BTCUSDT": _Profile("0.01", "0.00001", "5", max_qty="9000"),
     "BTCUSDC": _Profile("0.01", "0.00001", "5", max_qty="9000"),
     "BTCBUSD": _Profile("0.01", "0.00001", "5", max_qty="9000"),
+    "ETHUSDC": _Profile("0.01", "0.0001", "5", max_qty="9000"),
+    "ETHUSDT": _Profile("0.01", "0.0001", "5", max_qty="9000"),
+    "SOLUSDC": _Profile("0.01", "0.001", "5", max_qty="9000000"),
+    "BNBUSDC": _Profile("0.01", "0.001", "5", max_qty="900000"),
+    "DOGEUSDC": _Profile("0.00001", "1", "1", max_qty="9000000000"),
 }
 _DEFAULT_PROFILE = _Profile("0.01", "0.001", "5")
 
@@ -68,7 +73,9 @@ def default_symbol_info(
     """An ``exchangeInfo`` symbol entry for ``symbol``.
 
     Known symbols (TRUMPUSDC: tick 0.01, step 0.001, min notional 5; BTCUSDT, BTCUSDC,
-    BTCBUSD: tick 0.01, step 0.00001, min notional 5) get their usual filters; any other
+    BTCBUSD: tick 0.01, step 0.00001; ETHUSDC, ETHUSDT: tick 0.01, step 0.0001; SOLUSDC,
+    BNBUSDC: tick 0.01, step 0.001; DOGEUSDC: tick 0.00001, step 1, min notional 1) get
+    their usual filters; any other
     symbol whose quote asset is recognised gets tick 0.01, step 0.001, min notional 5.
     The keyword arguments override the profile.
     """

@@ -40,12 +40,21 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from flipbot_dev.replay.data import BookEvent, DataKind, MarketData, MarketEvent, TradeEvent
 
-__all__ = ["DEFAULT_START_MS", "SAMPLE_SYMBOL", "generate_sample", "write_csv"]
+__all__ = [
+    "DEFAULT_START_MS",
+    "SAMPLE_SYMBOL",
+    "SampleProfile",
+    "generate_markets",
+    "generate_sample",
+    "write_csv",
+]
 
 DEFAULT_START_MS = 1_737_331_200_000
 """2025-01-20T00:00:00Z."""
@@ -54,8 +63,6 @@ SAMPLE_SYMBOL = "TRUMPUSDC"
 
 _TICK_DECIMALS = 2
 _STEP_DECIMALS = 3
-_TICK = Decimal(1).scaleb(-_TICK_DECIMALS)
-_STEP = Decimal(1).scaleb(-_STEP_DECIMALS)
 _START_PRICE = 26.0
 _MINUTE_MS = 60_000
 
@@ -99,8 +106,78 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
-def _qty_steps(rng: random.Random, median: float, log_sigma: float) -> int:
-    return max(1, int(rng.lognormvariate(math.log(median), log_sigma) * 10**_STEP_DECIMALS + 0.5))
+def _qty_steps(
+    rng: random.Random, median: float, log_sigma: float, decimals: int = _STEP_DECIMALS
+) -> int:
+    return max(1, int(rng.lognormvariate(math.log(median), log_sigma) * 10**decimals + 0.5))
+
+
+@dataclass(frozen=True)
+class SampleProfile:
+    """What makes one symbol's sample its own: its price, the tick and lot step it is
+    quoted in (Binance's for that pair), how much a trade and the book's top hold, and
+    its 1-minute volatility. The default is the TRUMP-like sample's."""
+
+    start_price: float = _START_PRICE
+    tick_decimals: int = _TICK_DECIMALS
+    step_decimals: int = _STEP_DECIMALS
+    qty_median: float = _QTY_MEDIAN
+    book_qty_median: float = _BOOK_QTY_MEDIAN
+    sigma: float = _SIGMA
+
+
+#: the profiles of the pairs a multi-symbol sample knows (ticks and steps as Binance's
+#: spot filters have them, and as the paper exchange lists them); any other symbol gets a
+#: 10-quote pair quoted like the paper exchange's default (tick 0.01, step 0.001)
+PROFILES: dict[str, SampleProfile] = {
+    "TRUMPUSDC": SampleProfile(),
+    "BTCUSDC": SampleProfile(97_000.0, 2, 5, 0.002, 0.6, 0.0025),
+    "BTCUSDT": SampleProfile(97_000.0, 2, 5, 0.002, 0.6, 0.0025),
+    "ETHUSDC": SampleProfile(3_400.0, 2, 4, 0.05, 12.0, 0.003),
+    "ETHUSDT": SampleProfile(3_400.0, 2, 4, 0.05, 12.0, 0.003),
+    "SOLUSDC": SampleProfile(190.0, 2, 3, 0.8, 150.0, 0.004),
+    "BNBUSDC": SampleProfile(690.0, 2, 3, 0.2, 40.0, 0.003),
+    "DOGEUSDC": SampleProfile(0.33, 5, 0, 600.0, 90_000.0, 0.0045),
+}
+_OTHER = SampleProfile(10.0, 2, 3, 5.0, 150.0, 0.004)
+
+#: how much of each minute's shock the symbols of a multi-symbol sample share
+MARKET_CORRELATION = 0.6
+
+
+def profile_of(symbol: str) -> SampleProfile:
+    """The sample profile of ``symbol`` (see :data:`PROFILES`)."""
+    return PROFILES.get(symbol.upper(), _OTHER)
+
+
+def generate_markets(
+    symbols: Sequence[str],
+    seed: int = 7,
+    hours: float = 24,
+    start_ms: int = DEFAULT_START_MS,
+    correlation: float = MARKET_CORRELATION,
+) -> dict[str, MarketData]:
+    """One correlated market per symbol: each minute's shock is a common market draw
+    (weight ``correlation`` of its variance) plus the symbol's own; each symbol has its
+    :func:`profile_of`, its own seed (``seed`` and its place in ``symbols``) for everything
+    else, and the shared draws come from ``seed`` alone. The same arguments always give
+    the same markets."""
+    if not symbols:
+        raise ValueError("generate_markets needs at least one symbol")
+    if not 0 <= correlation < 1:
+        raise ValueError(f"correlation must be in [0, 1), got {correlation}")
+    return {
+        symbol: generate_sample(
+            seed=seed * 1_000 + index,
+            hours=hours,
+            start_ms=start_ms,
+            symbol=symbol,
+            profile=profile_of(symbol),
+            market_seed=seed,
+            correlation=correlation,
+        )
+        for index, symbol in enumerate(symbols)
+    }
 
 
 class _Decimals:
@@ -122,19 +199,32 @@ def generate_sample(
     hours: float = 24,
     start_ms: int = DEFAULT_START_MS,
     symbol: str = SAMPLE_SYMBOL,
+    *,
+    profile: SampleProfile | None = None,
+    market_seed: int = 0,
+    correlation: float = 0.0,
 ) -> MarketData:
-    """A seeded TRUMP-like stream of trades and books (see the module docstring).
+    """A seeded TRUMP-like stream of trades and books (see the module docstring), or
+    another pair's with its ``profile``; with ``correlation`` above 0, that share of each
+    minute's shock is drawn from ``market_seed`` (see :func:`generate_markets`).
 
     The same arguments always give the same events, on any machine.
     """
     if hours <= 0:
         raise ValueError(f"hours must be positive, got {hours}")
+    p = profile or SampleProfile()
     rng = random.Random(seed)
-    price_of = _Decimals(_TICK_DECIMALS)
-    qty_of = _Decimals(_STEP_DECIMALS)
+    market = random.Random(market_seed) if correlation > 0 else None
+    shared, own = math.sqrt(correlation), math.sqrt(1 - correlation)
+    tick_scale, lot = 10**p.tick_decimals, p.step_decimals
+    base_sigma = p.sigma
+    omega = base_sigma**2 * (1 - _ALPHA - _BETA)
+    max_sigma = _MAX_SIGMA * base_sigma / _SIGMA
+    price_of = _Decimals(p.tick_decimals)
+    qty_of = _Decimals(lot)
     end_ms = start_ms + round(hours * 3_600_000)
-    log_price = level = math.log(_START_PRICE)
-    variance = _SIGMA**2
+    log_price = level = math.log(p.start_price)
+    variance = base_sigma**2
     last_return = 0.0
     regime = 0
     events: list[MarketEvent] = []
@@ -143,17 +233,20 @@ def generate_sample(
     minute_start = start_ms
     while minute_start < end_ms:
         # volatility and the minute's return
-        variance = _OMEGA + _ALPHA * last_return**2 + _BETA * variance
-        sigma = min(math.sqrt(variance), _MAX_SIGMA)
+        variance = omega + _ALPHA * last_return**2 + _BETA * variance
+        sigma = min(math.sqrt(variance), max_sigma)
         if rng.random() < _REGIME_SWITCH:
             regime = rng.choice((-1, 0, 1))
         level += _LEVEL_SIGMA * rng.gauss(0.0, 1.0)
         drift = -_REVERSION_PER_MINUTE * (log_price - level) + _REGIME_DRIFT * regime * sigma
-        minute_return = drift + sigma * _student_t(rng, _T_DOF)
+        shock = _student_t(rng, _T_DOF)
+        if market is not None:  # the market's share of the shock, the same for every symbol
+            shock = shared * _student_t(market, _T_DOF) + own * shock
+        minute_return = drift + sigma * shock
         last_return = minute_return
 
         # trade times: Poisson bursts, busier when volatile
-        intensity = _TRADES_PER_MINUTE * (sigma / _SIGMA) / (1 + _BURST_EXTRA_MEAN)
+        intensity = _TRADES_PER_MINUTE * (sigma / base_sigma) / (1 + _BURST_EXTRA_MEAN)
         times: list[tuple[int, int]] = []  # (offset in the minute, burst number)
         for burst in range(_poisson(rng, min(intensity, 200.0))):
             t = rng.random() * _MINUTE_MS
@@ -168,7 +261,7 @@ def generate_sample(
 
         # mid path: Brownian bridge from 0 to minute_return, sampled at the trade times
         bridge_sigma = 0.7 * sigma
-        wide_probability = min(0.6, 0.15 * sigma / _SIGMA)
+        wide_probability = min(0.6, 0.15 * sigma / base_sigma)
         path, at = 0.0, 0
         previous = 0.0
         for offset, burst in times:
@@ -179,7 +272,7 @@ def generate_sample(
                 spread_var = step * (_MINUTE_MS - offset) / remaining / _MINUTE_MS
                 path = mean + bridge_sigma * math.sqrt(spread_var) * rng.gauss(0.0, 1.0)
                 at = offset
-            mid = math.exp(log_price + path) * 10**_TICK_DECIMALS
+            mid = math.exp(log_price + path) * tick_scale
             spread = 2 if rng.random() < wide_probability else 1
             bid = max(1, math.floor(mid - spread / 2 + 0.5))
             ask = bid + spread
@@ -193,14 +286,16 @@ def generate_sample(
             burst_sides[burst] = taker_buys
             large = rng.random() < _LARGE_PROBABILITY
             if large:
-                qty = _qty_steps(rng, _QTY_MEDIAN * 15, 0.4) * min(40, int(rng.paretovariate(1.8)))
+                qty = _qty_steps(rng, p.qty_median * 15, 0.4, lot) * min(
+                    40, int(rng.paretovariate(1.8))
+                )
                 through = 1 if rng.random() < 0.5 else 0
             else:
-                qty = _qty_steps(rng, _QTY_MEDIAN, _QTY_LOG_SIGMA)
+                qty = _qty_steps(rng, p.qty_median, _QTY_LOG_SIGMA, lot)
                 through = 0
             tilt = 0.35 * regime
-            bid_qty = _qty_steps(rng, _BOOK_QTY_MEDIAN * (1 + tilt), 0.8)
-            ask_qty = _qty_steps(rng, _BOOK_QTY_MEDIAN * (1 - tilt), 0.8)
+            bid_qty = _qty_steps(rng, p.book_qty_median * (1 + tilt), 0.8, lot)
+            ask_qty = _qty_steps(rng, p.book_qty_median * (1 - tilt), 0.8, lot)
             time_ms = minute_start + offset
             if time_ms >= end_ms:
                 break
@@ -213,11 +308,11 @@ def generate_sample(
         log_price += minute_return
         close_ms = minute_start + _MINUTE_MS - 1
         if close_ms < end_ms:
-            mid = math.exp(log_price) * 10**_TICK_DECIMALS
+            mid = math.exp(log_price) * tick_scale
             bid = max(1, math.floor(mid))
             tilt = 0.35 * regime
-            bid_qty = _qty_steps(rng, _BOOK_QTY_MEDIAN * (1 + tilt), 0.8)
-            ask_qty = _qty_steps(rng, _BOOK_QTY_MEDIAN * (1 - tilt), 0.8)
+            bid_qty = _qty_steps(rng, p.book_qty_median * (1 + tilt), 0.8, lot)
+            ask_qty = _qty_steps(rng, p.book_qty_median * (1 - tilt), 0.8, lot)
             append(
                 BookEvent(
                     close_ms, price_of(bid), qty_of(bid_qty), price_of(bid + 1), qty_of(ask_qty)
@@ -225,13 +320,19 @@ def generate_sample(
             )
         minute_start += _MINUTE_MS
 
+    source = f"generate_sample(seed={seed}, hours={hours}, start_ms={start_ms})"
+    if profile is not None or market is not None:
+        source = (
+            f"generate_sample({symbol}, seed={seed}, hours={hours}, start_ms={start_ms}, "
+            f"market_seed={market_seed}, correlation={correlation})"
+        )
     return MarketData(
         symbol=symbol,
-        source=f"generate_sample(seed={seed}, hours={hours}, start_ms={start_ms})",
+        source=source,
         kind=DataKind.SAMPLE,
         events=tuple(events),
-        tick=_TICK,
-        step=_STEP,
+        tick=Decimal(1).scaleb(-p.tick_decimals),
+        step=Decimal(1).scaleb(-lot),
     )
 
 

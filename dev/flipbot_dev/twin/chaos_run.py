@@ -49,15 +49,23 @@ def run_one(
     hours: float = 6.0,
     symbol: str = "TRUMPUSDC",
     parameters: tuple[tuple[str, str], ...] = (),
+    symbols: tuple[str, ...] = (),
 ) -> ChaosRun:
-    """One replay of a seeded sample market under one seeded scenario."""
-    from flipbot_dev.replay.sample import generate_sample
+    """One replay of a seeded sample market under one seeded scenario; with ``symbols``
+    (several), one correlated market each and the stack trading them all."""
+    from flipbot_dev.replay.sample import generate_markets, generate_sample
     from flipbot_dev.twin.runner import ReplayConfig, run_replay
 
-    data = generate_sample(seed=seed, hours=hours, symbol=symbol)
+    if len(symbols) > 1:
+        data, *others = generate_markets(symbols, seed=seed, hours=hours).values()
+        symbol = symbols[0]
+    else:
+        symbol = symbols[0] if symbols else symbol
+        data, others = generate_sample(seed=seed, hours=hours, symbol=symbol), []
     report = run_replay(
         ReplayConfig(
             data=data,
+            others=tuple(others),
             symbol=symbol,
             template=template,
             progress=False,
@@ -85,9 +93,11 @@ def run_one(
     )
 
 
-def _run_job(job: tuple[str, int, Path, float, tuple[tuple[str, str], ...]]) -> ChaosRun:
-    scenario, seed, template, hours, parameters = job
-    return run_one(scenario, seed, template, hours, parameters=parameters)
+def _run_job(
+    job: tuple[str, int, Path, float, tuple[tuple[str, str], ...], tuple[str, ...]],
+) -> ChaosRun:
+    scenario, seed, template, hours, parameters, symbols = job
+    return run_one(scenario, seed, template, hours, parameters=parameters, symbols=symbols)
 
 
 def run_many(
@@ -99,10 +109,21 @@ def run_many(
     workers: int | None = None,
     progress: Callable[[ChaosRun], None] | None = None,
     parameters: Mapping[str, str] | None = None,
+    symbols: tuple[str, ...] = (),
 ) -> list[ChaosRun]:
-    """Every (scenario, seed) of ``plan``; ``parameters`` override the template's."""
+    """Every (scenario, seed) of ``plan``; ``parameters`` override the template's;
+    ``symbols``: the stack trades several (see :func:`run_one`)."""
     fixed = tuple(sorted((parameters or {}).items()))
-    jobs = [(scenario, seed, template, hours, fixed) for scenario, seed in plan(profile, seeds)]
+    planned = plan(profile, seeds)
+    if len(symbols) > 1 and any(scenario in WORLD_SCENARIOS for scenario, _ in planned):
+        raise ValueError(
+            f"--chaos {profile} with several symbols: the hostile world's scenarios replay "
+            "one symbol; choose a delivery profile "
+            f"({', '.join(p for p in PROFILES if p not in WORLD_SCENARIOS and p != 'none')})"
+        )
+    jobs = [
+        (scenario, seed, template, hours, fixed, symbols) for scenario, seed in plan(profile, seeds)
+    ]
     workers = workers or min(2, os.cpu_count() or 1)
     results: list[ChaosRun] = []
     if workers <= 1:

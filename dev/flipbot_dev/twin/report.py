@@ -15,7 +15,7 @@ import csv
 import json
 import re
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -144,6 +144,7 @@ def unconfirmed_actions(
     filled) than the exchange has it, a cycle's sell of more base than the exchange filled
     for the cycle's buys, a sell following a manual buy the exchange has not filled."""
     from flipbot.app.fills import status_rank
+    from flipbot.domain.cycle import cycle_id_for, cycle_sequence, cycle_symbol_part
 
     out: list[str] = []
     trades = {(int(t["orderId"]), int(t["id"])): t for t in exchange_trades}
@@ -174,22 +175,39 @@ def unconfirmed_actions(
                 f"{order.client_order_id}: {order.executed_qty} filled in the books, "
                 f"{seen['executedQty']} on the exchange"
             )
+    left: dict[str, Decimal] = {}  # what each cycle holds after its trades, as the exchange has it
     for cycle in cycles:
-        bought = ZERO
+        bought = sold = ZERO
         buy_ids = {int(known[c]["orderId"]) for c in cycle.buy_order_ids if c in known}
+        sell_ids = {int(known[c]["orderId"]) for c in cycle.sell_order_ids if c in known}
         for t in exchange_trades:
             if int(t["orderId"]) in buy_ids:
                 fee = t["commission"] if t["commissionAsset"] == rules.base_asset else 0
                 bought += Decimal(str(t["qty"])) - Decimal(str(fee))
+            elif int(t["orderId"]) in sell_ids:
+                sold += Decimal(str(t["qty"]))
+        left[cycle.cycle_id] = bought + cycle.carried_qty - sold
         for coid in cycle.sell_order_ids:
             seen = known.get(coid)
-            if seen is not None and Decimal(str(seen["origQty"])) > bought:
+            if seen is not None and Decimal(str(seen["origQty"])) > bought + cycle.carried_qty:
                 out.append(
                     f"{cycle.cycle_id}: sell {coid} of {seen['origQty']}, "
                     f"the exchange filled {bought} for its buys"
+                    + (f" and {cycle.carried_qty} was carried in" if cycle.carried_qty else "")
                 )
+    for cycle in cycles:  # a carry is what the chain's previous cycle really left
+        if not cycle.carried_qty:
+            continue
+        previous = cycle_id_for(
+            cycle_sequence(cycle.cycle_id) - 1, cycle_symbol_part(cycle.cycle_id)
+        )
+        if cycle.carried_qty > left.get(previous, ZERO):
+            out.append(
+                f"{cycle.cycle_id}: carried {cycle.carried_qty} in, the exchange left "
+                f"{left.get(previous, ZERO)} to {previous}"
+            )
     for order in orders:
-        match = re.search(r"-m(\d+)$", order.client_order_id)
+        match = re.search(r"[-_]m(\d+)$", order.client_order_id)
         if match is None or order.side is not Side.SELL:
             continue
         manual = by_id.get(int(match.group(1)))
@@ -233,6 +251,31 @@ def _stop_evidence_holds(
     return bool(stop == entries.get(order.cycle_id, ZERO) * (1 - stop_loss))
 
 
+@dataclass(frozen=True)
+class StackBooks:
+    """Every table's items, read once for the whole report."""
+
+    cycles: list[Any]
+    orders: list[Any]
+    fills: list[Any]
+    consultations: list[Any]
+
+    @classmethod
+    def read(cls, repos: Repositories) -> StackBooks:
+        return cls(
+            repos.cycles.all(), repos.orders.all(), repos.fills.all(), repos.consultations.all()
+        )
+
+    def of_symbol(self, symbol: str, settings: Any) -> StackBooks:
+        """What is ``symbol``'s: its cycles, orders, fills and its cycles' consultations."""
+        return StackBooks(
+            [c for c in self.cycles if c.symbol == symbol],
+            [o for o in self.orders if o.symbol == symbol],
+            [f for f in self.fills if f.symbol == symbol],
+            [c for c in self.consultations if settings.symbol_of_cycle(c.cycle_id) == symbol],
+        )
+
+
 def build_report(
     *,
     config: Any,
@@ -241,23 +284,43 @@ def build_report(
     exchange: Any,
     initial_balances: dict[str, Decimal],
     state: Any,
+    symbol: str = "",
+    books: StackBooks | None = None,
 ) -> dict[str, Any]:
-    symbol = config.symbol
+    """The report of one symbol: the stack's only one, or with ``symbol`` one of several
+    (see :func:`combine_reports`). One of several is read as a sub-account: it starts with
+    its own quote per cycle and the account's base asset of the pair, and its balances
+    check is its base asset's (the quote asset, shared, is checked in the total)."""
+    several = bool(symbol)
+    symbol = symbol or config.symbol
     info = exchange.symbol_info(symbol)
     base, quote = info["baseAsset"], info["quoteAsset"]
-    cycles = repos.cycles.all()
-    orders = repos.orders.all()
-    fills = repos.fills.all()
+    books = books or StackBooks.read(repos)
+    if several:
+        settings = settings.for_symbol(symbol)
+        books = books.of_symbol(symbol, settings)
+    cycles, orders, fills, consultations = (
+        books.cycles,
+        books.orders,
+        books.fills,
+        books.consultations,
+    )
     trades = sorted(repos.trades.all(symbol), key=lambda t: (t.closed_ms, t.cycle_id))
-    consultations = repos.consultations.all()
 
     final = {
         b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
         for b in exchange.account()["balances"]
     }
+    checked: set[str] | None = None  # every asset
+    if several:
+        start = settings.quote_per_cycle
+        initial_balances = {base: initial_balances.get(base, ZERO), quote: start}
+        flow = expected_balances({quote: start}, fills, base, quote)
+        final = {base: final.get(base, ZERO), quote: flow.get(quote, ZERO)}
+        checked = {base}
     expected = expected_balances(initial_balances, fills, base, quote)
-    assets = sorted(set(final) | set(expected))
-    balances_ok = all(final.get(a, ZERO) == expected.get(a, ZERO) for a in assets)
+    assets = sorted(set(final) | set(expected)) if checked is None else sorted(final)
+    balances_ok = all(final.get(a, ZERO) == expected.get(a, ZERO) for a in (checked or assets))
 
     exchange_trades = exchange.my_trades(symbol, limit=10**9)
     exchange_keys = Counter((int(t["orderId"]), int(t["id"])) for t in exchange_trades)
@@ -297,9 +360,17 @@ def build_report(
         for o in exchange.all_orders(sym, limit=10**9)
         if is_system_client_order_id(str(o["clientOrderId"]), prefix=settings.order_id_prefix)
     ]
-    off_symbol = sorted(
-        f"{o['clientOrderId']} on {o['symbol']}" for o in bot_orders if o["symbol"] != symbol
-    )
+    if several:  # a cycle's order is on its cycle's symbol; nothing on another's
+        off_symbol = sorted(
+            f"{o['clientOrderId']} on {o['symbol']}"
+            for o in bot_orders
+            if (o["symbol"] == symbol) != (_order_symbol(o, settings) == symbol)
+        )
+        bot_orders = [o for o in bot_orders if o["symbol"] == symbol]
+    else:
+        off_symbol = sorted(
+            f"{o['clientOrderId']} on {o['symbol']}" for o in bot_orders if o["symbol"] != symbol
+        )
     buys_over_cap = sorted(
         f"{o['clientOrderId']}: {Decimal(o['price']) * Decimal(o['origQty'])}"
         for o in bot_orders
@@ -350,12 +421,13 @@ def build_report(
     start_equity = initial_balances.get(quote, ZERO) + initial_balances.get(base, ZERO) * (
         state.price_path[0][1] if state.price_path else price
     )
+    data = config.data_of(symbol)
     report: dict[str, Any] = {
         "symbol": symbol,
-        "data": config.data.source,
+        "data": data.source,
         "decided_by": config.decider,
-        "period": {"from": iso(config.data.first_ms), "to": iso(config.data.last_ms)},
-        "market_events": state.events,
+        "period": {"from": iso(data.first_ms), "to": iso(data.last_ms)},
+        "market_events": len(data.events) if several else state.events,
         "cycles_completed": len(trades),
         "cycles_open": sum(1 for c in cycles if c.state.value != "COMPLETED"),
         "realized_pnl_usdc": str(pnl),
@@ -416,8 +488,8 @@ def build_report(
     report["initial_equity_usdc"] = str(start_equity.quantize(Decimal("0.00000001")))
     report.update(
         extra_fields(
-            first_ms=config.data.first_ms,
-            last_ms=config.data.last_ms,
+            first_ms=data.first_ms,
+            last_ms=data.last_ms,
             price_path=state.price_path,
             initial_balances=initial_balances,
             base=base,
@@ -431,6 +503,139 @@ def build_report(
         )
     )
     return report
+
+
+def _order_symbol(order: dict[str, Any], settings: Any) -> str:
+    """The symbol an order of the stack belongs to: its cycle's, by its client order id
+    (a follow-up sell's: the order's own)."""
+    from flipbot.domain.order_ids import parse_client_order_id
+
+    parsed = parse_client_order_id(str(order["clientOrderId"]), prefix=settings.order_id_prefix)
+    return settings.symbol_of_cycle(parsed[0]) if parsed else str(order["symbol"])
+
+
+#: per-symbol figures that add up to the stack's
+_SUMMED = (
+    "cycles_completed",
+    "cycles_open",
+    "fills",
+    "consultations",
+    "guard_rejections",
+    "stop_loss_exits",
+)
+_SUMMED_USDC = ("realized_pnl_usdc", "fees_usdc", "ai_cost_usdc", "net_pnl_usdc")
+
+
+def combine_reports(
+    per_symbol: dict[str, dict[str, Any]],
+    *,
+    config: Any,
+    exchange: Any,
+    repos: Repositories,
+    books: StackBooks,
+    initial_balances: dict[str, Decimal],
+    state: Any,
+) -> dict[str, Any]:
+    """The stack's report over several symbols: the summed figures, the account's own
+    balances check (the quote asset is shared), every invariant true only when it is for
+    each symbol, each violation named with its symbol, and ``symbols``: each symbol's
+    report (:func:`build_report` with ``symbol``)."""
+    from flipbot_dev.metrics import Books as LabBooks
+    from flipbot_dev.metrics import by_decider
+
+    symbols = list(per_symbol)
+    reports = list(per_symbol.values())
+    trades = sorted(
+        (t for r in reports for t in r["_trades"]), key=lambda t: (t["closed_ms"], t["cycle_id"])
+    )
+    final = {
+        b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+        for b in exchange.account()["balances"]
+    }
+    expected = dict(initial_balances)
+    for symbol in symbols:
+        info = exchange.symbol_info(symbol)
+        own = [f for f in books.fills if f.symbol == symbol]
+        expected = expected_balances(expected, own, info["baseAsset"], info["quoteAsset"])
+    assets = sorted(set(final) | set(expected))
+    mismatch = {
+        a: {"exchange": str(final.get(a, ZERO)), "recorded": str(expected.get(a, ZERO))}
+        for a in assets
+        if final.get(a, ZERO) != expected.get(a, ZERO)
+    }
+    invariants = {
+        key: all(r["invariants"][key] for r in reports) for key in reports[0]["invariants"]
+    }
+    invariants["balances_reconcile"] = invariants["balances_reconcile"] and not mismatch
+    violations: dict[str, Any] = {}
+    for key, value in reports[0]["violations"].items():
+        if isinstance(value, list):
+            violations[key] = [
+                f"{sym}: {v}" for sym, r in per_symbol.items() for v in r["violations"][key]
+            ]
+    violations["balance_mismatch"] = mismatch
+    quote = reports[0]["quote_asset"]
+    prices = {sym: Decimal(r["last_price"]) for sym, r in per_symbol.items()}
+    firsts = {
+        sym: (state.price_paths[sym][0][1] if state.price_paths.get(sym) else prices[sym])
+        for sym in symbols
+    }
+    bases = {sym: r["base_asset"] for sym, r in per_symbol.items()}
+    equity = final.get(quote, ZERO) + sum(
+        (final.get(bases[s], ZERO) * prices[s] for s in symbols), ZERO
+    )
+    start_equity = initial_balances.get(quote, ZERO) + sum(
+        (initial_balances.get(bases[s], ZERO) * firsts[s] for s in symbols), ZERO
+    )
+    wins = sum(1 for t in trades if Decimal(str(t["realized_pnl"])) > 0)
+    buy_waits = [t["buy_fill_seconds"] for t in trades]
+    sell_waits = [t["sell_fill_seconds"] for t in trades]
+    datas = [config.data_of(sym) for sym in symbols]
+    records = [t for sym in symbols for t in repos.trades.all(sym)]
+    lab_books = LabBooks(books.cycles, books.orders, books.fills, records, books.consultations)
+    total: dict[str, Any] = {
+        "symbol": ",".join(symbols),
+        "data": "; ".join(d.source for d in datas),
+        "decided_by": config.decider,
+        "period": {
+            "from": iso(min(d.first_ms for d in datas)),
+            "to": iso(max(d.last_ms for d in datas)),
+        },
+        "market_events": state.events,
+        **{key: sum(r[key] for r in reports) for key in _SUMMED},
+        **{key: str(sum((Decimal(r[key]) for r in reports), ZERO)) for key in _SUMMED_USDC},
+        "win_rate": round(wins / len(trades), 4) if trades else 0.0,
+        **fill_figures(books.orders),
+        "avg_buy_fill_seconds": round(sum(buy_waits) / len(buy_waits), 1) if buy_waits else 0.0,
+        "avg_sell_fill_seconds": round(sum(sell_waits) / len(sell_waits), 1) if sell_waits else 0.0,
+        "guard_rejections_by_reason": dict(
+            sorted(
+                sum((Counter(r["guard_rejections_by_reason"]) for r in reports), Counter()).items()
+            )
+        ),
+        "decisions_by_source": dict(
+            sorted(sum((Counter(r["decisions_by_source"]) for r in reports), Counter()).items())
+        ),
+        "by_decider": by_decider(lab_books, ai_cost="consultations"),
+        "max_position_usdc": str(state.max_position_quote.quantize(Decimal("0.0001"))),
+        "initial_balances": {k: str(v) for k, v in sorted(initial_balances.items())},
+        "final_balances": {a: str(final.get(a, ZERO)) for a in assets},
+        "initial_equity_usdc": str(start_equity.quantize(Decimal("0.00000001"))),
+        "equity_usdc": str(equity.quantize(Decimal("0.00000001"))),
+        "return_pct": float(round((equity - start_equity) / start_equity * 100, 4))
+        if start_equity
+        else 0.0,
+        "open_orders": [o for r in reports for o in r["open_orders"]],
+        "last_prices": {sym: str(p) for sym, p in prices.items()},
+        "quote_asset": quote,
+        "invariants": invariants,
+        "violations": violations,
+        "symbols": {
+            sym: {k: v for k, v in r.items() if k != "_trades"} for sym, r in per_symbol.items()
+        },
+        "_trades": trades,
+    }
+    return total
 
 
 TRADE_COLUMNS = [
@@ -466,7 +671,13 @@ def write_outputs(
             )
     from flipbot_dev.twin.plots import write_plots
 
-    write_plots(report, repos_snapshot, report.get("fill_log", []), state.price_path, out_dir)
+    if "symbols" not in report:
+        write_plots(report, repos_snapshot, report.get("fill_log", []), state.price_path, out_dir)
+        return
+    for symbol, own in report["symbols"].items():  # each symbol's plots in its own folder
+        trades = [t for t in repos_snapshot if t["symbol"] == symbol]
+        paths = state.price_paths.get(symbol, [])
+        write_plots(own, trades, own.get("fill_log", []), paths, out_dir / symbol)
 
 
 def format_lab_lines(report: dict[str, Any]) -> list[str]:

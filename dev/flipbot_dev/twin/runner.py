@@ -68,6 +68,20 @@ class ReplayConfig:
     #: a table dump (:func:`flipbot_dev.twin.tables_dump.dump_tables`) written into the tables
     #: before the replay starts: a stack with a past, to see what its history costs
     history: Path | None = None
+    #: the markets of the stack's other symbols (its ``Symbols``), one each; ``data`` is
+    #: ``symbol``'s, the stack's own
+    others: tuple[MarketData, ...] = ()
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every symbol the replayed stack trades, its own first."""
+        return (self.symbol, *(d.symbol for d in self.others))
+
+    def data_of(self, symbol: str) -> MarketData:
+        """The market replayed for ``symbol``."""
+        if symbol == self.symbol:
+            return self.data
+        return next(d for d in self.others if d.symbol == symbol)
 
     def __post_init__(self) -> None:
         """Check every value before anything is deployed: a replay that would fail on a
@@ -76,6 +90,7 @@ class ReplayConfig:
         from flipbot.domain.errors import ConfigurationError
         from flipbot_dev.paper.server import TRANSPORTS
         from flipbot_dev.twin.chaos import PROFILES
+        from flipbot_dev.twin.world import WORLD_SCENARIOS
 
         def bad(name: str, value: object, expected: str) -> ConfigurationError:
             return ConfigurationError(f"replay {name}={value!r}: {expected}")
@@ -104,6 +119,15 @@ class ReplayConfig:
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise bad(name, value, f"choose one of {', '.join(allowed)}")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise bad("symbols", ",".join(self.symbols), "each symbol once")
+        if self.others and self.chaos in WORLD_SCENARIOS:
+            raise bad(
+                "chaos",
+                self.chaos,
+                "the hostile-world scenarios replay one symbol; with several, use a delivery "
+                f"profile ({', '.join(p for p in PROFILES if p not in WORLD_SCENARIOS)})",
+            )
         actions = ("wipe_and_recover", *BY_HAND)
         for minutes, action in self.interventions:
             if action not in actions:
@@ -129,6 +153,20 @@ class ReplayState:
     by_hand: list[tuple[int, str, str]] = field(default_factory=list)
     #: what was withdrawn from the account by hand, per asset
     withdrawn: dict[str, Decimal] = field(default_factory=dict)
+    #: each symbol's last price and price samples (the stack's own symbol's are also
+    #: ``last_price`` and ``price_path``)
+    last_prices: dict[str, Decimal] = field(default_factory=dict)
+    price_paths: dict[str, list[tuple[int, Decimal]]] = field(default_factory=dict)
+
+    def of_symbol(self, symbol: str) -> ReplayState:
+        """This state as one symbol's report reads it: its prices."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            last_price=self.last_prices.get(symbol, Decimal(0)),
+            price_path=self.price_paths.get(symbol, []),
+        )
 
 
 class _TwinClock:
@@ -190,6 +228,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot import composition
     from flipbot.adapters.aws import EventBridgePublisher
     from flipbot.adapters.dynamodb import repositories
+    from flipbot.domain.cycle import cycle_id_for
     from flipbot.domain.indicators import MarketIndicators
     from flipbot.events import SOURCE
     from flipbot.settings import Settings
@@ -203,7 +242,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot_dev.twin.limits import Limits
     from flipbot_dev.twin.moto_hooks import LambdaRegistry, VirtualScheduler, install
     from flipbot_dev.twin.reads import ReadMeter
-    from flipbot_dev.twin.report import build_report, write_outputs
+    from flipbot_dev.twin.report import StackBooks, build_report, combine_reports, write_outputs
     from flipbot_dev.twin.world import OTHER_SYMBOL, WORLD_SCENARIOS, World, WorldContext
 
     # A function that fails before adding a metric makes Powertools warn; the failure
@@ -223,7 +262,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     # strategy's own stop-loss); "openai" is the template's "ai".
     hostile_ai = config.chaos == "ai-hostile"  # every consultation meets a hostile model
     strategy = "ai" if config.decider == "openai" or hostile_ai else config.decider
-    parameters = {"Symbol": config.symbol, "Strategy": strategy, **config.parameters}
+    several = {"Symbols": ",".join(config.symbols)} if config.others else {}
+    parameters = {
+        "Symbol": config.symbol,
+        "Strategy": strategy,
+        **several,
+        **config.parameters,
+    }
     chaos = Chaos(config.chaos, config.chaos_seed) if config.chaos != "none" else None
     world = World(config.chaos, config.chaos_seed) if config.chaos in WORLD_SCENARIOS else None
     # Poison: the listener's own code reads the replay's market and user-stream messages,
@@ -251,7 +296,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         ExitStack() as cleanup,
     ):
         exchange = PaperExchange(
-            symbols or [config.symbol],
+            symbols or list(config.symbols),
             clock=scheduler.time_ms,
             maker=config.maker_fee,
             taker=config.taker_fee,
@@ -316,19 +361,22 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             sleep=lambda _: None,
         )
         sfn = boto3.client("stepfunctions", region_name=local_cloud.REGION)
-        indicators = MarketIndicators(config.symbol)
+        indicators_of = {symbol: MarketIndicators(symbol) for symbol in config.symbols}
         initial_balances = _balances(exchange)
-        next_sample = data.first_ms
         consult_function = cloud.function_names["ConsultAiFunction"]
 
         def fresh_snapshot(function_name: str, _event: dict[str, Any]) -> None:
             # The listener keeps MarketTable at most a few seconds old; the twin writes
             # the snapshot of this virtual instant right before each consultation.
-            if function_name == consult_function and indicators.has_data:
+            if function_name != consult_function:
+                return
+            symbol = settings.symbol_of_cycle(str(_event.get("cycle_id") or ""))
+            own = indicators_of.get(symbol)
+            if own is not None and own.has_data:
                 with as_listener():
                     now = scheduler.now_ms
                     listened = poison.snapshot(now) if poison is not None else None
-                    repos.market.put(listened or indicators.snapshot(now))
+                    repos.market.put(listened or own.snapshot(now))
 
         reconcile_name = cloud.function_names["ReconcileFunction"]
 
@@ -354,9 +402,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             monitoring.emf_samples(text, scheduler.now_ms)
         )
         start_at = data.first_ms + config.warmup_ms
-        started_cycle = False
+        started_cycles: set[str] = set()
+        positions: dict[str, Decimal] = {}
         schedule_due = {s.rule_name: data.first_ms + s.every_ms for s in cloud.schedules}
-        progress = _Progress(len(data.events), out if config.progress else None)
+        progress = _Progress(
+            sum(len(config.data_of(sym).events) for sym in config.symbols),
+            out if config.progress else None,
+        )
         seen_cycles: set[str] = set()
 
         def drain(final: bool = False) -> None:
@@ -442,7 +494,8 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             invoke=lambda logical_id, ev: registry.invoke(cloud.function_names[logical_id], ev),
             by_hand=BY_HAND,
         )
-        for event in data.events:
+        next_sample_of = dict.fromkeys(config.symbols, data.first_ms)
+        for symbol, event in _market_events(config):
             while pending and pending[0][0] <= event.time_ms:
                 at, action = pending.pop(0)
                 advance(at)
@@ -460,7 +513,9 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             if event.time_ms > scheduler.now_ms:
                 advance(event.time_ms)
             if isinstance(event, TradeEvent):
-                indicators.on_trade(event.time_ms, event.price, event.qty, event.is_buyer_maker)
+                indicators_of[symbol].on_trade(
+                    event.time_ms, event.price, event.qty, event.is_buyer_maker
+                )
                 if poison is not None:
                     poison.market_trade(event)
                 exchange.on_trade(
@@ -468,11 +523,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     event.price,
                     event.qty,
                     event.is_buyer_maker,
-                    symbol=config.symbol,
+                    symbol=symbol,
                 )
-                state.last_price = event.price
+                state.last_prices[symbol] = event.price
+                if symbol == config.symbol:
+                    state.last_price = event.price
             elif isinstance(event, BookEvent):
-                indicators.on_book(event.bid, event.bid_qty, event.ask, event.ask_qty)
+                indicators_of[symbol].on_book(event.bid, event.bid_qty, event.ask, event.ask_qty)
                 if poison is not None:
                     poison.market_book(event)
                 exchange.on_book(
@@ -481,19 +538,21 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     event.bid_qty,
                     event.ask,
                     event.ask_qty,
-                    symbol=config.symbol,
+                    symbol=symbol,
                 )
             state.events += 1
-            if event.time_ms >= next_sample and state.last_price > 0:
-                state.price_path.append((event.time_ms, state.last_price))
-                next_sample = event.time_ms + config.snapshot_every_ms
-            if not started_cycle and event.time_ms >= start_at and state.last_price > 0:
+            last = state.last_prices.get(symbol, Decimal(0))
+            if event.time_ms >= next_sample_of[symbol] and last > 0:
+                state.price_paths.setdefault(symbol, []).append((event.time_ms, last))
+                next_sample_of[symbol] = event.time_ms + config.snapshot_every_ms
+            if symbol not in started_cycles and event.time_ms >= start_at and last > 0:
+                first = cycle_id_for(1, settings.symbol_part(symbol))
                 sfn.start_execution(
                     stateMachineArn=cloud.state_machine_arn,
-                    name="c000001",
-                    input=json.dumps({"cycle_id": "c000001", "attempt": 1, "sell_attempt": 1}),
+                    name=first,
+                    input=json.dumps({"cycle_id": first, "attempt": 1, "sell_attempt": 1}),
                 )
-                started_cycle = True
+                started_cycles.add(symbol)
             scheduler.settle()
             drain()
             if world is not None:
@@ -502,9 +561,10 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     state.by_hand.append((scheduler.now_ms, config.chaos, acted))
                     scheduler.settle()
                     drain()
-            base_total = _base_total(exchange, config.symbol)
-            position = base_total * state.last_price
-            state.max_position_quote = max(state.max_position_quote, position)
+            positions[symbol] = _base_total(exchange, symbol) * last
+            state.max_position_quote = max(
+                state.max_position_quote, sum(positions.values(), Decimal(0))
+            )
             progress.update(state.events, scheduler.now_ms)
         scheduler.settle()
         drain(final=True)
@@ -514,14 +574,40 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         _stop_running(sfn, cloud.state_machine_arn)
         for asset, amount in state.withdrawn.items():  # gone by hand, not by a fill
             initial_balances[asset] = initial_balances.get(asset, Decimal(0)) - amount
-        report = build_report(
-            config=config,
-            settings=settings,
-            repos=repos,
-            exchange=exchange,
-            initial_balances=initial_balances,
-            state=state,
-        )
+        state.price_path = state.price_paths.get(config.symbol, [])
+        if config.others:
+            books = StackBooks.read(repos)
+            per_symbol = {
+                symbol: build_report(
+                    config=config,
+                    settings=settings,
+                    repos=repos,
+                    exchange=exchange,
+                    initial_balances=initial_balances,
+                    state=state.of_symbol(symbol),
+                    symbol=symbol,
+                    books=books,
+                )
+                for symbol in config.symbols
+            }
+            report = combine_reports(
+                per_symbol,
+                config=config,
+                exchange=exchange,
+                repos=repos,
+                books=books,
+                initial_balances=initial_balances,
+                state=state,
+            )
+        else:
+            report = build_report(
+                config=config,
+                settings=settings,
+                repos=repos,
+                exchange=exchange,
+                initial_balances=initial_balances,
+                state=state,
+            )
         report["executions"] = executions
         report["dead_letters"] = len(registry.dead_letters)
         report["recoveries"] = state.recoveries
@@ -541,9 +627,28 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         stopped = [c for c in cycles if c.state.value == "STOPPED"]
         if stopped:
             report["cycles_stopped"] = {c.cycle_id: c.stop_reason for c in stopped}
-        report["invariants"]["one_cycle_at_a_time"] = len(executions["running"]) <= 1
+        per_chain = Counter(settings.symbol_of_cycle(name) for name in running)
+        report["invariants"]["one_cycle_at_a_time"] = len(executions["running"]) <= len(
+            config.symbols
+        ) and all(n <= 1 for n in per_chain.values())
         report["invariants"]["no_wait_without_live_order"] = not stuck
         report["violations"]["waits_without_live_order"] = stuck
+        for symbol, own in report.get("symbols", {}).items():  # the same, chain by chain
+            mine = settings.symbol_of_cycle
+            own["invariants"]["every_cycle_completed_or_running"] = {
+                c for c in open_cycles if mine(c) == symbol
+            } <= running and not [
+                n
+                for n in executions["failed"]
+                if mine(n.split(":", 1)[0].split("-", 1)[0]) == symbol
+            ]
+            own_halts = [h for h in halts if mine(h.split(":", 1)[0]) == symbol]
+            own["invariants"]["no_silent_halt"] = not own_halts
+            own["violations"]["silent_halts"] = own_halts
+            own["invariants"]["one_cycle_at_a_time"] = per_chain.get(symbol, 0) <= 1
+            own_stuck = [w for w in stuck if mine(w.split(" ", 1)[0]) == symbol]
+            own["invariants"]["no_wait_without_live_order"] = not own_stuck
+            own["violations"]["waits_without_live_order"] = own_stuck
         if chaos is not None:
             if world is not None:
                 chaos.stats.injections.update(world.injections)
@@ -620,6 +725,22 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             file=out,
         )
     return report
+
+
+def _market_events(config: ReplayConfig) -> Iterator[tuple[str, Any]]:
+    """``(symbol, event)`` of every replayed market, in time order (on equal times, the
+    stack's own symbol first, then ``others`` in their order)."""
+    if not config.others:
+        symbol = config.symbol
+        return ((symbol, event) for event in config.data.events)
+    import heapq
+
+    def keyed(index: int, symbol: str) -> Iterator[tuple[int, int, str, Any]]:
+        for event in config.data_of(symbol).events:
+            yield event.time_ms, index, symbol, event
+
+    streams = [keyed(index, symbol) for index, symbol in enumerate(config.symbols)]
+    return ((symbol, event) for _, _, symbol, event in heapq.merge(*streams))
 
 
 def _per_day(times_ms: list[int], start_ms: int, days: int) -> list[int]:
@@ -718,6 +839,8 @@ def _executions(sfn: Any, state_machine_arn: str) -> dict[str, list[str]]:
 
 
 def silent_halts(cycles: list[Any], running: set[str], halted_counted: float) -> list[str]:
+    from flipbot.app.consult import SYMBOL_REMOVED
+
     """Cycles that halted in silence: neither completed, nor running, nor stopped with a
     reason; and stopped cycles the ``CycleHalted`` metric (its alarm) did not count."""
     out = []
@@ -726,6 +849,8 @@ def silent_halts(cycles: list[Any], running: set[str], halted_counted: float) ->
         state = cycle.state.value
         if state == "COMPLETED" or (cycle.cycle_id in running and state != "STOPPED"):
             continue
+        if state == "STOPPED" and cycle.stop_reason.endswith(SYMBOL_REMOVED):
+            continue  # its symbol was taken out of SYMBOLS: meant, not an incident
         if state == "STOPPED" and cycle.stop_reason:
             stopped += 1
         elif state == "STOPPED":

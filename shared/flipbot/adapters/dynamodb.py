@@ -156,13 +156,15 @@ _CYCLE_DECIMALS = [
     "floor_price",
     "realized_pnl",
     "ai_cost_usd",
+    "carried_qty",
 ]
 
 
 def cycle_from_body(body: dict[str, Any]) -> Cycle:
     data = dict(body)
     for key in _CYCLE_DECIMALS:
-        data[key] = Decimal(data[key])
+        if key in data:  # an item written before a field existed has its default
+            data[key] = Decimal(data[key])
     data["state"] = CycleState(data["state"])
     data["buy_order_ids"] = tuple(data["buy_order_ids"])
     data["sell_order_ids"] = tuple(data["sell_order_ids"])

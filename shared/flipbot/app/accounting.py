@@ -47,7 +47,7 @@ def with_totals(cycle: Cycle, fills: Iterable[Fill], base_asset: str, quote_asse
     return cycle.evolve(
         bought_qty=bought,
         spent_quote=spent_with_quote_fees,
-        held_qty=max(bought - base_fee - sold, ZERO),
+        held_qty=max(bought - base_fee - sold + cycle.carried_qty, ZERO),
         sold_qty=sold,
         received_quote=received,
         fees_quote=fees,

@@ -28,7 +28,15 @@ from flipbot.app.breakers import TRADES_READ, check_breakers, count_failure
 from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
 from flipbot.domain.breakers import Trip
-from flipbot.domain.cycle import CycleEvent, CycleState, advance, is_final
+from flipbot.domain.cycle import (
+    CycleEvent,
+    CycleState,
+    advance,
+    cycle_id_for,
+    cycle_sequence,
+    cycle_symbol_part,
+    is_final,
+)
 from flipbot.domain.decision import (
     TRADING_CONTEXT_TRADES,
     Decision,
@@ -58,6 +66,9 @@ PROMPT_VERSION = "offline-v1"
 
 #: who "decided" a buy consultation a circuit breaker paused (no one was asked)
 BREAKER_DECIDER = "circuit-breaker"
+#: how the stop reason of a cycle whose symbol was removed from ``SYMBOLS`` ends
+SYMBOL_REMOVED = "no longer one of SYMBOLS"
+
 #: the longest a paused buy leg waits before it looks again
 PAUSE_MAX_SECONDS = 3600
 
@@ -94,7 +105,14 @@ def consult(
     cycle = services.repos.cycles.get(cycle_id)
     if cycle is None:
         cycle = services.repos.cycles.create(
-            Cycle(cycle_id, s.symbol, CycleState.READY_TO_BUY, created_ms=now, updated_ms=now)
+            Cycle(
+                cycle_id,
+                s.symbol,
+                CycleState.READY_TO_BUY,
+                created_ms=now,
+                updated_ms=now,
+                carried_qty=_left_by_previous(services, cycle_id),
+            )
         )
     consultation_id = f"{cycle_id}-{leg.value[0]}{attempt}-{now}"
     if leg is Side.BUY and not s.trades(cycle.symbol):
@@ -736,6 +754,19 @@ def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
     return replace(snapshot, book=book)
 
 
+def _left_by_previous(services: Services, cycle_id: str) -> Decimal:
+    """The base the chain's previous cycle closed with and could not sell (less than a
+    lot step, or under the minimum notional): the new cycle carries it, so the chain sells
+    it once it adds up instead of leaving a step's worth behind on every cycle."""
+    sequence = cycle_sequence(cycle_id)
+    if sequence <= 1:
+        return Decimal(0)
+    previous = services.repos.cycles.get(cycle_id_for(sequence - 1, cycle_symbol_part(cycle_id)))
+    if previous is None or previous.state is not CycleState.COMPLETED:
+        return Decimal(0)
+    return previous.held_qty
+
+
 def _over_portfolio_cap(services: Services) -> str:
     """Why a buy of this symbol would pass ``PORTFOLIO_QUOTE_CAP``, or ``""``. What the
     other symbols have at risk is their orders on the book, each at its price: a buy not
@@ -766,7 +797,7 @@ def _over_portfolio_cap(services: Services) -> str:
 def _end(services: Services, cycle: Cycle, consultation_id: str, now: int) -> dict[str, Any]:
     """The symbol was removed from ``SYMBOLS``: its chain stops before its next buy (a
     cycle that bought anything has sold it by now: this is its buy leg)."""
-    reason = f"{cycle.symbol} is no longer one of SYMBOLS: its chain ends before it buys"
+    reason = f"its chain ends before it buys: {cycle.symbol} is {SYMBOL_REMOVED}"
     if not is_final(cycle.state):
         services.repos.cycles.save(
             cycle.evolve(

@@ -137,11 +137,19 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
     for order in repos.orders.all():
         if order.origin is Origin.SYSTEM and order.cycle_id and order.symbol == rules.symbol:
             orders[order.cycle_id].append(order)
-    cycles = []
+    cycles: list[Cycle] = []
     for cycle_id in sorted(orders, key=cycle_sequence):
         cycle = repos.cycles.get(cycle_id)
         if cycle is None:
             first = min(o.created_ms for o in orders[cycle_id])
+            before = cycles[-1] if cycles else None
+            carried = (
+                before.held_qty
+                if before is not None
+                and before.state is CycleState.COMPLETED
+                and cycle_sequence(before.cycle_id) == cycle_sequence(cycle_id) - 1
+                else ZERO
+            )
             cycle = repos.cycles.create(
                 Cycle(
                     cycle_id,
@@ -149,6 +157,7 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
                     CycleState.READY_TO_BUY,
                     created_ms=first,
                     updated_ms=now,
+                    carried_qty=carried,
                     buy_order_ids=tuple(
                         sorted(o.client_order_id for o in orders[cycle_id] if o.side is Side.BUY)
                     ),

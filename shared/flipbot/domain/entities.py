@@ -89,6 +89,9 @@ class Cycle(_Record):
     buy_failures: int = 0
     last_failure_ms: int = 0
     stop_reason: str = ""  # why a STOPPED cycle was stopped
+    #: base the chain's previous cycle closed with, less than a lot step it could sell:
+    #: it is this cycle's too (in ``held_qty``), so a symbol's dust is sold once it adds up
+    carried_qty: Decimal = ZERO
     version: int = 0
 
 

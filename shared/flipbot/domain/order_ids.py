@@ -79,10 +79,14 @@ def is_system_client_order_id(coid: str, *, prefix: str) -> bool:
     return coid.startswith(f"{prefix}-")
 
 
-def is_stack_cycle_order_id(coid: str) -> bool:
-    """Whether ``coid`` is a cycle order of any stack (``fb…-<cycle>-<B|S><n>``)."""
+def cycle_order_symbol_part(coid: str) -> str | None:
+    """The symbol part of the cycle ``coid`` names when it is a cycle order of any stack
+    (``fb…-<cycle>-<B|S><n>``): ``""`` for a cycle of the stack's ``Symbol``; None for
+    any other id."""
     match = _ANY_STACK.match(coid)
-    return match is not None and match.group(2) is not None
+    if match is None or match.group(2) is None:
+        return None
+    return match.group(2).rpartition("_")[0]
 
 
 def other_stack_prefix(coid: str, *, prefix: str) -> str:

@@ -61,7 +61,7 @@ from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.guards import PRICE_RANGE
 from flipbot.domain.indicators import MarketIndicators
 from flipbot.domain.model import MarketSnapshot
-from flipbot.domain.order_ids import is_stack_cycle_order_id
+from flipbot.domain.order_ids import cycle_order_symbol_part
 from flipbot.events import SOURCE, PriceTicked, StreamGapDetected
 from flipbot.listener.metrics import LagHistogram
 from flipbot.streams import events_for_update, order_update_from_execution_report, unwrap
@@ -635,10 +635,12 @@ class OrderStream:
         remember: int = 4096,
     ) -> None:
         self.queue = queue
-        #: the reports published: of these symbols, and of any symbol when the client
-        #: order id is a stack's cycle order (a symbol removed while its cycle is open);
-        #: empty: every symbol's
+        #: the reports published: of these symbols, and of another when the client order
+        #: id is a cycle order naming that symbol (a symbol removed while its cycle is
+        #: open); empty: every symbol's
         self.symbols = frozenset(symbols or ((symbol,) if symbol else ()))
+        #: the stack's ``SYMBOL``: whose cycle ids carry no symbol
+        self.home = symbol or (symbols[0] if symbols else "")
         self.lag = LagHistogram()
         self.reports = 0
         self.duplicates = 0
@@ -688,8 +690,8 @@ class OrderStream:
         if (
             self.symbols
             and update.symbol not in self.symbols
-            and not is_stack_cycle_order_id(update.client_order_id or "")
-            and not is_stack_cycle_order_id(update.orig_client_order_id or "")
+            and not self._names_its_symbol(update.client_order_id or "", update.symbol)
+            and not self._names_its_symbol(update.orig_client_order_id or "", update.symbol)
         ):
             self.ignored += 1  # the account trades it too (by hand, or another bot)
             return 0
@@ -713,6 +715,11 @@ class OrderStream:
             self.queue.put(Outbound(detail_type, detail, critical=True))
         self.lag.add(recv_ms - update.event_time_ms)
         return len(events)
+
+    def _names_its_symbol(self, coid: str, symbol: str) -> bool:
+        """``coid`` is a cycle order whose cycle is of ``symbol``."""
+        part = cycle_order_symbol_part(coid)
+        return part is not None and (part or self.home) == symbol
 
     def unreadable(self, what: str, recv_ms: int) -> None:
         """A user-stream frame that is not JSON: counted, and a gap (it may have been a

@@ -93,7 +93,7 @@ class Listener:
             large_trade_quote=s.large_trade_quote,
             reference_symbol=s.reference_symbol,
         )
-        self.orders = OrderStream(self.queue, symbols=s.symbols)
+        self.orders = OrderStream(self.queue, symbol=s.symbol, symbols=s.symbols)
         self._stop = asyncio.Event()
         self.reconnect_reasons: deque[tuple[str, str]] = deque(maxlen=100)
         self.user_stream = self._supervised(UserDataStream(s, self.orders))

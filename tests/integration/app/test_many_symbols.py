@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from flipbot.adapters.aws import kill_switch_covers
-from flipbot.app.consult import consult
+from flipbot.app.consult import SYMBOL_REMOVED, consult
 from flipbot.app.contracts import ConsultAction
 from flipbot.app.fills import apply_order_update
 from flipbot.app.orders import place_order
@@ -96,6 +96,7 @@ def test_a_symbol_removed_from_symbols_ends_its_chain_before_it_buys(stack: Bot)
     # Then the chain ends (the state machine's BuyGate stops on END), with the reason kept
     assert decided["action"] == ConsultAction.END
     assert "BTCUSDC is no longer one of SYMBOLS" in str(decided["reason"])
+    assert str(decided["reason"]).endswith(SYMBOL_REMOVED)
     cycle = stack.repos.cycles.get(f"{BTC}_c000003")
     assert cycle is not None
     assert cycle.state is CycleState.STOPPED
@@ -204,3 +205,55 @@ def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
         Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)
     )
     assert consult(stack, "c000001", Side.BUY, 1)["action"] == ConsultAction.PLACE
+
+
+def test_the_base_a_closed_cycle_could_not_sell_is_carried_into_the_next(stack: Bot) -> None:
+    from flipbot.app.accounting import with_totals
+    from flipbot.domain.entities import Cycle
+    from flipbot.domain.model import Fill
+
+    # Given BTCUSDC's cycle 1 closed holding 0.0000099 BTC: its buy of 0.0001 paid its
+    # commission in BTC, and a sell can only take whole 0.00001 steps
+    stack.repos.cycles.create(
+        Cycle(
+            f"{BTC}_c000001",
+            BTC,
+            CycleState.COMPLETED,
+            0,
+            0,
+            held_qty=Decimal("0.0000099"),
+        )
+    )
+    btc = stack.for_symbol(BTC)
+    btc.market("97000.00", "97000.01")
+    btc.decider.answers.append(Decision(action="BUY", base_price=Decimal("96990"), confidence=0.9))
+    # When cycle 2 begins, and buys the same 0.0001 with the same commission
+    consult(btc, f"{BTC}_c000002", Side.BUY, 1)
+    cycle = stack.repos.cycles.get(f"{BTC}_c000002")
+    assert cycle is not None
+    assert cycle.carried_qty == Decimal("0.0000099")
+    coid = f"fb-{BTC}_c000002-B1"
+    bought = Fill(
+        BTC,
+        1,
+        coid,
+        1,
+        Side.BUY,
+        Decimal("96990"),
+        Decimal("0.0001"),
+        Decimal("9.699"),
+        Decimal("0.0000001"),
+        "BTC",
+        True,
+        0,
+    )
+    cycle = with_totals(cycle.evolve(buy_order_ids=(coid,)), [bought], "BTC", "USDC")
+    # Then it holds both, and sells 0.0001: one step more than its own buy leaves
+    assert cycle.held_qty == Decimal("0.0001098")
+    assert stack.exchange.symbol_rules(BTC).floor_qty(cycle.held_qty) == Decimal("0.00010")
+    # and the chain's third, after a cycle that has not completed, carries nothing
+    btc.decider.answers.append(Decision(action="BUY", base_price=Decimal("96990"), confidence=0.9))
+    consult(btc, f"{BTC}_c000003", Side.BUY, 1)
+    third = stack.repos.cycles.get(f"{BTC}_c000003")
+    assert third is not None
+    assert third.carried_qty == 0

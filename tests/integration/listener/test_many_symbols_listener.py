@@ -1,8 +1,8 @@
 """One listener for every symbol of the stack: each symbol's market on a combined-stream
 connection (more connections past ``MARKET_STREAMS_PER_CONNECTION``), its own
 indicators, ``PriceTicked`` throttle and snapshot; the user stream's reports published
-for the stack's symbols, and for another symbol only when they are a stack's cycle
-order (a symbol removed while its cycle is open)."""
+for the stack's symbols, and for another symbol only when they are a cycle order naming
+that symbol (a symbol removed while its cycle is open)."""
 
 from __future__ import annotations
 
@@ -125,6 +125,8 @@ def test_the_user_stream_publishes_the_stack_s_symbols_and_any_stack_cycle_order
             _report("ETHUSDC", "web_manual1", 2),  # a listed symbol, by hand
             _report("SOLUSDC", "fb-SOLUSDC_c000004-S1", 3),  # a removed symbol's cycle
             _report("SOLUSDC", "web_manual2", 4),  # by hand on a symbol not traded
+            _report("XRPUSDC", "fb-c000002-S2", 5),  # a TRUMPUSDC cycle's id on XRPUSDC
+            _report("XRPUSDC", "fb-ETHUSDC_c000002-S2", 6),  # an ETHUSDC cycle's on XRPUSDC
         ):
             await rig.server.push_user_event(report)
         await rig.wait_for(lambda: len(rig.publisher.of_type("OrderUpdated")) >= 3)
@@ -139,4 +141,4 @@ def test_the_user_stream_publishes_the_stack_s_symbols_and_any_stack_cycle_order
         ("ETHUSDC", "web_manual1"),
         ("SOLUSDC", "fb-SOLUSDC_c000004-S1"),
     ]
-    assert rig.listener.orders.ignored == 1
+    assert rig.listener.orders.ignored == 3

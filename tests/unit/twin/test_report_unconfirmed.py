@@ -154,3 +154,45 @@ def test_the_bots_own_states_claim_nothing_about_the_exchange() -> None:
     orders[1] = orders[1].evolve(status="UNKNOWN")
     ex_orders, ex_trades = _exchange()
     assert unconfirmed_actions(orders, fills, [_cycle()], ex_orders, ex_trades, RULES) == []
+
+
+def test_a_sell_may_carry_what_the_previous_cycle_left_and_no_more() -> None:
+    orders, fills = _books()
+    ex_orders, ex_trades = _exchange()
+    ex_orders[1]["origQty"] = "0.385"  # 0.384615 bought net, and 0.0009 carried in
+    carried = _cycle().evolve(carried_qty=D("0.0009"))
+    # without the cycle before it, nothing stands behind the carry
+    found = unconfirmed_actions(orders, fills, [carried], ex_orders, ex_trades, RULES)
+    assert found == ["c000001: carried 0.0009 in, the exchange left 0 to c000000"]
+    # the cycle before bought 0.001 (0.000999 net of its fee) and sold none of it
+    before = Cycle(
+        "c000000", "TRUMPUSDC", CycleState.COMPLETED, 0, 0, buy_order_ids=("fb-c000000-B1",)
+    )
+    ex_orders.append(
+        {
+            "orderId": 10,
+            "clientOrderId": "fb-c000000-B1",
+            "side": "BUY",
+            "status": "FILLED",
+            "origQty": "0.001",
+            "executedQty": "0.001",
+        }
+    )
+    ex_trades.append(
+        {
+            "orderId": 10,
+            "id": 500,
+            "qty": "0.001",
+            "commission": "0.000001",
+            "commissionAsset": "TRUMP",
+        }
+    )
+    cycles = [before, carried]
+    assert unconfirmed_actions(orders, fills, cycles, ex_orders, ex_trades, RULES) == []
+    # and a sell over the buy and the carry together is still flagged
+    ex_orders[1]["origQty"] = "0.386"
+    found = unconfirmed_actions(orders, fills, cycles, ex_orders, ex_trades, RULES)
+    assert found == [
+        "c000001: sell fb-c000001-S1 of 0.386, the exchange filled 0.384615 for its buys "
+        "and 0.0009 was carried in"
+    ]

@@ -106,3 +106,34 @@ def test_cli_prints_the_table_and_json(capsys: pytest.CaptureFixture[str]) -> No
     data = json.loads(capsys.readouterr().out)
     assert data["assumptions"]["cycles_per_day"] == 50
     assert data["aws_usd_free_tier"] <= data["aws_usd"]
+
+
+def test_symbols_share_the_fixed_costs_so_each_costs_less(deployment: Deployment) -> None:
+    def bill(symbols: int) -> float:
+        a = Assumptions(cycles_per_day=4, symbols=symbols, ai=False)
+        return totals(model(deployment, a))[0]
+
+    one, five, twenty = bill(1), bill(5), bill(20)
+    # more symbols cost more in all: their cycles, ticks and snapshots
+    assert one < five < twenty
+    # and less each: one listener, one reconcile schedule, one set of alarms
+    assert one > five / 5 > twenty / 20
+    # the listener is billed once whatever the symbols
+    fargate = {
+        n: next(x.usd for x in model(deployment, Assumptions(symbols=n)) if "Fargate" in x.service)
+        for n in (1, 20)
+    }
+    assert fargate[1] == fargate[20]
+
+
+def test_the_table_and_json_give_the_bill_per_symbol(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--symbols", "5", "--cycles-per-day", "4", "--offline", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["assumptions"]["symbols"] == 5
+    assert data["per_symbol_usd"] == round(data["total_usd"] / 5, 2)
+    assert main(["cost", "--symbols", "5", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "5 symbols x 100 cycles/day" in out
+    assert "Per symbol" in out
+    assert main(["cost", "--symbols", "0"]) == 2
+    assert "symbols must be at least 1, got 0" in capsys.readouterr().err

@@ -82,7 +82,10 @@ CONTAINER_INSIGHTS_METRICS = 30
 class Assumptions:
     """What the model cannot read from the template; every field is a CLI option."""
 
-    cycles_per_day: float = 100
+    cycles_per_day: float = 100  # of each symbol
+    #: symbols the stack trades (SYMBOLS): each its own cycles, price ticks and snapshot;
+    #: one listener, one reconcile schedule, the alarms and dashboard for all
+    symbols: int = 1
     buy_consults_per_cycle: float = 2.0  # the first answer is often WAIT
     sell_consults_per_cycle: float = 1.0
     buy_timeouts_per_cycle: float = 0.2  # buys canceled after BuyOrderTimeoutSeconds
@@ -107,6 +110,7 @@ class Assumptions:
     writes_per_cycle: float = 40  # DynamoDB write units: cycle, orders, fills, audit
     reads_per_cycle: float = 60
     reads_per_reconcile: float = 50
+    reads_per_reconcile_symbol: float = 2  # each further symbol's open-orders query
     stored_gb: float = 0.1
     lambda_log_kb_per_invocation: float = 2.0  # START/END/REPORT, JSON lines, EMF
     listener_log_mb_per_day: float = 2.0
@@ -255,7 +259,9 @@ def model(deployment: Deployment, a: Assumptions) -> list[Line]:
         raise ValueError(
             f"no price table for {deployment.region}; known: {', '.join(sorted(PRICES))}"
         ) from None
-    cycles = a.cycles_per_day * DAYS_PER_MONTH
+    if a.symbols < 1:
+        raise ValueError(f"symbols must be at least 1, got {a.symbols}")
+    cycles = a.cycles_per_day * a.symbols * DAYS_PER_MONTH
     lines: list[Line] = []
 
     def add(service: str, usage: str, usd: float, usd_free: float | None = None) -> None:
@@ -277,7 +283,11 @@ def model(deployment: Deployment, a: Assumptions) -> list[Line]:
     add("ECR image", f"{a.image_gb:g} GB", a.image_gb * p["ecr_gb_month"])
 
     # EventBridge custom events: throttled PriceTicked, order updates, fills, gaps
-    ticks = (86_400 / deployment.price_tick_seconds + a.price_moves_per_day) * DAYS_PER_MONTH
+    ticks = (
+        (86_400 / deployment.price_tick_seconds + a.price_moves_per_day)
+        * a.symbols
+        * DAYS_PER_MONTH
+    )
     orders = cycles * (a.order_updates_per_cycle + a.order_fills_per_cycle)
     events = ticks + orders + a.stream_gaps_per_day * DAYS_PER_MONTH
     add(
@@ -330,9 +340,12 @@ def model(deployment: Deployment, a: Assumptions) -> list[Line]:
     )
 
     # DynamoDB on demand: the cycle's items, the listener's snapshot, reconcile reads
-    snapshot_writes = 86_400 / a.snapshot_seconds * DAYS_PER_MONTH * max(1.0, a.snapshot_kb)
+    snapshot_writes = (
+        86_400 / a.snapshot_seconds * DAYS_PER_MONTH * max(1.0, a.snapshot_kb) * a.symbols
+    )
     writes = cycles * a.writes_per_cycle + snapshot_writes
-    reads = cycles * a.reads_per_cycle + reconciles * a.reads_per_reconcile
+    per_reconcile = a.reads_per_reconcile + (a.symbols - 1) * a.reads_per_reconcile_symbol
+    reads = cycles * a.reads_per_cycle + reconciles * per_reconcile
     storage = a.stored_gb * (p["dynamodb_gb_month"] + p["dynamodb_pitr_gb_month"])
     requests_usd = writes * p["dynamodb_write_unit"] + reads * p["dynamodb_read_unit"]
     add(
@@ -409,7 +422,10 @@ def ai_line(deployment: Deployment, a: Assumptions) -> Line:
     from flipbot.ai.cost import PriceTable
 
     consults = (
-        a.cycles_per_day * DAYS_PER_MONTH * (a.buy_consults_per_cycle + a.sell_consults_per_cycle)
+        a.cycles_per_day
+        * a.symbols
+        * DAYS_PER_MONTH
+        * (a.buy_consults_per_cycle + a.sell_consults_per_cycle)
     )
     if not a.ai:
         return Line("AI (offline strategy)", f"{consults:,.0f} consultations", 0.0, 0.0)
@@ -441,9 +457,16 @@ def format_table(deployment: Deployment, a: Assumptions, lines: list[Line], ai: 
     rows.append(
         f"{'Total':<22}{'':<{width + 2}}{aws + ai.usd:>10.2f}{aws_free + ai.usd_free_tier:>11.2f}"
     )
+    if a.symbols > 1:
+        n = a.symbols
+        rows.append(
+            f"{'Per symbol':<22}{'':<{width + 2}}{(aws + ai.usd) / n:>10.2f}"
+            f"{(aws_free + ai.usd_free_tier) / n:>11.2f}"
+        )
+    symbols = f"{a.symbols} symbols x " if a.symbols > 1 else ""
     title = (
         f"flipbot cost: modelled monthly bill, {deployment.region} list prices "
-        f"(compiled 2026-11-22), {a.cycles_per_day:g} cycles/day, "
+        f"(compiled 2026-11-22), {symbols}{a.cycles_per_day:g} cycles/day, "
         f"PriceTicked every {deployment.price_tick_seconds:g} s + "
         f"{a.price_moves_per_day:g} moves/day"
     )
@@ -459,7 +482,18 @@ def register(sub: Any) -> None:
     defaults = Assumptions()
     add_template_argument(cost)
     cost.add_argument("--region", default="us-east-1", help=f"price table: {', '.join(PRICES)}")
-    cost.add_argument("--cycles-per-day", type=float, default=defaults.cycles_per_day)
+    cost.add_argument(
+        "--cycles-per-day",
+        type=float,
+        default=defaults.cycles_per_day,
+        help="cycles a day of each symbol",
+    )
+    cost.add_argument(
+        "--symbols",
+        type=int,
+        default=defaults.symbols,
+        help="symbols the stack trades (SYMBOLS); the table adds the bill per symbol",
+    )
     cost.add_argument(
         "--buy-consults",
         type=float,
@@ -509,6 +543,7 @@ def run(args: argparse.Namespace) -> int:
         deployment = Deployment(**{**asdict(deployment), **overrides})
     a = Assumptions(
         cycles_per_day=args.cycles_per_day,
+        symbols=args.symbols,
         buy_consults_per_cycle=args.buy_consults,
         sell_consults_per_cycle=args.sell_consults,
         order_updates_per_cycle=args.order_updates,
@@ -535,6 +570,7 @@ def run(args: argparse.Namespace) -> int:
                     "aws_usd": round(aws, 2),
                     "aws_usd_free_tier": round(aws_free, 2),
                     "total_usd": round(aws + ai.usd, 2),
+                    "per_symbol_usd": round((aws + ai.usd) / a.symbols, 2),
                 },
                 indent=2,
             )

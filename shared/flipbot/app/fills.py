@@ -328,15 +328,19 @@ def sync_order_fills(
 ) -> tuple[OrderRecord, list[Fill], int]:
     """Pull the order's state and trades from the exchange; record what was missed.
 
-    Returns the updated order, all its fills and how many fills were repaired.
+    Returns the updated order, all its fills and how many fills were repaired. An order
+    the exchange has just as the books do is not written again: reconcile looks at every
+    open order of every symbol each run, and a resting order mostly has not moved.
     """
     repaired = 0
     state = exchange.get_order(order.symbol, order.client_order_id)
     if state is not None:
-        order = order_from_state(order, state, now_ms)
+        moved = order_from_state(order, state, now_ms)
         for fill in exchange_trades(exchange, state, order.client_order_id):
             repaired += int(repos.fills.add(fill))
-        repos.orders.put(order)
+        if moved.evolve(updated_ms=order.updated_ms) != order:
+            repos.orders.put(moved)
+        order = moved
     return order, repos.fills.for_order(order.client_order_id), repaired
 
 

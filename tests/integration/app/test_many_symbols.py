@@ -257,3 +257,17 @@ def test_the_base_a_closed_cycle_could_not_sell_is_carried_into_the_next(stack: 
     third = stack.repos.cycles.get(f"{BTC}_c000003")
     assert third is not None
     assert third.carried_qty == 0
+
+
+def test_reconcile_leaves_a_resting_order_it_finds_unchanged_as_it_was(stack: Bot) -> None:
+    # Given both symbols' buys rest on the book, untouched
+    stack.first_buy(token="token-trump")
+    _btc_buy_resting(stack)
+    before = {o.client_order_id: o for o in stack.repos.orders.all()}
+    # When reconcile runs on its schedule an hour later
+    stack.clock.now += 3_600_000
+    summary = reconcile_on_schedule(stack)
+    # Then it found nothing to repair, and wrote neither order again
+    assert summary["repaired_fills"] == 0
+    after = {o.client_order_id: o for o in stack.repos.orders.all()}
+    assert after == before

@@ -37,9 +37,10 @@ def test_given_an_execution_stopped_by_hand_mid_sell_then_the_cycle_stops_with_a
     # Given: three hours in, c000003's sell rests; its execution is stopped in the console
     report = _replay(6, 180, "stop_execution")
     assert report["by_hand"][0].endswith("stop_execution: stopped c000003")
-    # Then: reconcile stops the cycle with the reason, and the alarm fires
+    # Then: reconcile stops the cycle with the reason, and the alarm fires; the cycle
+    # holds the 0.373626 TRUMP its buy brought and the 0.000243 c000002 left it
     assert report["cycles_stopped"] == {
-        "c000003": "execution stopped by hand (c000003); the cycle holds 0.37362600 TRUMP"
+        "c000003": "execution stopped by hand (c000003); the cycle holds 0.37386900 TRUMP"
     }
     assert "CycleHaltedAlarm" in report["alarms"]["fired"]
     assert report["executions"]["running"] == []
@@ -54,8 +55,8 @@ def test_given_the_base_withdrawn_mid_cycle_then_the_cycle_stops_once_and_never_
     report = _replay(8, 200, "withdraw_base", tmp_path)
     # Then: the sell leg finds the position gone once, the cycle stops with the reason
     assert report["errors_caught"] == {"PositionGone": 1}
-    assert report["cycles_stopped"] == {
-        "c000003": "position gone from the account: held 0.37362600 TRUMP, account has 0 TRUMP"
+    assert report["cycles_stopped"] == {  # its buy's 0.373626 and c000002's 0.000243
+        "c000003": "position gone from the account: held 0.37386900 TRUMP, account has 0 TRUMP"
     }
     assert "CycleHaltedAlarm" in report["alarms"]["fired"]
     # and the execution ends: no sell is tried again and again for the hours left

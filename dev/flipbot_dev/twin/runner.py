@@ -410,10 +410,16 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             out if config.progress else None,
         )
         seen_cycles: set[str] = set()
+        closers = (
+            cloud.function_names["RecordTradeFunction"],
+            cloud.function_names["ReconcileFunction"],
+        )
+        announced = [0]
 
         def drain(final: bool = False) -> None:
             if not exchange.outbox and not final:
                 return
+            final_drain = final
             while exchange.outbox or final:
                 batch, exchange.outbox[:] = list(exchange.outbox), []
                 reports = [m for m in batch if m.get("event", m).get("e") == "executionReport"]
@@ -455,7 +461,12 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     registry.deliver_deferred()
                     registry.deferred = None
                     scheduler.settle()
-            _announce_closed_cycles(repos, seen_cycles, out)
+            # a cycle closes in RecordTrade (reconcile calls it too): the table is read
+            # again only once one of them ran, not after every order update
+            closings = sum(registry.invocations.get(name, 0) for name in closers)
+            if closings != announced[0] or final_drain:
+                announced[0] = closings
+                _announce_closed_cycles(repos, seen_cycles, out)
 
         def advance(target_ms: int) -> None:
             while True:
@@ -953,6 +964,7 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
     """
     stuck = []
     running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
+    orders = repos.orders.all() if running["executions"] else []  # one scan for all of them
     for execution in running["executions"]:
         history = sfn.get_execution_history(
             executionArn=execution["executionArn"], reverseOrder=True
@@ -970,7 +982,7 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
         cycle = execution["name"]
         live = [
             o
-            for o in repos.orders.all()
+            for o in orders
             if o.cycle_id == cycle
             and o.status in ("NEW", "PARTIALLY_FILLED")
             and o.token_state == "WAITING"

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 
 from flipbot.listener.binance_ws import wall_ms
+from flipbot_dev.paper import PaperExchange
 
 from .conftest import REGION, TABLE, Aws, run, start_rig
 
@@ -35,44 +36,24 @@ def _trade(symbol: str, trade_id: int, price: str) -> dict[str, Any]:
     }
 
 
-def _report(symbol: str, coid: str, order_id: int) -> dict[str, Any]:
-    now = wall_ms()
-    return {
-        "e": "executionReport",
-        "E": now,
-        "s": symbol,
-        "c": coid,
-        "S": "BUY",
-        "o": "LIMIT",
-        "f": "GTC",
-        "q": "1.00000000",
-        "p": "1.00000000",
-        "P": "0.00000000",
-        "F": "0.00000000",
-        "g": -1,
-        "C": "",
-        "x": "NEW",
-        "X": "NEW",
-        "r": "NONE",
-        "i": order_id,
-        "l": "0.00000000",
-        "z": "0.00000000",
-        "L": "0.00000000",
-        "n": "0",
-        "N": None,
-        "T": now,
-        "t": -1,
-        "I": order_id * 10,
-        "w": True,
-        "m": False,
-        "M": False,
-        "O": now,
-        "Z": "0.00000000",
-        "Y": "0.00000000",
-        "Q": "0.00000000",
-        "W": now,
-        "V": "EXPIRE_MAKER",
-    }
+def _exchange_with_orders(orders: list[tuple[str, str]]) -> PaperExchange:
+    """A paper exchange on which each ``(symbol, client order id)`` placed a resting buy:
+    its executionReports wait in the exchange's outbox."""
+    symbols = sorted({symbol for symbol, _ in orders})
+    exchange = PaperExchange(symbols, clock=wall_ms, balances={"USDC": Decimal(1000)})
+    for symbol in symbols:
+        exchange.on_book(wall_ms(), "10.00", "50", "10.01", "50", symbol=symbol)
+    for symbol, coid in orders:
+        exchange.place_order(
+            symbol,
+            "BUY",
+            "LIMIT",
+            quantity="1",
+            price="9.00",
+            time_in_force="GTC",
+            new_client_order_id=coid,
+        )
+    return exchange
 
 
 def test_each_symbol_has_its_streams_ticks_and_snapshot_over_two_connections(aws: Aws) -> None:
@@ -120,15 +101,17 @@ def test_the_user_stream_publishes_the_stack_s_symbols_and_any_stack_cycle_order
 ) -> None:
     async def scenario() -> Any:
         rig = await start_rig(SYMBOLS=SYMBOLS)
-        for report in (
-            _report("BTCUSDC", "fb-BTCUSDC_c000001-B1", 1),  # a listed symbol's cycle
-            _report("ETHUSDC", "web_manual1", 2),  # a listed symbol, by hand
-            _report("SOLUSDC", "fb-SOLUSDC_c000004-S1", 3),  # a removed symbol's cycle
-            _report("SOLUSDC", "web_manual2", 4),  # by hand on a symbol not traded
-            _report("XRPUSDC", "fb-c000002-S2", 5),  # a TRUMPUSDC cycle's id on XRPUSDC
-            _report("XRPUSDC", "fb-ETHUSDC_c000002-S2", 6),  # an ETHUSDC cycle's on XRPUSDC
-        ):
-            await rig.server.push_user_event(report)
+        exchange = _exchange_with_orders(
+            [
+                ("BTCUSDC", "fb-BTCUSDC_c000001-B1"),  # a listed symbol's cycle
+                ("ETHUSDC", "web_manual1"),  # a listed symbol, by hand
+                ("SOLUSDC", "fb-SOLUSDC_c000004-B1"),  # a removed symbol's cycle
+                ("SOLUSDC", "web_manual2"),  # by hand on a symbol not traded
+                ("XRPUSDC", "fb-c000002-B2"),  # a TRUMPUSDC cycle's id on XRPUSDC
+                ("XRPUSDC", "fb-ETHUSDC_c000002-B2"),  # an ETHUSDC cycle's on XRPUSDC
+            ]
+        )
+        await rig.server.push_exchange_events(exchange)
         await rig.wait_for(lambda: len(rig.publisher.of_type("OrderUpdated")) >= 3)
         await asyncio.sleep(0.2)
         await rig.stop()
@@ -139,6 +122,6 @@ def test_the_user_stream_publishes_the_stack_s_symbols_and_any_stack_cycle_order
     assert published == [
         ("BTCUSDC", "fb-BTCUSDC_c000001-B1"),
         ("ETHUSDC", "web_manual1"),
-        ("SOLUSDC", "fb-SOLUSDC_c000004-S1"),
+        ("SOLUSDC", "fb-SOLUSDC_c000004-B1"),
     ]
     assert rig.listener.orders.ignored == 3

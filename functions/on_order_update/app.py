@@ -54,7 +54,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     stack = container(context)
     logger.append_keys(client_order_id=update.client_order_id)
     s = stack.settings
-    parsed = parse_client_order_id(update.client_order_id, prefix=s.order_id_prefix)
+    own_id = update.client_order_id
+    if update.execution_type == "CANCELED" and update.orig_client_order_id:
+        own_id = update.orig_client_order_id  # a cancel's report names the order here
+    parsed = parse_client_order_id(own_id, prefix=s.order_id_prefix)
     reason = update.foreign_symbol(s.symbols, s.symbol_of_cycle(parsed[0]) if parsed else "")
     if reason:
         return _ignored(reason)

@@ -101,6 +101,11 @@ class Settings(BaseModel):
     symbol_overrides: dict[str, SymbolOverrides] = Field(default_factory=dict)
     #: set by :meth:`for_symbol`: the stack's ``SYMBOL`` when this view trades another
     symbols_home: str = ""
+    #: the stack's own quote per cycle, strategy and stop-loss, before ``SYMBOL``'s
+    #: ``SYMBOL_SETTINGS`` (empty: these settings' own)
+    stack_values: dict[str, Any] = Field(default_factory=dict)
+    #: ``STOP_LOSS`` was set: a symbol's own strategy does not bring its own stop-loss
+    stop_loss_given: bool = True
     #: the most quote all symbols' open cycles may have at risk together (None: no cap)
     portfolio_quote_cap: Decimal | None = Field(default=None, gt=0)
     quote_per_cycle: Decimal = Field(gt=0)
@@ -176,9 +181,6 @@ class Settings(BaseModel):
                 )
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError(f"SYMBOLS={','.join(self.symbols)!r} names a symbol twice")
-        unknown = sorted(set(self.symbol_overrides) - set(self.symbols))
-        if unknown:
-            raise ValueError(f"SYMBOL_SETTINGS names {', '.join(unknown)}, not in SYMBOLS")
         from flipbot.domain.order_ids import BINANCE_CLIENT_ORDER_ID, longest_cycle_order_id
 
         for symbol in self.symbols:
@@ -208,22 +210,39 @@ class Settings(BaseModel):
 
     def for_symbol(self, symbol: str) -> Settings:
         """These settings as ``symbol``'s chain sees them: its symbol, and its own quote,
-        strategy and stop-loss where ``SYMBOL_SETTINGS`` gives them. A symbol no longer in
-        ``SYMBOLS`` (removed while its cycle was open) gets the stack's values."""
+        strategy and stop-loss where ``SYMBOL_SETTINGS`` gives them (an entry stays in
+        force for a symbol removed from ``SYMBOLS`` while its cycle finishes). A symbol's
+        own strategy brings its own stop-loss unless ``STOP_LOSS`` or the entry set one."""
         if symbol == self.symbol:
             return self
-        update: dict[str, Any] = {"symbol": symbol, "symbols_home": self.home_symbol}
+        return self.model_copy(
+            update={"symbol": symbol, "symbols_home": self.home_symbol, **self._own(symbol)}
+        )
+
+    def _own(self, symbol: str) -> dict[str, Any]:
+        """``symbol``'s quote per cycle, strategy and stop-loss (see :meth:`for_symbol`)."""
+        values = self.stack_values or {
+            "quote_per_cycle": self.quote_per_cycle,
+            "strategy": self.strategy,
+            "stop_loss": self.stop_loss,
+        }
+        update = {**values, "stack_values": values}
         own = self.symbol_overrides.get(symbol)
-        if own is not None:
-            if own.quote_per_cycle is not None:
-                update["quote_per_cycle"] = own.quote_per_cycle
-            if own.strategy is not None:
-                update["strategy"] = own.strategy
-            if own.stop_loss == "off":
-                update["stop_loss"] = None
-            elif own.stop_loss is not None:
-                update["stop_loss"] = own.stop_loss
-        return self.model_copy(update=update)
+        if own is None:
+            return update
+        if own.quote_per_cycle is not None:
+            update["quote_per_cycle"] = own.quote_per_cycle
+        if own.strategy is not None:
+            update["strategy"] = own.strategy
+        if own.stop_loss == "off":
+            update["stop_loss"] = None
+        elif own.stop_loss is not None:
+            update["stop_loss"] = own.stop_loss
+        elif own.strategy is not None and not self.stop_loss_given:
+            from flipbot.domain.guards import STRATEGY_STOP_LOSS
+
+            update["stop_loss"] = STRATEGY_STOP_LOSS.get(own.strategy)
+        return update
 
     def trades(self, symbol: str) -> bool:
         """``symbol`` is one of ``SYMBOLS``: its chain may start new cycles."""
@@ -385,11 +404,14 @@ class Settings(BaseModel):
         raw["breaker_stop_loss_cooldown_seconds"] = _whole_or_off(
             env, "BREAKER_STOP_LOSS_COOLDOWN_SECONDS", 3600
         )
+        raw["stop_loss_given"] = bool((env.get("STOP_LOSS") or "").strip())
         try:
-            return cls.model_validate(raw)
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(_problem(e) for e in exc.errors())
             raise ConfigurationError(f"invalid configuration: {problems}") from exc
+        # SYMBOL's own SYMBOL_SETTINGS entry, over the stack's values
+        return settings.model_copy(update=settings._own(settings.symbol))
 
 
 class ConsultAiSettings(Settings):

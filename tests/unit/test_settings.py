@@ -202,7 +202,6 @@ def test_without_symbols_the_stack_trades_its_symbol_alone() -> None:
     [
         ({"SYMBOLS": "TRUMPUSDC,BTC"}, "SYMBOLS has 'BTC'"),
         ({"SYMBOLS": "BTCUSDC,BTCUSDC"}, "names a symbol twice"),
-        ({"SYMBOL_SETTINGS": "XRPUSDC:quote=5"}, "SYMBOL_SETTINGS names XRPUSDC"),
         ({"SYMBOL_SETTINGS": "TRUMPUSDC:qty=5"}, "'qty=5' is not one of"),
         ({"SYMBOL_SETTINGS": "TRUMPUSDC:quote=5,quote=6"}, "quote is given twice"),
         ({"SYMBOL_SETTINGS": "TRUMPUSDC:quote=5;TRUMPUSDC:quote=6"}, "names TRUMPUSDC twice"),
@@ -220,3 +219,42 @@ def test_without_symbols_the_stack_trades_its_symbol_alone() -> None:
 def test_a_bad_symbol_setting_is_refused_naming_it(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(named)):
         _settings(**env)
+
+
+def test_the_stack_s_own_symbol_takes_its_symbol_settings_too() -> None:
+    s = _settings(SYMBOLS="TRUMPUSDC,BTCUSDC", SYMBOL_SETTINGS="TRUMPUSDC:quote=50,stop_loss=0.05")
+    assert (s.quote_per_cycle, s.stop_loss) == (Decimal("50"), Decimal("0.05"))
+    # and another symbol gets the stack's values, not SYMBOL's
+    btc = s.for_symbol("BTCUSDC")
+    assert (btc.quote_per_cycle, btc.stop_loss) == (Decimal("10"), None)
+    assert btc.for_symbol("TRUMPUSDC").quote_per_cycle == Decimal("50")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # a symbol's own ma-cross brings ma-cross's 1 % stop-loss, as STRATEGY would
+        ({"SYMBOL_SETTINGS": "BTCUSDC:strategy=ma-cross"}, Decimal("0.01")),
+        # and a symbol's own ai on a ma-cross stack drops it
+        ({"STRATEGY": "ma-cross", "SYMBOL_SETTINGS": "BTCUSDC:strategy=ai"}, None),
+        # STOP_LOSS set for the stack holds for every symbol's strategy
+        ({"STOP_LOSS": "0.03", "SYMBOL_SETTINGS": "BTCUSDC:strategy=ma-cross"}, Decimal("0.03")),
+        ({"SYMBOL_SETTINGS": "BTCUSDC:strategy=ma-cross,stop_loss=off"}, None),
+    ],
+)
+def test_a_symbol_s_own_strategy_brings_its_stop_loss(
+    env: dict[str, str], expected: Decimal | None
+) -> None:
+    s = _settings(SYMBOLS="TRUMPUSDC,BTCUSDC", **env)
+    assert s.for_symbol("BTCUSDC").stop_loss == expected
+
+
+def test_a_removed_symbol_s_own_settings_hold_while_its_cycle_finishes() -> None:
+    s = _settings(SYMBOLS="TRUMPUSDC", SYMBOL_SETTINGS="BTCUSDC:strategy=ma-cross,quote=20")
+    btc = s.for_symbol("BTCUSDC")
+    assert not s.trades("BTCUSDC")
+    assert (btc.strategy, btc.quote_per_cycle, btc.stop_loss) == (
+        "ma-cross",
+        Decimal("20"),
+        Decimal("0.01"),
+    )

@@ -44,7 +44,7 @@ from flipbot.domain.decision import (
     trading_context,
 )
 from flipbot.domain.entities import ConsultationRecord, Cycle, ExitReason, Verdict, rejected_verdict
-from flipbot.domain.errors import FlipbotError, GuardRejected, PositionGone
+from flipbot.domain.errors import ConfigurationError, FlipbotError, GuardRejected, PositionGone
 from flipbot.domain.fees import profit_floor
 from flipbot.domain.filters import SymbolRules
 from flipbot.domain.guards import (
@@ -113,6 +113,11 @@ def consult(
                 updated_ms=now,
                 carried_qty=_left_by_previous(services, cycle_id),
             )
+        )
+    if cycle.symbol != s.symbol:
+        raise ConfigurationError(
+            f"cycle {cycle_id} trades {cycle.symbol}, and its id now names {s.symbol}: "
+            "SYMBOL was changed while it was open; set SYMBOL back until it ends"
         )
     consultation_id = f"{cycle_id}-{leg.value[0]}{attempt}-{now}"
     if leg is Side.BUY and not s.trades(cycle.symbol):
@@ -270,6 +275,15 @@ def _consult_sell(
         }
     base = exchange.balances().get(rules.base_asset)
     in_account = base.free + base.locked if base is not None else Decimal(0)
+    if in_account < held and cycle.carried_qty > 0:
+        # the dust carried in is gone (the owner swept small balances, say): the cycle
+        # sells what it bought
+        cycle = repos.cycles.save(
+            with_totals(
+                cycle.evolve(carried_qty=Decimal(0)), fills, rules.base_asset, rules.quote_asset
+            )
+        )
+        held = rules.sellable_qty(cycle.held_qty, floor)
     if in_account < held:  # withdrawn or sold outside the bot: no sell of it can be placed
         raise PositionGone(cycle.held_qty, in_account, rules.base_asset)
     snapshot = _with_book(snapshot, book)

@@ -251,7 +251,8 @@ def _settle_orders(services: Services, cycle: Cycle, rules: SymbolRules, now: in
 def _position_gone(services: Services, cycle: Cycle, rules: SymbolRules) -> PositionGone | None:
     """The cycle holds base to sell, and the account holds less of it than a sell of it
     needs."""
-    held = rules.floor_qty(cycle.held_qty)
+    # the cycle's own base must be there; dust it carried in may have been swept away
+    held = rules.floor_qty(max(cycle.held_qty - cycle.carried_qty, Decimal(0)))
     balance = services.exchange.balances().get(rules.base_asset)
     in_account = balance.free + balance.locked if balance is not None else Decimal(0)
     return PositionGone(cycle.held_qty, in_account, rules.base_asset) if in_account < held else None

@@ -271,3 +271,44 @@ def test_reconcile_leaves_a_resting_order_it_finds_unchanged_as_it_was(stack: Bo
     assert summary["repaired_fills"] == 0
     after = {o.client_order_id: o for o in stack.repos.orders.all()}
     assert after == before
+
+
+def test_a_cycle_whose_id_now_names_another_symbol_is_refused(stack: Bot) -> None:
+    from flipbot.domain.entities import Cycle
+    from flipbot.domain.errors import ConfigurationError
+
+    # Given c000010 traded ETHUSDC when ETHUSDC was the stack's SYMBOL
+    stack.repos.cycles.create(Cycle("c000010", "ETHUSDC", CycleState.READY_TO_SELL, 0, 0))
+    # When the stack's SYMBOL is now TRUMPUSDC and the cycle consults for its sell
+    with pytest.raises(ConfigurationError, match="SYMBOL was changed while it was open"):
+        consult(stack, "c000010", Side.SELL, 1)
+    assert stack.exchange.open_orders("TRUMPUSDC") == []
+
+
+def test_swept_dust_is_dropped_from_the_sell_not_taken_for_a_lost_position(stack: Bot) -> None:
+    # Given cycle 2 carried 0.0009 TRUMP in and bought its own 0.384 (net)
+    from flipbot.domain.entities import Cycle
+
+    stack.repos.cycles.create(
+        Cycle("c000001", "TRUMPUSDC", CycleState.COMPLETED, 0, 0, held_qty=Decimal("0.0009"))
+    )
+    stack.decider.answers.append(
+        Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)
+    )
+    stack.market("25.95", "25.96")
+    consult(stack, "c000002", Side.BUY, 1)
+    stack.bought("c000002")
+    cycle = stack.repos.cycles.get("c000002")
+    assert cycle is not None
+    assert cycle.carried_qty == Decimal("0.0009")
+    # and the owner converted the account's small balances: only the cycle's own is left
+    assert stack.paper.balance("TRUMP") == (Decimal("0.384615"), 0)
+    # When it consults for its sell
+    stack.decider.answers.append(Decision(action="SELL", base_price=Decimal("27"), confidence=0.9))
+    decided = consult(stack, "c000002", Side.SELL, 1)
+    # Then it sells its own 0.384, and the carry is dropped
+    assert decided["action"] == ConsultAction.PLACE, decided["reason"]
+    assert decided["quantity"] == "0.384"
+    cycle = stack.repos.cycles.get("c000002")
+    assert cycle is not None
+    assert cycle.carried_qty == 0

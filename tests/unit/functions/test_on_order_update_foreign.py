@@ -179,8 +179,17 @@ def test_given_a_warm_sandbox_then_an_invocation_logs_no_order_id_of_the_one_bef
         ("web_4f1c2a", "ETHUSDC", "ETHUSDC"),
         # SOLUSDC left SYMBOLS while its cycle was open: that cycle is followed to its end
         ("fb51af3dc0-SOLUSDC_c000004-S2", "SOLUSDC", "SOLUSDC"),
+        # its sell canceled in the app: the report's own id is the cancel's, the order's
+        # is the original one
+        ("web_cancel_7f3a", "SOLUSDC", "SOLUSDC"),
     ],
-    ids=["other-chain", "home-chain", "manual-on-a-listed-symbol", "removed-symbol-s-cycle"],
+    ids=[
+        "other-chain",
+        "home-chain",
+        "manual-on-a-listed-symbol",
+        "removed-symbol-s-cycle",
+        "removed-symbol-s-cycle-canceled",
+    ],
 )
 def test_given_several_symbols_then_each_report_is_applied_as_its_own_symbol_s(
     monkeypatch: pytest.MonkeyPatch, coid: str, symbol: str, applied_as: str
@@ -192,7 +201,14 @@ def test_given_several_symbols_then_each_report_is_applied_as_its_own_symbol_s(
         "apply_order_update",
         lambda update, *_a, follow_manual, **_k: seen.append(update.symbol) or {"ok": True},
     )
-    result = module.handler(_with(detail={"client_order_id": coid, "symbol": symbol}), _Context())
+    detail = {"client_order_id": coid, "symbol": symbol}
+    if coid.startswith("web_cancel"):
+        detail |= {
+            "execution_type": "CANCELED",
+            "status": "CANCELED",
+            "orig_client_order_id": "fb51af3dc0-SOLUSDC_c000004-S2",
+        }
+    result = module.handler(_with(detail=detail), _Context())
     assert result == {"ok": True}
     assert seen == [applied_as]
 

@@ -262,8 +262,13 @@ class SymbolServices:
 
     @cached_property
     def decider(self) -> DecisionMaker:
+        """The AI's is the container's (one budget); a strategy's is the symbol's own, as
+        its state (its session, its trades) is; a replaced one is built for this view."""
         s, parent = self.settings, self._parent
-        if s.strategy == parent.settings.strategy == "ai" or parent.wiring.factories.get("decider"):
+        factory = parent.wiring.factories.get("decider")
+        if factory is not None:
+            return factory(self)  # type: ignore[arg-type,no-any-return]
+        if s.strategy == parent.settings.strategy == "ai":
             return parent.decider
         if s.strategy == "ai":
             return parent._ai_decider()

@@ -66,3 +66,42 @@ def test_decorators_wrap_the_part_they_name() -> None:
 def test_the_module_offers_no_way_to_rewire_it_at_run_time() -> None:
     for name in ("configure", "decorate", "reset"):
         assert not hasattr(composition, name)
+
+
+TABLES = {
+    var: var.lower()
+    for var in (
+        "CYCLES_TABLE",
+        "ORDERS_TABLE",
+        "FILLS_TABLE",
+        "TRADES_TABLE",
+        "CONSULTATIONS_TABLE",
+        "MARKET_TABLE",
+    )
+}
+
+
+def test_each_symbol_s_view_has_its_settings_and_its_own_strategy() -> None:
+    built: list[str] = []
+
+    def decider(part: Any) -> str:
+        built.append(part.settings.symbol)
+        return f"decider of {part.settings.symbol}"
+
+    env = {
+        **ENV,
+        **TABLES,
+        "SYMBOLS": "TRUMPUSDC,BTCUSDC",
+        "SYMBOL_SETTINGS": "BTCUSDC:quote=20",
+        "STRATEGY": "ma-cross",
+    }
+    stack = composition.Container(env, Wiring({"clock": lambda _: _Clock(7), "decider": decider}))
+    btc = stack.for_cycle("BTCUSDC_c000003")
+    assert stack.for_cycle("c000003") is stack
+    assert btc is stack.for_symbol("BTCUSDC")  # one view a symbol, kept warm
+    assert (btc.settings.symbol, btc.settings.quote_per_cycle) == ("BTCUSDC", 20)
+    assert btc.clock is stack.clock
+    # a decision maker is built for the symbol's view, not shared with the stack's SYMBOL
+    assert btc.decider == "decider of BTCUSDC"
+    assert stack.decider == "decider of TRUMPUSDC"
+    assert built == ["BTCUSDC", "TRUMPUSDC"]

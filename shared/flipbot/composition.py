@@ -27,7 +27,7 @@ from flipbot.ports import (
     Services,
     WorkflowPort,
 )
-from flipbot.settings import Settings
+from flipbot.settings import STRATEGIES, Settings
 
 Factory = Callable[["Container"], Any]
 
@@ -227,9 +227,7 @@ class Container:
         if built is None:
             from flipbot.domain.errors import ConfigurationError
 
-            raise ConfigurationError(
-                f"STRATEGY={name!r}: choose ai, offline, fixed, adaptive or ma-cross"
-            )
+            raise ConfigurationError(f"STRATEGY={name!r}: choose one of {', '.join(STRATEGIES)}")
         return built
 
 

@@ -34,6 +34,7 @@ from pydantic import (
 
 from flipbot.domain.errors import ConfigurationError
 from flipbot.domain.order_ids import DEFAULT_PREFIX, PREFIX_PATTERN
+from flipbot.domain.symbols import SYMBOL_PATTERN, parse_symbols, symbols_problem
 
 if TYPE_CHECKING:
     from flipbot.domain.breakers import BreakerLimits
@@ -55,8 +56,6 @@ class Tables(BaseModel):
     consultations: str
     market: str
 
-
-SYMBOL_PATTERN = r"^[A-Z0-9]{5,20}$"
 
 #: the decision makers a stack or a symbol can trade with (``STRATEGY``)
 STRATEGIES = ("ai", "offline", "fixed", "adaptive", "ma-cross")
@@ -174,13 +173,9 @@ class Settings(BaseModel):
     def _symbols(self) -> Settings:
         if not self.symbols:
             object.__setattr__(self, "symbols", (self.symbol,))
-        for symbol in self.symbols:
-            if not re.fullmatch(SYMBOL_PATTERN, symbol):
-                raise ValueError(
-                    f"SYMBOLS has {symbol!r}: a symbol is 5 to 20 capital letters or digits"
-                )
-        if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError(f"SYMBOLS={','.join(self.symbols)!r} names a symbol twice")
+        problem = symbols_problem(self.symbols)
+        if problem:
+            raise ValueError(problem)
         from flipbot.domain.order_ids import BINANCE_CLIENT_ORDER_ID, longest_cycle_order_id
 
         for symbol in self.symbols:
@@ -347,7 +342,7 @@ class Settings(BaseModel):
             raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
         raw: dict[str, Any] = {
             "symbol": env["SYMBOL"],
-            "symbols": _symbols(env.get("SYMBOLS", "")),
+            "symbols": parse_symbols(env.get("SYMBOLS", "")),
             "symbol_overrides": _symbol_overrides(env.get("SYMBOL_SETTINGS", "")),
             "portfolio_quote_cap": _session(env, "PORTFOLIO_QUOTE_CAP", Decimal(0)) or None,
             "quote_per_cycle": _decimal(env, "QUOTE_PER_CYCLE", "10"),
@@ -560,11 +555,6 @@ def _price_table(raw: str) -> str:
 
         parse_price_table(raw)
     return raw
-
-
-def _symbols(raw: str) -> tuple[str, ...]:
-    """``SYMBOLS``: comma-separated, e.g. ``TRUMPUSDC,BTCUSDC``; empty: ``SYMBOL`` alone."""
-    return tuple(part.strip().upper() for part in raw.split(",") if part.strip())
 
 
 _OVERRIDE_KEYS = {"quote": "quote_per_cycle", "strategy": "strategy", "stop_loss": "stop_loss"}

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
+from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence, cycle_symbol_part
 from flipbot.domain.entities import ZERO, Cycle
 from flipbot.domain.model import Fill, Side
+
+if TYPE_CHECKING:
+    from flipbot.ports import CycleRepository
 
 
 def fee_in_quote(fill: Fill, base_asset: str, quote_asset: str) -> Decimal:
@@ -53,6 +58,19 @@ def with_totals(cycle: Cycle, fills: Iterable[Fill], base_asset: str, quote_asse
         fees_quote=fees,
         entry_price=entry,
     )
+
+
+def carried_into(cycles: CycleRepository, cycle_id: str) -> Decimal:
+    """The base the chain's previous cycle closed with and could not sell (less than a
+    lot step, or under the minimum notional): ``cycle_id`` carries it, so the chain sells
+    it once it adds up instead of leaving a step's worth behind on every cycle."""
+    sequence = cycle_sequence(cycle_id)
+    if sequence <= 1:
+        return ZERO
+    previous = cycles.get(cycle_id_for(sequence - 1, cycle_symbol_part(cycle_id)))
+    if previous is None or previous.state is not CycleState.COMPLETED:
+        return ZERO
+    return previous.held_qty
 
 
 def _buy_fills(cycle: Cycle, fills: Iterable[Fill]) -> list[Fill]:

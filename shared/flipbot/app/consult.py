@@ -23,20 +23,12 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
-from flipbot.app.accounting import with_totals
+from flipbot.app.accounting import carried_into, with_totals
 from flipbot.app.breakers import TRADES_READ, check_breakers, count_failure
 from flipbot.app.contracts import ConsultAction, SellCheckAction
 from flipbot.app.fills import fills_seen
 from flipbot.domain.breakers import Trip
-from flipbot.domain.cycle import (
-    CycleEvent,
-    CycleState,
-    advance,
-    cycle_id_for,
-    cycle_sequence,
-    cycle_symbol_part,
-    is_final,
-)
+from flipbot.domain.cycle import CycleEvent, CycleState, advance, is_final
 from flipbot.domain.decision import (
     TRADING_CONTEXT_TRADES,
     Decision,
@@ -111,7 +103,7 @@ def consult(
                 CycleState.READY_TO_BUY,
                 created_ms=now,
                 updated_ms=now,
-                carried_qty=_left_by_previous(services, cycle_id),
+                carried_qty=carried_into(services.repos.cycles, cycle_id),
             )
         )
     if cycle.symbol != s.symbol:
@@ -766,19 +758,6 @@ def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
     from dataclasses import replace
 
     return replace(snapshot, book=book)
-
-
-def _left_by_previous(services: Services, cycle_id: str) -> Decimal:
-    """The base the chain's previous cycle closed with and could not sell (less than a
-    lot step, or under the minimum notional): the new cycle carries it, so the chain sells
-    it once it adds up instead of leaving a step's worth behind on every cycle."""
-    sequence = cycle_sequence(cycle_id)
-    if sequence <= 1:
-        return Decimal(0)
-    previous = services.repos.cycles.get(cycle_id_for(sequence - 1, cycle_symbol_part(cycle_id)))
-    if previous is None or previous.state is not CycleState.COMPLETED:
-        return Decimal(0)
-    return previous.held_qty
 
 
 def _over_portfolio_cap(services: Services) -> str:

@@ -81,7 +81,7 @@ def place_order(
     _link_order(services, cycle_id, leg, coid, now)
 
     if order.order_id == 0 and order.status in (BotOrderStatus.PENDING, BotOrderStatus.UNKNOWN):
-        if leg is Side.BUY and services.kill_switch.engaged(services.settings.symbol):
+        if leg is Side.BUY and services.kill_switch.engaged(s.symbol):
             return _rejected(services, order, KillSwitchEngaged("kill switch engaged"), now)
         request = OrderRequest(s.symbol, leg, price, quantity, coid)
         try:

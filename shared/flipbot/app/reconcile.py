@@ -142,9 +142,7 @@ def reconcile_on_schedule(services: Services) -> dict[str, Any]:
     return {**summary, "stopped_executions": extra, "halted": halted}
 
 
-def stop_extra_executions(
-    services: Services, running: list[tuple[str, str]] | None = None
-) -> list[str]:
+def stop_extra_executions(services: Services, running: list[tuple[str, str]]) -> list[str]:
     """One execution per cycle: when several run for one cycle, the one the bot started
     (named the cycle id, or by a recovery ``<cycle>-recovered-<ms>``, the latest of them;
     a long wait's ``<that name>-continued-<n>``, the latest generation) goes on and the
@@ -152,7 +150,7 @@ def stop_extra_executions(
     ids are the same in every execution, and the exchange answers a second placement with
     the first order), but two waits on one order take its task token from each other."""
     by_cycle: dict[str, list[tuple[str, str]]] = {}
-    for name, arn in services.workflow.running_cycles() if running is None else running:
+    for name, arn in running:
         by_cycle.setdefault(cycle_of_execution(name), []).append((name, arn))
     stopped = []
     for cycle_id, executions in sorted(by_cycle.items()):
@@ -180,14 +178,12 @@ def _bot_started_rank(cycle_id: str, name: str) -> tuple[int, int, int, str]:
 
 
 def halt_orphaned_cycles(
-    services: Services, running_executions: list[tuple[str, str]] | None = None
+    services: Services, running_executions: list[tuple[str, str]]
 ) -> list[str]:
     """Stop every open cycle whose execution ended without succeeding while none runs for
     it now (see the module's docstring); a cycle whose sell filled in full is closed.
     Returns the cycles stopped."""
     workflow, repos = services.workflow, services.repos
-    if running_executions is None:
-        running_executions = workflow.running_cycles()
     running = {cycle_of_execution(name) for name, _ in running_executions}
     looked: set[str] = set()
     halted = []

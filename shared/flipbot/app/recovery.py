@@ -23,7 +23,7 @@ import contextlib
 from collections import defaultdict
 from typing import Any
 
-from flipbot.app.accounting import with_totals
+from flipbot.app.accounting import carried_into, with_totals
 from flipbot.app.contracts import ConsultAction, CycleInput, Resume, ResumeAt
 from flipbot.app.fills import order_from_state
 from flipbot.app.reconcile import cycle_of_execution
@@ -142,14 +142,6 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
         cycle = repos.cycles.get(cycle_id)
         if cycle is None:
             first = min(o.created_ms for o in orders[cycle_id])
-            before = cycles[-1] if cycles else None
-            carried = (
-                before.held_qty
-                if before is not None
-                and before.state is CycleState.COMPLETED
-                and cycle_sequence(before.cycle_id) == cycle_sequence(cycle_id) - 1
-                else ZERO
-            )
             cycle = repos.cycles.create(
                 Cycle(
                     cycle_id,
@@ -157,7 +149,7 @@ def _rebuild_cycles(services: Services, rules: Any, now: int) -> list[Cycle]:
                     CycleState.READY_TO_BUY,
                     created_ms=first,
                     updated_ms=now,
-                    carried_qty=carried,
+                    carried_qty=carried_into(repos.cycles, cycle_id),
                     buy_order_ids=tuple(
                         sorted(o.client_order_id for o in orders[cycle_id] if o.side is Side.BUY)
                     ),

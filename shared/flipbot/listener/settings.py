@@ -17,7 +17,6 @@ paper exchange, ``http://127.0.0.1:8765``) the same host over ``ws://``/``wss://
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from flipbot.domain.errors import ConfigurationError
+from flipbot.domain.symbols import SYMBOL_PATTERN, parse_symbols, symbols_problem
 
 PRODUCTION_STREAM_URL = "wss://stream.binance.com:9443"
 PRODUCTION_WS_API_URL = "wss://ws-api.binance.com:443/ws-api/v3"
@@ -37,7 +37,7 @@ class ListenerSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    symbol: str = Field(pattern=r"^[A-Z0-9]{5,20}$")
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
     #: every symbol followed (``SYMBOLS``; empty: ``SYMBOL`` alone)
     symbols: tuple[str, ...] = ()
     #: the most streams one market connection carries; more symbols open more
@@ -88,13 +88,9 @@ class ListenerSettings(BaseModel):
     def _every_symbol(self) -> ListenerSettings:
         if not self.symbols:
             object.__setattr__(self, "symbols", (self.symbol,))
-        bad = [sym for sym in self.symbols if not re.fullmatch(r"[A-Z0-9]{5,20}", sym)]
-        if bad:
-            raise ValueError(
-                f"SYMBOLS has {bad[0]!r}: a symbol is 5 to 20 capital letters or digits"
-            )
-        if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError(f"SYMBOLS={','.join(self.symbols)!r} names a symbol twice")
+        problem = symbols_problem(self.symbols)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -130,9 +126,7 @@ class ListenerSettings(BaseModel):
             raise ConfigurationError(f"BINANCE_BASE_URL: {exc}") from None
         raw: dict[str, object] = {
             "symbol": env["SYMBOL"].strip().upper(),
-            "symbols": tuple(
-                part.strip().upper() for part in env.get("SYMBOLS", "").split(",") if part.strip()
-            ),
+            "symbols": parse_symbols(env.get("SYMBOLS", "")),
             "event_bus_name": env.get("EVENT_BUS_NAME", "").strip() or "dry-run",
             "market_table": env.get("MARKET_TABLE", "").strip() or "dry-run",
             "api_key": env["BINANCE_API_KEY"].strip(),

@@ -12,6 +12,11 @@ cannot do here are patched in by :func:`install`:
   of callback tasks really sleep in moto. The hooks park the calling thread in a
   :class:`VirtualScheduler` instead, so a day of market data replays in seconds.
 
+* **Work done once**: moto parses the state machine's definition at every execution,
+  each JSONPath at every evaluation, and builds a botocore client for every Lambda task
+  and lists a handler class's methods at every request. None of it changes between
+  calls, so the twin does it once (:func:`_once`): what each call does is unchanged.
+
 * **Limits**: AWS's quotas on state data, execution history, PutEvents, Lambda
   payloads and timeouts are applied as AWS applies them (:mod:`flipbot_dev.twin.limits`),
   and DynamoDB requests are atomic, one at a time, as DynamoDB's per-item operations are.
@@ -709,6 +714,7 @@ def install(
     )
     try:
         _limit_hooks(patch, limits)
+        _once(patch)
         yield
     finally:
         registry.restore_environment()
@@ -732,6 +738,59 @@ def _poking(method: Callable[..., Any], scheduler: VirtualScheduler) -> Callable
         return result
 
     return wrapper
+
+
+def _once(patch: Callable[[Any, str, Any], None]) -> None:
+    """moto's work that gives the same result at every call, done once per input."""
+    import functools
+
+    from jsonpath_ng.ext import parse as parse_json_path
+    from moto.core import responses
+    from moto.core.utils import method_names_from_class
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    patch(json_path, "parse", functools.lru_cache(maxsize=1024)(parse_json_path))
+    names = functools.lru_cache(maxsize=256)(lambda cls: frozenset(method_names_from_class(cls)))
+    patch(responses, "method_names_from_class", names)
+
+    @functools.lru_cache(maxsize=16)
+    def program(definition: str) -> Any:
+        entry = AmazonStateLanguageParser.parse(definition)[0]
+        # A component's heap key (its retry counters' name in an execution's heap) is made
+        # on first use: made here, before executions share the tree from several threads.
+        seen: set[int] = set()
+        todo: list[Any] = [entry]
+        while todo:
+            node = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, EvalComponent):
+                _ = node.heap_key
+            if isinstance(node, list | tuple):
+                todo.extend(node)
+            elif isinstance(node, dict):
+                todo.extend(node.values())
+            elif hasattr(node, "__dict__") and type(node).__module__.startswith("moto."):
+                todo.extend(vars(node).values())
+        return entry
+
+    patch(
+        execution_worker.ExecutionWorker,
+        "_get_evaluation_entrypoint",
+        lambda self: program(self._evaluation_details.state_machine_details.definition),
+    )
+    # (moto's client takes no credentials from the state: one per region and service)
+    client_for = functools.lru_cache(maxsize=16)(lambda_eval_utils.boto_client_for)
+    patch(
+        lambda_eval_utils,
+        "boto_client_for",
+        lambda region, service, state_credentials=None: client_for(region, service),
+    )
 
 
 def _limit_hooks(patch: Callable[[Any, str, Any], None], limits: Limits) -> None:

@@ -744,13 +744,13 @@ def _once(patch: Callable[[Any, str, Any], None]) -> None:
     """moto's work that gives the same result at every call, done once per input."""
     import functools
 
-    from jsonpath_ng.ext import parse as parse_json_path
+    from jsonpath_ng.ext.parser import parse as parse_json_path
     from moto.core import responses
     from moto.core.utils import method_names_from_class
     from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-    from moto.stepfunctions.parser.asl.utils import json_path
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.backend import execution_worker
 
     patch(json_path, "parse", functools.lru_cache(maxsize=1024)(parse_json_path))
@@ -785,7 +785,7 @@ def _once(patch: Callable[[Any, str, Any], None]) -> None:
         lambda self: program(self._evaluation_details.state_machine_details.definition),
     )
     # (moto's client takes no credentials from the state: one per region and service)
-    client_for = functools.lru_cache(maxsize=16)(lambda_eval_utils.boto_client_for)
+    client_for = functools.lru_cache(maxsize=16)(boto_client.boto_client_for)
     patch(
         lambda_eval_utils,
         "boto_client_for",

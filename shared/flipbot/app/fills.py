@@ -104,8 +104,8 @@ def apply_order_update(
 
     Safe when updates of one order run at the same time: the fill is written before the
     order, the order is moved forward over exactly what was read (re-read when another
-    update wrote first), and whether the leg is done is decided from what is stored after
-    that write, so the update that writes last sees every fill and status before it.
+    update wrote first), and whether the leg is done is decided from what that write was
+    made of, so the update that writes last sees every fill and status before it.
 
     With ``confirm_with`` (the exchange, built on first use) an update that reports a fill
     or ends the order is a hint, not the truth: the order and its trades are read from the
@@ -144,6 +144,11 @@ def apply_order_update(
     else:
         new_fill = repos.fills.add(fill) if fill is not None else False
 
+    # The fills the written order was made from: the last write read every fill written
+    # before it (each update writes its fill before the order), so the update that wrote
+    # last decides from all of them without reading the order or its fills again.
+    read: list[Fill] = []
+
     def forward(stored: OrderRecord | None) -> OrderRecord:
         if stored is not None and stored.symbol != update.symbol:
             raise _CrossedSymbol(stored.symbol)
@@ -164,6 +169,7 @@ def apply_order_update(
             updated_ms=now_ms,
         )
         fills = repos.fills.for_order(coid)
+        read[:] = fills
         status = order.status
         reported = str(truth.status) if truth is not None else update.status
         if status_rank(reported) > status_rank(status):
@@ -188,8 +194,7 @@ def apply_order_update(
             "action": "ignored",
             "reason": f"order {coid} is a {crossed} order, the update says {update.symbol}",
         }
-    order = repos.orders.get(coid) or written
-    fills = repos.fills.for_order(coid)
+    order, fills = written, read
     status = order.status
     resumed = resume_waiting_task(order, fills, repos, workflow)
     result: dict[str, Any] = {

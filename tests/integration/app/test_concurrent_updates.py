@@ -82,3 +82,30 @@ def test_given_the_partial_update_lands_while_the_filled_one_runs_then_the_task_
     assert len(successes) == 1
     assert Decimal(successes[0][2]["executed_qty"]) == Decimal("0.385")
     assert order.token_state == "SUCCEEDED"
+
+
+def test_given_a_fill_update_then_the_order_and_its_fills_are_read_once_each(bot: Bot) -> None:
+    partly, fully = _partly_then_fully_filled(bot)
+    reads: list[str] = []
+    orders, fills = bot.repos.orders, bot.repos.fills
+    get, for_order = orders.get, fills.for_order
+
+    def counted_get(client_order_id: str) -> Any:
+        reads.append("order")
+        return get(client_order_id)
+
+    def counted_for_order(client_order_id: str) -> Any:
+        reads.append("fills")
+        return for_order(client_order_id)
+
+    orders.get = counted_get  # type: ignore[method-assign]
+    fills.for_order = counted_for_order  # type: ignore[method-assign]
+    # When: both updates are applied, one after the other.
+    _apply(bot, partly)
+    _apply(bot, fully)
+    # Then: each read its fills once (the write's own read of the order is the only one
+    # besides), and the second resumed the task with both fills.
+    assert reads == ["fills", "fills"]
+    successes = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(successes) == 1
+    assert Decimal(successes[0][2]["executed_qty"]) == Decimal("0.385")

@@ -91,6 +91,43 @@ def test_each_chain_names_its_cycles_and_orders_after_its_symbol(
         assert (out / symbol / "equity.png").stat().st_size > 0
 
 
+def test_status_history_and_pnl_read_one_symbol_or_all(
+    day: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = day
+
+    def pnl(*extra: str) -> dict[str, Any]:
+        assert main(["pnl", "--run", str(out), "--json", *extra]) == 0
+        figures: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return figures
+
+    # every symbol's closed cycles are in the books, the totals are the report's
+    total = pnl()
+    assert total["cycles_completed"] == report["cycles_completed"]
+    assert Decimal(total["realized_pnl"]) == Decimal(report["realized_pnl_usdc"])
+    for symbol, own in report["symbols"].items():
+        figures = pnl("--symbol", symbol.lower())
+        assert figures["cycles_completed"] == own["cycles_completed"], symbol
+        assert Decimal(figures["realized_pnl"]) == Decimal(own["realized_pnl_usdc"]), symbol
+        assert (
+            main(["history", "--run", str(out), "--symbol", symbol, "--csv", "--limit", "0"]) == 0
+        )
+        closed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        assert len(closed) == own["cycles_completed"], symbol
+        assert all((c["cycle"].rpartition("_")[0] or "TRUMPUSDC") == symbol for c in closed)
+        assert main(["status", "--run", str(out), "--symbol", symbol]) == 0
+        status = capsys.readouterr().out
+        assert status.startswith(f"{symbol} (run ")
+        assert f"{own['cycles_completed']} completed" in status
+    assert main(["status", "--run", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("TRUMPUSDC,BTCUSDC,ETHUSDC (run ")
+    # a symbol the run did not trade is refused, naming the ones it did
+    assert main(["pnl", "--run", str(out), "--symbol", "SOLUSDC"]) == 2
+    err = capsys.readouterr().err
+    assert "--symbol SOLUSDC: not a symbol of run" in err
+    assert "TRUMPUSDC, BTCUSDC, ETHUSDC" in err
+
+
 def test_chaos_with_three_symbols_breaks_no_invariant() -> None:
     report = _replay(None, hours=6, seed=1, chaos="combined", chaos_seed=1)
     assert report["chaos"]["crashes"] + report["chaos"]["faults"] > 0

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import struct
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +232,9 @@ class _FakeCloudFormation:
     class meta:
         region_name = "eu-west-1"
 
-    def __init__(self, outputs: dict[str, str]) -> None:
+    def __init__(self, outputs: dict[str, str], symbols: str = "") -> None:
         self.outputs = outputs
+        self.parameters = {"Symbol": "TRUMPUSDC", "Symbols": symbols}
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:
         return {
@@ -241,7 +243,9 @@ class _FakeCloudFormation:
                     "Outputs": [
                         {"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()
                     ],
-                    "Parameters": [{"ParameterKey": "Symbol", "ParameterValue": "BTCUSDT"}],
+                    "Parameters": [
+                        {"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()
+                    ],
                 }
             ]
         }
@@ -268,7 +272,10 @@ def test_given_a_stack_then_its_outputs_name_the_tables_that_are_read(
                 (),
                 {
                     "all": staticmethod(
-                        lambda symbol: seen.setdefault("symbol", symbol) and list(dumped.trades)
+                        lambda symbol: (
+                            seen.setdefault("symbols", []).append(symbol)
+                            or [t for t in dumped.trades if t.symbol == symbol]
+                        )
                     )
                 },
             )
@@ -286,9 +293,24 @@ def test_given_a_stack_then_its_outputs_name_the_tables_that_are_read(
     assert seen["tables"].cycles == "stack-cycles"
     assert seen["tables"].consultations == "stack-consultations"
     assert seen["region"] == "eu-west-1"
-    assert seen["symbol"] == source.symbol == "BTCUSDT"
+    assert seen["symbols"] == ["TRUMPUSDC"]
+    assert source.symbol == "TRUMPUSDC"
     assert source.label == "stack flipbot-prod"
-    assert len(source.books.trades) == len(dumped.trades)
+    assert len(source.books.trades) == len(dumped.trades) > 0
+    # a stack of several symbols: each symbol's trades are read, and one symbol's kept
+    seen.clear()
+    several = load_stack(
+        "flipbot-prod",
+        cloudformation=_FakeCloudFormation(outputs, symbols="ETHUSDC,TRUMPUSDC"),
+        repositories=repositories,
+    )
+    assert seen["symbols"] == ["TRUMPUSDC", "ETHUSDC"]
+    assert (several.symbol, several.symbols) == ("TRUMPUSDC,ETHUSDC", ("TRUMPUSDC", "ETHUSDC"))
+    assert len(several.only("TRUMPUSDC").books.trades) == len(dumped.trades)
+    eth = several.only("ETHUSDC")
+    assert (eth.symbol, len(eth.books.cycles), len(eth.books.trades)) == ("ETHUSDC", 0, 0)
+    with pytest.raises(BooksUnavailable, match="--symbol SOLUSDC: not a symbol of stack"):
+        several.only("SOLUSDC")
 
     del outputs["FillsTableName"]
     with pytest.raises(BooksUnavailable, match="FillsTableName"):
@@ -365,6 +387,24 @@ def test_given_an_unknown_strategy_or_file_then_compare_refuses(
     assert "unknown strategy nope" in capsys.readouterr().err
     assert main(["compare", "--data", str(tmp_path / "x.csv"), "--out", str(tmp_path)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_given_a_symbol_then_compare_replays_that_pair_s_bundled_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["compare", "--strategy", "fixed", "--hours", "1", "--jobs", "1"]
+    code = main([*args, "--symbol", "btcusdc", "--out", str(tmp_path)])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    rows = _check_compare(tmp_path, stdout, 1, ["fixed"])
+    assert {r["dataset"] for r in rows} == {"bundled BTCUSDC seed 7, 1h"}
+    run = tmp_path / "bundled_BTCUSDC_seed_7_1h" / "fixed"
+    report = json.loads((run / "report.json").read_text())
+    # the pair's own market: BTC's price, not the TRUMP-like sample renamed
+    assert report["symbol"] == "BTCUSDC"
+    assert Decimal(report["last_price"]) > 10_000
+    assert main([*args, "--symbol", "BTC-USDC", "--out", str(tmp_path)]) == 2
+    assert "--symbol 'BTC-USDC' is not a symbol" in capsys.readouterr().err
 
 
 @pytest.mark.slow

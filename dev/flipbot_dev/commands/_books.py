@@ -3,15 +3,18 @@
 * ``--run DIR`` — a local replay: the tables it left in ``DIR/tables/*.json``
   (``DIR`` may also be the ``tables`` directory itself);
 * ``--stack NAME`` — a deployed stack: the table names from its CloudFormation outputs
-  (``CyclesTableName`` ...), the symbol from its ``Symbol`` parameter, read with the
-  default AWS credentials (``--region`` or the configured region).
+  (``CyclesTableName`` ...), the symbols from its ``Symbols`` parameter (or ``Symbol``),
+  read with the default AWS credentials (``--region`` or the configured region).
+
+Books hold every symbol's rows; ``--symbol SYMBOL`` keeps one symbol's: its cycles,
+their orders, fills, consultations and trades.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,34 @@ class Source:
     """The books and where they came from."""
 
     books: Books
-    symbol: str
+    symbol: str  # the symbol shown: the one symbol, or every symbol joined by commas
     label: str
     report: dict[str, Any] | None = None  # the replay's report.json, when there is one
+    symbols: tuple[str, ...] = ()  # every symbol the books are of (the run's, the stack's)
+
+    def only(self, symbol: str) -> Source:
+        """The books of ``symbol`` alone; raises :class:`BooksUnavailable` naming the
+        symbols there are when ``symbol`` is not one of them."""
+        known = self.symbols or (self.symbol,)
+        if symbol not in known:
+            raise BooksUnavailable(
+                f"--symbol {symbol}: not a symbol of {self.label} (it has {', '.join(known)})"
+            )
+        books = self.books
+        cycles = [c for c in books.cycles if c.symbol == symbol]
+        ids = {c.cycle_id for c in cycles}
+        return replace(
+            self,
+            symbol=symbol,
+            symbols=(symbol,),
+            books=Books(
+                cycles=cycles,
+                orders=[o for o in books.orders if o.symbol == symbol],
+                fills=[f for f in books.fills if f.symbol == symbol],
+                trades=[t for t in books.trades if t.symbol == symbol],
+                consultations=[c for c in books.consultations if c.cycle_id in ids],
+            ),
+        )
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,13 +77,27 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--stack", help="a deployed stack's name (reads its DynamoDB tables)")
     parser.add_argument("--region", help="AWS region of --stack (default: configured)")
+    parser.add_argument(
+        "--symbol", type=str.upper, help="one symbol's books (default: every symbol's)"
+    )
 
 
 def load_source(args: argparse.Namespace) -> Source:
-    """The books named by ``--run`` / ``--stack``; raises :class:`BooksUnavailable`."""
+    """The books named by ``--run`` / ``--stack`` (``--symbol``'s alone when given);
+    raises :class:`BooksUnavailable`."""
     if getattr(args, "stack", None):
-        return load_stack(args.stack, region=getattr(args, "region", None))
-    return load_run(Path(getattr(args, "run", None) or DEFAULT_RUN))
+        source = load_stack(args.stack, region=getattr(args, "region", None))
+    else:
+        source = load_run(Path(getattr(args, "run", None) or DEFAULT_RUN))
+    symbol = getattr(args, "symbol", None)
+    return source.only(symbol) if symbol else source
+
+
+def _shown(symbols: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The symbol shown for ``symbols`` (each may be a comma-separated list, as a
+    several-symbol report's ``symbol`` is) and the symbols, each once, in their order."""
+    unique = tuple(dict.fromkeys(p for s in symbols for p in s.split(",") if p))
+    return ",".join(unique), unique
 
 
 def load_run(directory: Path) -> Source:
@@ -76,8 +118,9 @@ def load_run(directory: Path) -> Source:
     report_path = run_dir / "report.json"
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-    symbol = (report or {}).get("symbol") or next((c.symbol for c in books.cycles), "")
-    return Source(books, symbol, f"run {run_dir}", report)
+    listed = [(report or {}).get("symbol") or "", *(report or {}).get("symbols", {})]
+    symbol, symbols = _shown(listed + [c.symbol for c in books.cycles])
+    return Source(books, symbol, f"run {run_dir}", report, symbols)
 
 
 def stack_tables(outputs: dict[str, str], stack: str) -> dict[str, str]:
@@ -110,7 +153,9 @@ def load_stack(
         p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])
     }
     tables = Tables(**stack_tables(outputs, stack))
-    symbol = parameters.get("Symbol") or "TRUMPUSDC"
+    symbol, symbols = _shown(
+        [parameters.get("Symbol") or "TRUMPUSDC", *parameters.get("Symbols", "").split(",")]
+    )
     if repositories is None:
         from flipbot.adapters.dynamodb import repositories as dynamo_repositories
 
@@ -118,7 +163,7 @@ def load_stack(
     from pynamodb.exceptions import PynamoDBException
 
     try:
-        books = read_tables(repositories(tables, region=region or cfn.meta.region_name), symbol)
+        books = read_tables(repositories(tables, region=region or cfn.meta.region_name), symbols)
     except (BotoCoreError, ClientError, PynamoDBException) as exc:
         raise BooksUnavailable(f"stack {stack}: reading the tables failed: {exc}") from exc
-    return Source(books, symbol, f"stack {stack}")
+    return Source(books, symbol, f"stack {stack}", symbols=symbols)

@@ -60,7 +60,8 @@ class Dataset:
     @property
     def label(self) -> str:
         if self.bundled:
-            return f"bundled seed {self.seed}, {self.hours or 24:g}h"
+            pair = f" {self.symbol}" if self.symbol else ""
+            return f"bundled{pair} seed {self.seed}, {self.hours or 24:g}h"
         name = Path(self.path).stem
         return f"{name}, {self.hours:g}h" if self.hours else name
 
@@ -109,6 +110,12 @@ def register(sub: Any) -> None:
         help="replay the first H hours of each dataset (bundled: 24 by default)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the bundled sample")
+    parser.add_argument(
+        "--symbol",
+        type=str.upper,
+        help="the pair replayed: the bundled sample of that pair (its price, tick and lot "
+        "step), or the files' pair (default: from each file's name, or TRUMPUSDC)",
+    )
     parser.add_argument("--out", default="out/compare", help="output directory")
     add_template_argument(parser)
     parser.add_argument(
@@ -135,11 +142,15 @@ def register(sub: Any) -> None:
 
 def _load(dataset: Dataset) -> Any:
     from flipbot_dev.replay.data import load_market_data
-    from flipbot_dev.replay.sample import generate_sample
+    from flipbot_dev.replay.sample import generate_sample, profile_of
 
     if dataset.bundled:
+        symbol = dataset.symbol or "TRUMPUSDC"
         return generate_sample(
-            seed=dataset.seed, hours=dataset.hours or 24.0, symbol=dataset.symbol or "TRUMPUSDC"
+            seed=dataset.seed,
+            hours=dataset.hours or 24.0,
+            symbol=symbol,
+            profile=profile_of(symbol),
         )
     data = load_market_data(Path(dataset.path), symbol=dataset.symbol)
     if dataset.hours:
@@ -274,12 +285,20 @@ def _setup(name: str | None, args: argparse.Namespace) -> Setup:
 
 def run(args: argparse.Namespace) -> int:
     from flipbot.app.lab import STRATEGIES
+    from flipbot.domain.symbols import SYMBOL_PATTERN
 
     unknown = [s for s in args.strategy if s not in STRATEGIES and s not in PRESETS]
     if unknown:
         print(
             f"flipbot compare: unknown strategy {', '.join(unknown)}; choose from "
             f"{', '.join([*STRATEGIES, *sorted(PRESETS)])}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.symbol and not re.fullmatch(SYMBOL_PATTERN, args.symbol):
+        print(
+            f"flipbot compare: --symbol {args.symbol!r} is not a symbol: 5 to 20 capital "
+            "letters or digits, e.g. BTCUSDC",
             file=sys.stderr,
         )
         return 2
@@ -297,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     if template is None:
         return 2
     out_dir = Path(args.out)
-    datasets = [Dataset(d, args.hours, args.seed) for d in args.data]
+    datasets = [Dataset(d, args.hours, args.seed, args.symbol) for d in args.data]
     jobs = [
         Job(
             d,

@@ -246,7 +246,7 @@ def run_chaos(args: argparse.Namespace) -> int:
 def _markets(args: argparse.Namespace) -> list[Any] | str:
     """The market of each symbol replayed, the stack's own first; or what is wrong."""
     from flipbot_dev.replay.data import MarketDataError, load_market_data
-    from flipbot_dev.replay.sample import generate_markets, generate_sample
+    from flipbot_dev.replay.sample import generate_markets, generate_sample, profile_of
 
     symbols = [p.strip().upper() for p in (args.symbols or "").split(",") if p.strip()]
     if args.symbols and args.symbol:
@@ -258,7 +258,11 @@ def _markets(args: argparse.Namespace) -> list[Any] | str:
         if len(symbols) > 1:
             return list(generate_markets(symbols, seed=args.seed, hours=args.hours).values())
         symbol = (symbols or [args.symbol or "TRUMPUSDC"])[0]
-        return [generate_sample(seed=args.seed, hours=args.hours, symbol=symbol)]
+        return [
+            generate_sample(
+                seed=args.seed, hours=args.hours, symbol=symbol, profile=profile_of(symbol)
+            )
+        ]
     markets = []
     for index, file in enumerate(files):
         named = symbols[index] if symbols else args.symbol if len(files) == 1 else None

@@ -709,7 +709,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
         if config.out_dir is not None:  # the books, for flipbot status / history / pnl
             from flipbot_dev.twin.tables_dump import dump_tables
 
-            dump_tables(repos, config.symbol, config.out_dir / "tables")
+            dump_tables(repos, config.symbols, config.out_dir / "tables")
     listener_log.setLevel(listener_level)
     if config.out_dir is not None:
         write_outputs(

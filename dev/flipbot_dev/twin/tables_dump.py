@@ -10,6 +10,7 @@ item's body exactly as the DynamoDB adapter stores it, in a stable order.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,27 @@ TABLES = ("cycles", "orders", "fills", "trades", "consultations")
 """The tables written, one ``<name>.json`` each."""
 
 
-def read_tables(repos: Repositories, symbol: str) -> Books:
-    """Every row of the five tables, in a stable order (trades of ``symbol``)."""
+def read_tables(repos: Repositories, symbols: Sequence[str]) -> Books:
+    """Every row of the five tables, in a stable order (the trades of ``symbols``: the
+    trades table is read by symbol)."""
     return Books(
         cycles=sorted(repos.cycles.all(), key=lambda c: c.cycle_id),
         orders=sorted(repos.orders.all(), key=lambda o: (o.created_ms, o.client_order_id)),
         fills=sorted(repos.fills.all(), key=lambda f: (f.time_ms, f.order_id, f.trade_id)),
-        trades=sorted(repos.trades.all(symbol), key=lambda t: (t.closed_ms, t.cycle_id)),
+        trades=sorted(
+            (t for symbol in dict.fromkeys(symbols) for t in repos.trades.all(symbol)),
+            key=lambda t: (t.closed_ms, t.symbol, t.cycle_id),
+        ),
         consultations=sorted(
             repos.consultations.all(), key=lambda c: (c.time_ms, c.consultation_id)
         ),
     )
 
 
-def dump_tables(repos: Repositories, symbol: str, out_dir: Path) -> list[Path]:
-    """Write the five tables into ``out_dir``; return the files written."""
-    books = read_tables(repos, symbol)
+def dump_tables(repos: Repositories, symbols: Sequence[str], out_dir: Path) -> list[Path]:
+    """Write the five tables (the trades of ``symbols``) into ``out_dir``; return the
+    files written."""
+    books = read_tables(repos, symbols)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in TABLES:

@@ -17,6 +17,11 @@ cannot do here are patched in by :func:`install`:
   and lists a handler class's methods at every request. None of it changes between
   calls, so the twin does it once (:func:`_once`): what each call does is unchanged.
 
+* **Reads by key**: moto answers a DynamoDB Query by sorting and walking every item of
+  the table, so a query costs more the longer a replay runs. The twin hands it the
+  items of the query's partition only (:func:`_keyed_queries`), as DynamoDB reads them:
+  the same answer, at the cost of the items read.
+
 * **Limits**: AWS's quotas on state data, execution history, PutEvents, Lambda
   payloads and timeouts are applied as AWS applies them (:mod:`flipbot_dev.twin.limits`),
   and DynamoDB requests are atomic, one at a time, as DynamoDB's per-item operations are.
@@ -715,6 +720,7 @@ def install(
     try:
         _limit_hooks(patch, limits)
         _once(patch)
+        _keyed_queries(patch)
         yield
     finally:
         registry.restore_environment()
@@ -791,6 +797,58 @@ def _once(patch: Callable[[Any, str, Any], None]) -> None:
         "boto_client_for",
         lambda region, service, state_credentials=None: client_for(region, service),
     )
+
+
+def _keyed_queries(patch: Callable[[Any, str, Any], None]) -> None:
+    """A Query walks the items of its key only (see the module docstring).
+
+    moto's ``Table.query`` filters ``all_items()`` (every item, sorted) by the key;
+    during one query the table answers ``all_items()`` with the items that can match,
+    in the same order, so the result is the same. DynamoDB requests run one at a time
+    (:func:`_limit_hooks`), so no other request sees the narrowed table.
+    """
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    query = Table.query
+    signature = inspect.signature(query)
+
+    def order(item: Any) -> Any:  # moto's all_items() order
+        return (item.hash_key, item.range_key) if item.range_key else item.hash_key
+
+    def keyed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs).arguments
+        hash_key = call.get("hash_key")
+        if call.get("index_name") is None:
+            if hash_key is None:
+                return query(self, *args, **kwargs)
+            bucket = self.items.get(hash_key, None)
+            if bucket is None:
+                items = []
+            else:
+                items = list(bucket.values()) if self.range_key_attr else [bucket]
+        else:
+            conditions = call.get("hash_key_conditions") or []
+            items = [
+                item
+                for bucket in self.items.values()
+                for item in (bucket.values() if self.range_key_attr else (bucket,))
+                if all(_equal(item.attrs.get(name), value) for name, value in conditions)
+            ]
+        items.sort(key=order)
+        self.all_items = lambda: items
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    patch(Table, "query", keyed)
+
+
+def _equal(stored: Any, wanted: Any) -> bool:
+    """An item's key attribute is the wanted value (an item without it is not indexed)."""
+    return stored is not None and stored == wanted
 
 
 def _limit_hooks(patch: Callable[[Any, str, Any], None], limits: Limits) -> None:

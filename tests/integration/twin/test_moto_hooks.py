@@ -199,3 +199,88 @@ def test_given_start_execution_in_asl_then_the_next_execution_starts(twin: Any) 
         "run-2": "SUCCEEDED",
         "run-3": "SUCCEEDED",
     }
+
+
+def _queries(walked: list[int]) -> list[list[str]]:
+    """Answers of base-table and index queries on a table with a range key and an index
+    some items are not in; ``walked`` gets the size of every full-table listing."""
+    from moto.dynamodb.models.table import Table
+
+    listing = Table.all_items
+
+    def all_items(self: Any) -> Any:
+        items = listing(self)
+        walked.append(len(items))
+        return items
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="fills",
+        KeySchema=[
+            {"AttributeName": "order", "KeyType": "HASH"},
+            {"AttributeName": "trade", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "order", "AttributeType": "S"},
+            {"AttributeName": "trade", "AttributeType": "N"},
+            {"AttributeName": "open", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "open-fills",
+                "KeySchema": [
+                    {"AttributeName": "open", "KeyType": "HASH"},
+                    {"AttributeName": "trade", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(30):
+        item = {"order": {"S": f"o{n % 4}"}, "trade": {"N": str(100 - n)}}
+        if n % 3:
+            item["open"] = {"S": f"s{n % 2}"}
+        ddb.put_item(TableName="fills", Item=item)
+    Table.all_items = all_items  # type: ignore[method-assign]
+    try:
+        asked = [
+            {"KeyConditionExpression": "#k = :v", "ExpressionAttributeValues": {":v": {"S": v}}}
+            for v in ("o1", "o3", "nope")
+        ] + [
+            {
+                "IndexName": "open-fills",
+                "KeyConditionExpression": "#k = :v AND trade > :t",
+                "ExpressionAttributeValues": {":v": {"S": v}, ":t": {"N": "75"}},
+            }
+            for v in ("s0", "s1", "nope")
+        ]
+        answers = []
+        for query in asked:
+            key = "open" if "IndexName" in query else "order"
+            for forward in (True, False):
+                items = ddb.query(
+                    TableName="fills",
+                    ExpressionAttributeNames={"#k": key},
+                    ScanIndexForward=forward,
+                    **query,
+                )["Items"]
+                answers.append([f"{i['order']['S']}/{i['trade']['N']}" for i in items])
+        return answers
+    finally:
+        Table.all_items = listing  # type: ignore[method-assign]
+
+
+def test_a_query_reads_its_key_s_items_only_and_answers_as_moto_does() -> None:
+    with mock_aws():
+        plain_walks: list[int] = []
+        plain = _queries(plain_walks)
+    with mock_aws(), install(VirtualScheduler(now_ms=1_000_000), LambdaRegistry()):
+        twin_walks: list[int] = []
+        twin = _queries(twin_walks)
+    assert twin == plain
+    assert any(plain)
+    assert not all(plain)
+    assert plain_walks
+    assert set(plain_walks) == {30}
+    assert twin_walks == []  # the twin's queries walk their own key's items

@@ -22,6 +22,11 @@ cannot do here are patched in by :func:`install`:
   items of the query's partition only (:func:`_keyed_queries`), as DynamoDB reads them:
   the same answer, at the cost of the items read.
 
+* **Items as stored**: moto keeps DynamoDB items in their wire form ({"S": "text"}) and
+  then rebuilds each attribute value through the AttributeValue shape, field by field,
+  to write the response. The twin writes an attribute value as stored when it is
+  already what that walk gives (:func:`_wire_items`); binary values still take moto's.
+
 * **Limits**: AWS's quotas on state data, execution history, PutEvents, Lambda
   payloads and timeouts are applied as AWS applies them (:mod:`flipbot_dev.twin.limits`),
   and DynamoDB requests are atomic, one at a time, as DynamoDB's per-item operations are.
@@ -721,6 +726,7 @@ def install(
         _limit_hooks(patch, limits)
         _once(patch)
         _keyed_queries(patch)
+        _wire_items(patch)
         yield
     finally:
         registry.restore_environment()
@@ -806,13 +812,41 @@ def _keyed_queries(patch: Callable[[Any, str, Any], None]) -> None:
     during one query the table answers ``all_items()`` with the items that can match,
     in the same order, so the result is the same. DynamoDB requests run one at a time
     (:func:`_limit_hooks`), so no other request sees the narrowed table.
+
+    An index's items are grouped by their key once, and the grouping serves the
+    queries that follow until a request other than a read changes any table.
     """
     import inspect
 
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
 
     query = Table.query
     signature = inspect.signature(query)
+    # (table, index, key attribute names) -> the index's items by their key's values
+    groups: dict[tuple[int, str, tuple[str, ...]], dict[tuple[Any, ...], list[Any]]] = {}
+    handled = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        if self._get_action() not in _DYNAMODB_READS:
+            groups.clear()
+        return handled(self)
+
+    patch(DynamoHandler, "call_action", call_action)
+
+    def grouped(table: Any, index: str, names: tuple[str, ...]) -> dict[tuple[Any, ...], list[Any]]:
+        key = (id(table), index, names)
+        if key not in groups:
+            by_key: dict[tuple[Any, ...], list[Any]] = {}
+            for bucket in table.items.values():
+                for item in bucket.values() if table.range_key_attr else (bucket,):
+                    values = tuple(item.attrs.get(name) for name in names)
+                    if all(v is not None for v in values):
+                        by_key.setdefault(values, []).append(item)
+            for items in by_key.values():
+                items.sort(key=order)
+            groups[key] = by_key
+        return groups[key]
 
     def order(item: Any) -> Any:  # moto's all_items() order
         return (item.hash_key, item.range_key) if item.range_key else item.hash_key
@@ -828,15 +862,14 @@ def _keyed_queries(patch: Callable[[Any, str, Any], None]) -> None:
                 items = []
             else:
                 items = list(bucket.values()) if self.range_key_attr else [bucket]
+            items.sort(key=order)
         else:
             conditions = call.get("hash_key_conditions") or []
-            items = [
-                item
-                for bucket in self.items.values()
-                for item in (bucket.values() if self.range_key_attr else (bucket,))
-                if all(_equal(item.attrs.get(name), value) for name, value in conditions)
-            ]
-        items.sort(key=order)
+            if not conditions:
+                return query(self, *args, **kwargs)
+            names = tuple(name for name, _ in conditions)
+            wanted = tuple(value for _, value in conditions)
+            items = grouped(self, call["index_name"], names).get(wanted, [])
         self.all_items = lambda: items
         try:
             return query(self, *args, **kwargs)
@@ -846,9 +879,57 @@ def _keyed_queries(patch: Callable[[Any, str, Any], None]) -> None:
     patch(Table, "query", keyed)
 
 
-def _equal(stored: Any, wanted: Any) -> bool:
-    """An item's key attribute is the wanted value (an item without it is not indexed)."""
-    return stored is not None and stored == wanted
+def _wire_items(patch: Callable[[Any, str, Any], None]) -> None:
+    """DynamoDB attribute values written into a response as stored (see the module
+    docstring), when :func:`_as_stored` says moto's walk would give them unchanged."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    walk = BaseJSONSerializer._serialize_type_structure
+
+    def structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and _as_stored(value):
+            serialized[key] = value
+            return
+        walk(self, serialized, value, shape, key)
+
+    patch(BaseJSONSerializer, "_serialize_type_structure", structure)
+
+
+def _as_stored(value: Any) -> bool:
+    """``value`` is a DynamoDB attribute value in wire form without binary data: one
+    member (S, N, SS, NS, BOOL, NULL, M or L) of the type moto's walk writes as is."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    if kind in ("S", "N"):
+        return type(inner) is str
+    if kind in ("SS", "NS"):
+        return type(inner) is list and all(type(v) is str for v in inner)
+    if kind in ("BOOL", "NULL"):
+        return type(inner) is bool
+    if kind == "M":
+        return type(inner) is dict and all(
+            type(k) is str and _as_stored(v) for k, v in inner.items()
+        )
+    if kind == "L":
+        return type(inner) is list and all(_as_stored(v) for v in inner)
+    return False
+
+
+_DYNAMODB_READS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "ListTables",
+        "DescribeTimeToLive",
+        "ListTagsOfResource",
+    }
+)
+"""The DynamoDB requests that change no item (any other one regroups the indexes)."""
 
 
 def _limit_hooks(patch: Callable[[Any, str, Any], None], limits: Limits) -> None:

@@ -414,7 +414,11 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             cloud.function_names["RecordTradeFunction"],
             cloud.function_names["ReconcileFunction"],
         )
-        announced = [0]
+        announced = [0, 0]  # closers' invocations, trade rows: when last announced
+        ddb = boto3.client("dynamodb", region_name=local_cloud.REGION)
+
+        def trade_rows() -> int:
+            return int(ddb.describe_table(TableName=settings.tables.trades)["Table"]["ItemCount"])
 
         def drain(final: bool = False) -> None:
             if not exchange.outbox and not final:
@@ -461,12 +465,15 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                     registry.deliver_deferred()
                     registry.deferred = None
                     scheduler.settle()
-            # a cycle closes in RecordTrade (reconcile calls it too): the table is read
-            # again only once one of them ran, not after every order update
+            # a cycle closes in RecordTrade (reconcile calls it too) and writes its trade
+            # row: the cycles are read again once one of them ran and the row count moved
             closings = sum(registry.invocations.get(name, 0) for name in closers)
             if closings != announced[0] or final_drain:
                 announced[0] = closings
-                _announce_closed_cycles(repos, seen_cycles, out)
+                rows = trade_rows()
+                if rows != announced[1] or final_drain:
+                    announced[1] = rows
+                    _announce_closed_cycles(repos, seen_cycles, out)
 
         def advance(target_ms: int) -> None:
             while True:
@@ -966,7 +973,15 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
     stuck = []
     running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
     orders = repos.orders.all() if running["executions"] else []  # one scan for all of them
+    waited = {  # cycles with a live order whose wait is on: not stuck, whatever their state
+        o.cycle_id
+        for o in orders
+        if o.status in ("NEW", "PARTIALLY_FILLED") and o.token_state == "WAITING"
+    }
     for execution in running["executions"]:
+        cycle = execution["name"]
+        if cycle in waited:
+            continue
         history = sfn.get_execution_history(
             executionArn=execution["executionArn"], reverseOrder=True
         )["events"]
@@ -978,17 +993,7 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
             ),
             "",
         )
-        if entered not in ("PlaceBuy", "PlaceSell"):
-            continue
-        cycle = execution["name"]
-        live = [
-            o
-            for o in orders
-            if o.cycle_id == cycle
-            and o.status in ("NEW", "PARTIALLY_FILLED")
-            and o.token_state == "WAITING"
-        ]
-        if not live:
+        if entered in ("PlaceBuy", "PlaceSell"):
             stuck.append(f"{cycle} waits in {entered} with no live order")
     return stuck
 

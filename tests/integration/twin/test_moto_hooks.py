@@ -256,16 +256,38 @@ def _queries(walked: list[int]) -> list[list[str]]:
             for v in ("s0", "s1", "nope")
         ]
         answers = []
-        for query in asked:
-            key = "open" if "IndexName" in query else "order"
-            for forward in (True, False):
-                items = ddb.query(
-                    TableName="fills",
-                    ExpressionAttributeNames={"#k": key},
-                    ScanIndexForward=forward,
-                    **query,
-                )["Items"]
-                answers.append([f"{i['order']['S']}/{i['trade']['N']}" for i in items])
+
+        def ask() -> None:
+            for query in asked:
+                key = "open" if "IndexName" in query else "order"
+                for forward in (True, False):
+                    items = ddb.query(
+                        TableName="fills",
+                        ExpressionAttributeNames={"#k": key},
+                        ScanIndexForward=forward,
+                        **query,
+                    )["Items"]
+                    answers.append([f"{i['order']['S']}/{i['trade']['N']}" for i in items])
+
+        ask()
+        # each kind of write changes what the index holds: the next answers show it
+        new = {"order": {"S": "o9"}, "trade": {"N": "99"}, "open": {"S": "s0"}}
+        ddb.put_item(TableName="fills", Item=new)
+        ddb.update_item(
+            TableName="fills",
+            Key={"order": {"S": "o1"}, "trade": {"N": "95"}},
+            UpdateExpression="REMOVE #o",
+            ExpressionAttributeNames={"#o": "open"},
+        )
+        ddb.update_item(
+            TableName="fills",
+            Key={"order": {"S": "o2"}, "trade": {"N": "98"}},
+            UpdateExpression="SET #o = :s",
+            ExpressionAttributeNames={"#o": "open"},
+            ExpressionAttributeValues={":s": {"S": "s1"}},
+        )
+        ddb.delete_item(TableName="fills", Key={"order": {"S": "o3"}, "trade": {"N": "97"}})
+        ask()
         return answers
     finally:
         Table.all_items = listing  # type: ignore[method-assign]
@@ -281,6 +303,82 @@ def test_a_query_reads_its_key_s_items_only_and_answers_as_moto_does() -> None:
     assert twin == plain
     assert any(plain)
     assert not all(plain)
+    half = len(plain) // 2
+    assert plain[:half] != plain[half:]  # the writes changed the answers
     assert plain_walks
     assert set(plain_walks) == {30}
     assert twin_walks == []  # the twin's queries walk their own key's items
+
+
+ITEM = {
+    "id": {"S": "c000001"},
+    "n": {"N": "25.90"},
+    "empty": {"S": ""},
+    "tags": {"SS": ["a", "b"]},
+    "sizes": {"NS": ["1", "2.5"]},
+    "on": {"BOOL": False},
+    "none": {"NULL": True},
+    "body": {"M": {"legs": {"L": [{"S": "BUY"}, {"N": "1"}, {"M": {}}]}, "x": {"L": []}}},
+}
+BINARY = {"id": {"S": "c000002"}, "raw": {"B": b"\x00\xffpayload"}, "many": {"BS": [b"1"]}}
+
+
+def _answers(walked: list[str]) -> list[Any]:
+    """GetItem, Query and Scan answers for items of every attribute type; ``walked`` gets
+    the name of every attribute value moto's serializer walks field by field."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    walk = BaseJSONSerializer._serialize_type_structure
+
+    def counted(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name == "AttributeValue":
+            walked.append(key)
+        walk(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = counted  # type: ignore[method-assign]
+    try:
+        with mock_aws(), install(VirtualScheduler(now_ms=1_000_000), LambdaRegistry()):
+            ddb = boto3.client("dynamodb", region_name=REGION)
+            ddb.create_table(
+                TableName="t",
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            ddb.put_item(TableName="t", Item=ITEM)
+            plain = [
+                ddb.get_item(TableName="t", Key={"id": ITEM["id"]})["Item"],
+                ddb.query(
+                    TableName="t",
+                    KeyConditionExpression="id = :i",
+                    ExpressionAttributeValues={":i": ITEM["id"]},
+                )["Items"],
+            ]
+            walked.append("--")
+            ddb.put_item(TableName="t", Item=BINARY)
+            return [*plain, ddb.scan(TableName="t")["Items"]]
+    finally:
+        BaseJSONSerializer._serialize_type_structure = walk  # type: ignore[method-assign]
+
+
+def test_items_are_answered_as_moto_writes_them_without_walking_plain_values() -> None:
+    twin: list[str] = []
+    answers = _answers(twin)
+    with mock_aws():  # moto alone, without the twin's hooks
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="t", Item=ITEM)
+        ddb.put_item(TableName="t", Item=BINARY)
+        alone = ddb.scan(TableName="t")["Items"]
+    assert answers[0] == ITEM
+    assert answers[1] == [ITEM]
+    assert sorted(answers[2], key=str) == sorted(alone, key=str)
+    assert BINARY in answers[2]
+    # the plain items' values were written as stored; binary ones still take moto's walk
+    assert twin.index("--") == 0
+    assert set(twin[1:]) == {"raw", "many"}

@@ -14,7 +14,8 @@ The steps, in order (``make deploy DRY_RUN=1`` prints them and runs nothing):
    so it reads the secrets just set (a task reads them only when it starts);
 6. the first cycle (``c000001``, unless the state machine already ran one), or with
    ``RECOVER=1`` (the account already holds the base asset) the reconcile function's
-   recovery from the exchange, which rebuilds the books and resumes the cycle.
+   recovery from the exchange, which rebuilds the books and resumes the cycle. The
+   other symbols of ``Symbols`` start on the reconcile function's next scheduled run.
 
 Secrets never appear in what is printed: the printed commands show where each value
 comes from (``<from BINANCE_API_KEY>``), and the values reach the AWS CLI through a

@@ -563,7 +563,13 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
             if event.time_ms >= next_sample_of[symbol] and last > 0:
                 state.price_paths.setdefault(symbol, []).append((event.time_ms, last))
                 next_sample_of[symbol] = event.time_ms + config.snapshot_every_ms
-            if symbol not in started_cycles and event.time_ms >= start_at and last > 0:
+            # the deploy starts the stack's own chain; reconcile starts the others' chains
+            if (
+                symbol == config.symbol
+                and symbol not in started_cycles
+                and event.time_ms >= start_at
+                and last > 0
+            ):
                 first = cycle_id_for(1, settings.symbol_part(symbol))
                 sfn.start_execution(
                     stateMachineArn=cloud.state_machine_arn,

@@ -11,7 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flipbot.domain.errors import ConfigurationError, ExchangeUnavailable, TaskNotWaiting
+from flipbot.domain.errors import (
+    ConfigurationError,
+    ExchangeUnavailable,
+    ExecutionExists,
+    TaskNotWaiting,
+)
 
 _GONE = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 
@@ -50,10 +55,19 @@ class StepFunctionsWorkflow:
         return [(e["name"], e["executionArn"]) for page in pages for e in page["executions"]]
 
     def start_cycle(self, name: str, cycle_input: Mapping[str, Any]) -> None:
+        """Start the execution ``name``; raises ``ExecutionExists`` when one of that name
+        ran or runs."""
+        from botocore.exceptions import ClientError
+
         self._need_arn()
-        self._sfn.start_execution(
-            stateMachineArn=self._arn, name=name, input=json.dumps(cycle_input, default=str)
-        )
+        try:
+            self._sfn.start_execution(
+                stateMachineArn=self._arn, name=name, input=json.dumps(cycle_input, default=str)
+            )
+        except ClientError as exc:
+            if _code(exc) == "ExecutionAlreadyExists":
+                raise ExecutionExists(f"an execution named {name} exists already") from None
+            raise
 
     def stop_cycle(self, execution_arn: str, cause: str) -> None:
         self._sfn.stop_execution(executionArn=execution_arn, error="Recovered", cause=cause)

@@ -14,6 +14,11 @@ booked, and it becomes ``STOPPED`` with the reason (``execution stopped by hand 
 ``CycleHalted`` metric, which an alarm watches. A stopped cycle is not restarted: whoever
 stopped an execution by hand meant the bot to stop, and a withdrawn position cannot be
 sold. A cycle whose sell had filled in full is closed as usual instead.
+
+A symbol added to ``SYMBOLS`` starts trading on the next scheduled run: its chain's first
+cycle is started when it never ran (no item for it) and no execution runs for it, once
+the stack's own chain has run (the deploy starts that one when the secrets are set, so
+nothing starts on a stack still being set up).
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from decimal import Decimal
 from typing import Any
 
 from flipbot.app.accounting import with_totals
-from flipbot.app.contracts import Resume
+from flipbot.app.contracts import CycleInput, Resume
 from flipbot.app.fills import order_from_state, resume_waiting_task, sync_order_fills
 from flipbot.app.orders import place_recorded
 from flipbot.app.trades import record_trade
-from flipbot.domain.cycle import CycleEvent, advance, is_final
+from flipbot.domain.cycle import CycleEvent, advance, cycle_id_for, is_final
 from flipbot.domain.entities import BotOrderStatus, Cycle, OrderRecord, TokenState
 from flipbot.domain.errors import (
     ConfigurationError,
+    ExecutionExists,
     FlipbotError,
     OrderNotFound,
     OrderNotSettled,
@@ -139,7 +145,30 @@ def reconcile_on_schedule(services: Services) -> dict[str, Any]:
     summary = reconcile_open_orders(services, symbols)
     extra = stop_extra_executions(services, running)
     halted = halt_orphaned_cycles(services, running)
-    return {**summary, "stopped_executions": extra, "halted": halted}
+    started = start_added_chains(services, finishing)
+    return {**summary, "stopped_executions": extra, "halted": halted, "started": started}
+
+
+def start_added_chains(services: Services, running: set[str]) -> list[str]:
+    """Start the first cycle of each symbol of ``SYMBOLS`` that never traded (see the
+    module's docstring); ``running``: the symbols an execution runs for. Returns the
+    cycles started. One read when every chain runs; one more per symbol that runs none."""
+    s, repos = services.settings, services.repos
+    added = [symbol for symbol in s.symbols if symbol != s.symbol and symbol not in running]
+    if not added or repos.cycles.get(cycle_id_for(1, s.symbol_part(s.symbol))) is None:
+        return []
+    started = []
+    for symbol in added:
+        first = cycle_id_for(1, s.symbol_part(symbol))
+        if repos.cycles.get(first) is not None:
+            continue  # it traded: a chain that ended is not restarted
+        cycle_input = CycleInput(cycle_id=first, attempt=1, sell_attempt=1)
+        try:
+            services.workflow.start_cycle(first, cycle_input.model_dump(exclude_none=True))
+        except ExecutionExists:
+            continue  # started by another run, or its first execution ended before a cycle
+        started.append(first)
+    return started
 
 
 def stop_extra_executions(services: Services, running: list[tuple[str, str]]) -> list[str]:

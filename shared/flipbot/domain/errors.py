@@ -199,6 +199,11 @@ class SignalUnavailable(FlipbotError):
         self.retry_after = retry_after
 
 
+class ExecutionExists(TerminalError):
+    """Step Functions has an execution of that name already (running or ended): a name
+    is used once per state machine."""
+
+
 class TaskNotWaiting(TerminalError):
     """A Step Functions task token that no execution waits on any more (timed out, used)."""
 

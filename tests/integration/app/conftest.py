@@ -60,6 +60,10 @@ class RecordingWorkflow:
         return list(self.running)
 
     def start_cycle(self, name: str, cycle_input: Any) -> None:
+        from flipbot.domain.errors import ExecutionExists
+
+        if any(kind == "start" and used == name for kind, used, _ in self.calls):
+            raise ExecutionExists(f"an execution named {name} exists already")  # as AWS says
         self.calls.append(("start", name, dict(cycle_input)))
 
     def stop_cycle(self, execution_arn: str, cause: str) -> None:

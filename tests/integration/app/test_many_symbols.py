@@ -152,6 +152,42 @@ def test_the_scheduled_reconcile_finds_the_missed_fills_of_every_symbol(stack: B
     assert resumed == ["token-btc", "token-trump"]
 
 
+def _starts(stack: Bot) -> list[tuple[str, dict[str, object]]]:
+    return [(name, given) for kind, name, given in stack.workflow.calls if kind == "start"]
+
+
+def test_a_symbol_added_to_a_trading_stack_starts_on_the_next_scheduled_run(stack: Bot) -> None:
+    # Given the stack's own chain trades (its first cycle is there) and BTCUSDC, just
+    # added to SYMBOLS, never traded and runs no execution
+    stack.first_buy()
+    stack.workflow.running = [("c000001", "arn:c000001")]
+    # When reconcile runs on its schedule, then BTCUSDC's first cycle starts
+    assert reconcile_on_schedule(stack)["started"] == [f"{BTC}_c000001"]
+    first = {"cycle_id": f"{BTC}_c000001", "attempt": 1, "sell_attempt": 1}
+    assert _starts(stack) == [(f"{BTC}_c000001", first)]
+    # A run before the execution is listed finds the name taken: nothing starts twice
+    assert reconcile_on_schedule(stack)["started"] == []
+    # Once it runs, nothing is read or started for it
+    stack.workflow.running.append((f"{BTC}_c000001", f"arn:{BTC}_c000001"))
+    assert reconcile_on_schedule(stack)["started"] == []
+    assert len(_starts(stack)) == 1
+
+
+def test_no_chain_starts_before_the_stack_s_own_chain_has_run(stack: Bot) -> None:
+    # Given a stack the deploy has not started yet (its secrets may still be placeholders)
+    assert reconcile_on_schedule(stack)["started"] == []
+    assert _starts(stack) == []
+
+
+def test_a_symbol_whose_chain_traded_and_ended_is_not_restarted(stack: Bot) -> None:
+    # Given both chains traded and no execution runs (BTCUSDC's ended, e.g. by hand)
+    stack.first_buy()
+    _btc_buy_resting(stack)
+    stack.workflow.running = [("c000001", "arn:c000001")]
+    assert reconcile_on_schedule(stack)["started"] == []
+    assert _starts(stack) == []
+
+
 def test_a_crossed_update_is_not_applied_to_another_symbol_s_order(stack: Bot) -> None:
     _btc_buy_resting(stack)
     (update,) = [u for u in stack.updates() if u.symbol == BTC]

@@ -128,6 +128,9 @@ class CycleRepository(Protocol):
         ...
 
     def all(self) -> list[Cycle]: ...
+    def open_cycles(self, symbol: str) -> list[Cycle]:
+        """The cycles of ``symbol`` not ended yet (read by index, not by scanning)."""
+        ...
 
 
 class OrderRepository(Protocol):

@@ -27,7 +27,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from flipbot.domain.cycle import CycleState
+from flipbot.domain.cycle import CycleState, is_final
 from flipbot.domain.entities import (
     BotOrderStatus,
     ConsultationRecord,
@@ -62,9 +62,19 @@ def _models(tables: Tables, region: str | None, host: str | None) -> dict[str, t
     def meta(name: str) -> type:
         return type("Meta", (), {"table_name": name, "region": region, "host": host})
 
+    class OpenCyclesIndex(GlobalSecondaryIndex["CycleItem"]):  # type: ignore[no-untyped-call]
+        class Meta:
+            index_name = "open-cycles"
+            projection = AllProjection()
+
+        open_symbol = UnicodeAttribute(hash_key=True)
+        cycle_id = UnicodeAttribute(range_key=True)
+
     class CycleItem(Model):
         Meta = meta(tables.cycles)  # type: ignore[assignment]
         cycle_id = UnicodeAttribute(hash_key=True)
+        open_symbol = UnicodeAttribute(null=True)  # set while open: the sparse index key
+        open_cycles = OpenCyclesIndex()
         symbol = UnicodeAttribute()
         state = UnicodeAttribute()
         created_ms = NumberAttribute()
@@ -272,9 +282,14 @@ class DynamoCycles:
     def all(self) -> list[Cycle]:
         return sorted((cycle_from_body(i.body) for i in self._m.scan()), key=lambda c: c.cycle_id)
 
+    def open_cycles(self, symbol: str) -> list[Cycle]:
+        """Cycles of ``symbol`` not ended yet, from the sparse ``open-cycles`` index."""
+        return [cycle_from_body(i.body) for i in self._m.open_cycles.query(symbol)]
+
     def _item(self, cycle: Cycle) -> Any:
         return self._m(
             cycle.cycle_id,
+            open_symbol=None if is_final(cycle.state) else cycle.symbol,
             symbol=cycle.symbol,
             state=str(cycle.state),
             created_ms=cycle.created_ms,

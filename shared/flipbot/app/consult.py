@@ -761,28 +761,42 @@ def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
 
 
 def _over_portfolio_cap(services: Services) -> str:
-    """Why a buy of this symbol would pass ``PORTFOLIO_QUOTE_CAP``, or ``""``. What the
-    other symbols have at risk is their orders on the book, each at its price: a buy not
-    filled yet, a sell whose base is held. Each symbol's are read by the open-orders
-    index; without a cap nothing is read."""
+    """Why a buy of this symbol would pass ``PORTFOLIO_QUOTE_CAP``, or ``""``.
+
+    What the other symbols have at risk: what each open cycle holds, at what it cost
+    (whether its sell rests on the book or not: between two sells, or while its
+    consultation waits, it holds the base all the same), and what their buys resting on
+    the book may still spend. Each symbol's open cycles and orders are read by their
+    sparse indexes; without a cap nothing is read."""
     s = services.settings
     cap = s.portfolio_quote_cap
     if cap is None:
         return ""
-    at_risk = sum(
+    repos = services.repos
+    others = [symbol for symbol in s.symbols if symbol != s.symbol]
+    held = sum(
         (
-            order.price * order.quantity
-            for symbol in s.symbols
-            if symbol != s.symbol
-            for order in services.repos.orders.open_orders(symbol)
-            if order.origin is Origin.SYSTEM
+            cycle.held_qty * cycle.entry_price
+            for symbol in others
+            for cycle in repos.cycles.open_cycles(symbol)
         ),
         Decimal(0),
     )
+    buying = sum(
+        (
+            order.price * max(order.quantity - order.executed_qty, Decimal(0))
+            for symbol in others
+            for order in repos.orders.open_orders(symbol)
+            if order.origin is Origin.SYSTEM and order.side is Side.BUY
+        ),
+        Decimal(0),
+    )
+    at_risk = held + buying
     if at_risk + s.quote_per_cycle <= cap:
         return ""
     return (
-        f"portfolio cap {cap}: the other symbols have {at_risk:.2f} at risk, and a buy of "
+        f"portfolio cap {cap}: the other symbols have {at_risk:.2f} at risk "
+        f"({held:.2f} held, {buying:.2f} in resting buys), and a buy of "
         f"{s.quote_per_cycle} would pass it"
     )
 

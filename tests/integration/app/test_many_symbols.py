@@ -234,6 +234,7 @@ def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
     # Then it waits, saying why, and no model is asked
     assert decided["action"] == ConsultAction.WAIT
     assert "portfolio cap 15: the other symbols have 9.70 at risk" in str(decided["reason"])
+    assert "(0.00 held, 9.70 in resting buys)" in str(decided["reason"])
     assert len(stack.decider.requests) == asked
     # and once the cap has room, it buys
     stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("20")})
@@ -241,6 +242,30 @@ def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
         Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)
     )
     assert consult(stack, "c000001", Side.BUY, 1)["action"] == ConsultAction.PLACE
+
+
+def test_the_portfolio_cap_counts_a_position_held_with_no_sell_on_the_book(stack: Bot) -> None:
+    # Given BTCUSDC's buy filled and its cycle holds the base, its sell not placed (yet)
+    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
+    btc = _btc_buy_resting(stack)
+    btc.trade("96900.00", "0.01000")
+    for update in btc.updates():
+        apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
+    btc.decider.answers.append(Decision(action="SELL", base_price=Decimal("99000"), confidence=0.9))
+    assert consult(btc, f"{BTC}_c000001", Side.SELL, 1)["action"] == ConsultAction.PLACE
+    assert stack.repos.orders.open_orders(BTC) == []
+    (cycle,) = stack.repos.cycles.open_cycles(BTC)
+    assert cycle.held_qty > 0
+    # When TRUMPUSDC's cycle consults for its 10 USDC buy, then it waits: what BTCUSDC
+    # holds is at risk though no order of it rests
+    stack.market("25.95", "25.96")
+    decided = consult(stack, "c000001", Side.BUY, 1)
+    assert decided["action"] == ConsultAction.WAIT
+    cost = (cycle.held_qty * cycle.entry_price).quantize(Decimal("0.01"))
+    assert f"the other symbols have {cost} at risk ({cost} held" in str(decided["reason"])
+    # An ended cycle leaves the index: nothing of BTCUSDC is at risk then
+    stack.repos.cycles.save(cycle.evolve(state=CycleState.STOPPED))
+    assert stack.repos.cycles.open_cycles(BTC) == []
 
 
 def test_the_base_a_closed_cycle_could_not_sell_is_carried_into_the_next(stack: Bot) -> None:

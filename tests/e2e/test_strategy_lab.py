@@ -232,9 +232,11 @@ class _FakeCloudFormation:
     class meta:
         region_name = "eu-west-1"
 
-    def __init__(self, outputs: dict[str, str], symbols: str = "") -> None:
+    def __init__(
+        self, outputs: dict[str, str], symbols: str = "", symbol: str = "TRUMPUSDC"
+    ) -> None:
         self.outputs = outputs
-        self.parameters = {"Symbol": "TRUMPUSDC", "Symbols": symbols}
+        self.parameters = {"Symbol": symbol, "Symbols": symbols}
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:
         return {
@@ -311,6 +313,16 @@ def test_given_a_stack_then_its_outputs_name_the_tables_that_are_read(
     assert (eth.symbol, len(eth.books.cycles), len(eth.books.trades)) == ("ETHUSDC", 0, 0)
     with pytest.raises(BooksUnavailable, match="--symbol SOLUSDC: not a symbol of stack"):
         several.only("SOLUSDC")
+    # a symbol the stack no longer lists: its cycles are in the tables, its trades too
+    seen.clear()
+    moved = load_stack(
+        "flipbot-prod",
+        cloudformation=_FakeCloudFormation(outputs, symbol="ETHUSDC"),
+        repositories=repositories,
+    )
+    assert seen["symbols"] == ["ETHUSDC", "TRUMPUSDC"]
+    assert moved.symbols == ("ETHUSDC", "TRUMPUSDC")
+    assert len(moved.only("TRUMPUSDC").books.trades) == len(dumped.trades)
 
     del outputs["FillsTableName"]
     with pytest.raises(BooksUnavailable, match="FillsTableName"):

@@ -166,4 +166,5 @@ def load_stack(
         books = read_tables(repositories(tables, region=region or cfn.meta.region_name), symbols)
     except (BotoCoreError, ClientError, PynamoDBException) as exc:
         raise BooksUnavailable(f"stack {stack}: reading the tables failed: {exc}") from exc
+    symbol, symbols = _shown([*symbols, *(c.symbol for c in books.cycles)])
     return Source(books, symbol, f"stack {stack}", symbols=symbols)

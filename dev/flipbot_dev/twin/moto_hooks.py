@@ -723,9 +723,11 @@ def install(
         ),
     )
     try:
+        # (before the limits: their one-request-at-a-time lock then holds the regrouping
+        # a write makes, so no query groups an index between a write's clear and the write)
+        _keyed_queries(patch)
         _limit_hooks(patch, limits)
         _once(patch)
-        _keyed_queries(patch)
         _wire_items(patch)
         yield
     finally:

@@ -976,6 +976,8 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
     A wait for a task token is alive only while its order rests (NEW or partially
     filled) with that wait's token; anything else would wait forever.
     """
+    from flipbot.app.reconcile import cycle_of_execution
+
     stuck = []
     running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
     orders = repos.orders.all() if running["executions"] else []  # one scan for all of them
@@ -985,7 +987,7 @@ def _stuck_waits(sfn: Any, state_machine_arn: str, repos: Any) -> list[str]:
         if o.status in ("NEW", "PARTIALLY_FILLED") and o.token_state == "WAITING"
     }
     for execution in running["executions"]:
-        cycle = execution["name"]
+        cycle = cycle_of_execution(execution["name"])  # a recovered or continued one's too
         if cycle in waited:
             continue
         history = sfn.get_execution_history(

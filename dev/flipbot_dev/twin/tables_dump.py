@@ -30,10 +30,13 @@ TABLES = ("cycles", "orders", "fills", "trades", "consultations")
 
 
 def read_tables(repos: Repositories, symbols: Sequence[str]) -> Books:
-    """Every row of the five tables, in a stable order (the trades of ``symbols``: the
-    trades table is read by symbol)."""
+    """Every row of the five tables, in a stable order (the trades table is read by
+    symbol: the trades of ``symbols`` and of every symbol a cycle names, one no longer
+    traded too)."""
+    cycles = sorted(repos.cycles.all(), key=lambda c: c.cycle_id)
+    symbols = [*symbols, *(c.symbol for c in cycles)]
     return Books(
-        cycles=sorted(repos.cycles.all(), key=lambda c: c.cycle_id),
+        cycles=cycles,
         orders=sorted(repos.orders.all(), key=lambda o: (o.created_ms, o.client_order_id)),
         fills=sorted(repos.fills.all(), key=lambda f: (f.time_ms, f.order_id, f.trade_id)),
         trades=sorted(

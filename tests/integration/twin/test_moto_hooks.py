@@ -323,6 +323,18 @@ ITEM = {
 BINARY = {"id": {"S": "c000002"}, "raw": {"B": b"\x00\xffpayload"}, "many": {"BS": [b"1"]}}
 
 
+def _table_t() -> Any:
+    """A DynamoDB client, and the table ``t`` keyed by ``id``."""
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return ddb
+
+
 def _answers(walked: list[str]) -> list[Any]:
     """GetItem, Query and Scan answers for items of every attribute type; ``walked`` gets
     the name of every attribute value moto's serializer walks field by field."""
@@ -338,13 +350,7 @@ def _answers(walked: list[str]) -> list[Any]:
     BaseJSONSerializer._serialize_type_structure = counted  # type: ignore[method-assign]
     try:
         with mock_aws(), install(VirtualScheduler(now_ms=1_000_000), LambdaRegistry()):
-            ddb = boto3.client("dynamodb", region_name=REGION)
-            ddb.create_table(
-                TableName="t",
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            ddb = _table_t()
             ddb.put_item(TableName="t", Item=ITEM)
             plain = [
                 ddb.get_item(TableName="t", Key={"id": ITEM["id"]})["Item"],
@@ -365,13 +371,7 @@ def test_items_are_answered_as_moto_writes_them_without_walking_plain_values() -
     twin: list[str] = []
     answers = _answers(twin)
     with mock_aws():  # moto alone, without the twin's hooks
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb = _table_t()
         ddb.put_item(TableName="t", Item=ITEM)
         ddb.put_item(TableName="t", Item=BINARY)
         alone = ddb.scan(TableName="t")["Items"]
@@ -382,3 +382,66 @@ def test_items_are_answered_as_moto_writes_them_without_walking_plain_values() -
     # the plain items' values were written as stored; binary ones still take moto's walk
     assert twin.index("--") == 0
     assert set(twin[1:]) == {"raw", "many"}
+
+
+def test_a_write_while_an_index_query_waits_is_seen_by_the_next_query() -> None:
+    """A write that arrives while a Query holds DynamoDB (before it groups the index) must
+    not leave that Query's grouping behind for the queries after the write."""
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    inside, go = threading.Event(), threading.Event()
+    handled = DynamoHandler.call_action
+
+    def pausing(self: Any) -> Any:
+        if self._get_action() == "Query" and not inside.is_set():
+            inside.set()
+            go.wait(5)
+        return handled(self)
+
+    DynamoHandler.call_action = pausing  # type: ignore[method-assign]
+    try:
+        with mock_aws(), install(VirtualScheduler(now_ms=1_000_000), LambdaRegistry()):
+            ddb = boto3.client("dynamodb", region_name=REGION)
+            ddb.create_table(
+                TableName="orders",
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "id", "AttributeType": "S"},
+                    {"AttributeName": "open", "AttributeType": "S"},
+                ],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "open-orders",
+                        "Projection": {"ProjectionType": "ALL"},
+                        "KeySchema": [
+                            {"AttributeName": "open", "KeyType": "HASH"},
+                            {"AttributeName": "id", "KeyType": "RANGE"},
+                        ],
+                    }
+                ],
+            )
+            ddb.put_item(TableName="orders", Item={"id": {"S": "o1"}, "open": {"S": "BTC"}})
+            query = {
+                "TableName": "orders",
+                "IndexName": "open-orders",
+                "KeyConditionExpression": "#o = :s",
+                "ExpressionAttributeNames": {"#o": "open"},
+                "ExpressionAttributeValues": {":s": {"S": "BTC"}},
+            }
+            reader = threading.Thread(target=lambda: ddb.query(**query))
+            reader.start()
+            assert inside.wait(5)
+            new = {"id": {"S": "o2"}, "open": {"S": "BTC"}}
+            writer = threading.Thread(target=lambda: ddb.put_item(TableName="orders", Item=new))
+            writer.start()
+            time.sleep(0.2)  # the write is under way, waiting for DynamoDB
+            go.set()
+            reader.join()
+            writer.join()
+            found = [i["id"]["S"] for i in ddb.query(**query)["Items"]]
+    finally:
+        DynamoHandler.call_action = handled  # type: ignore[method-assign]
+    assert found == ["o1", "o2"]

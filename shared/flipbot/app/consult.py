@@ -763,42 +763,53 @@ def _with_book(snapshot: MarketSnapshot, book: Any) -> MarketSnapshot:
 def _over_portfolio_cap(services: Services) -> str:
     """Why a buy of this symbol would pass ``PORTFOLIO_QUOTE_CAP``, or ``""``.
 
-    What the other symbols have at risk: what each open cycle holds, at what it cost
-    (whether its sell rests on the book or not: between two sells, or while its
-    consultation waits, it holds the base all the same), and what their buys resting on
-    the book may still spend. Each symbol's open cycles and orders are read by their
-    sparse indexes; without a cap nothing is read."""
+    What the other symbols have at risk (:func:`_at_risk`), each symbol's open cycles and
+    orders read by their sparse indexes; without a cap nothing is read."""
     s = services.settings
     cap = s.portfolio_quote_cap
     if cap is None:
         return ""
-    repos = services.repos
-    others = [symbol for symbol in s.symbols if symbol != s.symbol]
-    held = sum(
-        (
-            cycle.held_qty * cycle.entry_price
-            for symbol in others
-            for cycle in repos.cycles.open_cycles(symbol)
-        ),
-        Decimal(0),
-    )
-    buying = sum(
-        (
-            order.price * max(order.quantity - order.executed_qty, Decimal(0))
-            for symbol in others
-            for order in repos.orders.open_orders(symbol)
-            if order.origin is Origin.SYSTEM and order.side is Side.BUY
-        ),
-        Decimal(0),
-    )
+    held = buying = Decimal(0)
+    for symbol in s.symbols:
+        if symbol != s.symbol:
+            symbol_held, symbol_buying = _at_risk(services, symbol)
+            held, buying = held + symbol_held, buying + symbol_buying
     at_risk = held + buying
     if at_risk + s.quote_per_cycle <= cap:
         return ""
     return (
         f"portfolio cap {cap}: the other symbols have {at_risk:.2f} at risk "
-        f"({held:.2f} held, {buying:.2f} in resting buys), and a buy of "
+        f"({held:.2f} held, {buying:.2f} in buys), and a buy of "
         f"{s.quote_per_cycle} would pass it"
     )
+
+
+def _at_risk(services: Services, symbol: str) -> tuple[Decimal, Decimal]:
+    """What ``symbol``'s open cycles hold, at cost, and what its buys spend or may spend.
+
+    Held: each open cycle's base at its entry price (stored totals: the buys that ended),
+    whether its sell rests on the book or not. Buys: each resting buy at its price for
+    its whole quantity (what it filled is in no total yet); a buy that filled in full
+    before its cycle's totals were written (the cycle is still ``BUYING``) at what it
+    spent. A resting sell of a cycle the index does not show (written before the index
+    was) counts at its price."""
+    repos = services.repos
+    cycles = repos.cycles.open_cycles(symbol)
+    orders = [o for o in repos.orders.open_orders(symbol) if o.origin is Origin.SYSTEM]
+    resting = {o.client_order_id for o in orders}
+    held = sum((c.held_qty * c.entry_price for c in cycles), Decimal(0))
+    buying = sum((o.price * o.quantity for o in orders if o.side is Side.BUY), Decimal(0))
+    for cycle in cycles:
+        last_buy = cycle.buy_order_ids[-1] if cycle.buy_order_ids else ""
+        if cycle.state is CycleState.BUYING and last_buy and last_buy not in resting:
+            order = repos.orders.get(last_buy)
+            buying += order.cumulative_quote_qty if order is not None else Decimal(0)
+    shown = {c.cycle_id for c in cycles}
+    held += sum(
+        (o.price * o.quantity for o in orders if o.side is Side.SELL and o.cycle_id not in shown),
+        Decimal(0),
+    )
+    return held, buying
 
 
 def _end(services: Services, cycle: Cycle, consultation_id: str, now: int) -> dict[str, Any]:

@@ -234,7 +234,7 @@ def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
     # Then it waits, saying why, and no model is asked
     assert decided["action"] == ConsultAction.WAIT
     assert "portfolio cap 15: the other symbols have 9.70 at risk" in str(decided["reason"])
-    assert "(0.00 held, 9.70 in resting buys)" in str(decided["reason"])
+    assert "(0.00 held, 9.70 in buys)" in str(decided["reason"])
     assert len(stack.decider.requests) == asked
     # and once the cap has room, it buys
     stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("20")})
@@ -266,6 +266,71 @@ def test_the_portfolio_cap_counts_a_position_held_with_no_sell_on_the_book(stack
     # An ended cycle leaves the index: nothing of BTCUSDC is at risk then
     stack.repos.cycles.save(cycle.evolve(state=CycleState.STOPPED))
     assert stack.repos.cycles.open_cycles(BTC) == []
+
+
+def _cap_reason(stack: Bot) -> str:
+    """TRUMPUSDC's buy consultation under a 15 USDC cap: why it waits ("" when it buys)."""
+    stack.market("25.95", "25.96")
+    stack.decider.answers[:] = [Decision(action="BUY", base_price=Decimal("25.90"), confidence=0.9)]
+    decided = consult(stack, "c000001", Side.BUY, 1)
+    return "" if decided["action"] == ConsultAction.PLACE else str(decided["reason"])
+
+
+def test_the_portfolio_cap_counts_a_buy_from_its_first_fill_to_its_cycle_s_totals(
+    stack: Bot,
+) -> None:
+    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
+    btc = _btc_buy_resting(stack)
+    (buy,) = stack.repos.orders.open_orders(BTC)
+    notional = (buy.price * buy.quantity).quantize(Decimal("0.01"))
+    # Partly filled and resting: the whole buy counts, what it filled and what it may
+    btc.trade("96900.00", str(buy.quantity * Decimal("0.6")))
+    for update in btc.updates():
+        apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
+    (buy,) = stack.repos.orders.open_orders(BTC)
+    assert 0 < buy.executed_qty < buy.quantity
+    assert f"({0:.2f} held, {notional} in buys)" in _cap_reason(stack)
+    # Filled in full, its cycle's totals not written yet (still BUYING): what it spent
+    btc.trade("96900.00", str(buy.quantity))
+    for update in btc.updates():
+        apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
+    assert stack.repos.orders.open_orders(BTC) == []
+    (cycle,) = stack.repos.cycles.open_cycles(BTC)
+    assert cycle.held_qty == 0
+    filled = stack.repos.orders.get(buy.client_order_id)
+    assert filled is not None
+    assert f"{filled.cumulative_quote_qty:.2f} in buys)" in _cap_reason(stack)
+
+
+def test_the_portfolio_cap_counts_a_resting_sell_of_a_cycle_stored_before_the_index(
+    stack: Bot,
+) -> None:
+    # Given BTCUSDC's sell rests and its cycle item was written before the open-cycles
+    # index existed (no open_symbol: the index does not show it)
+    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
+    btc = _btc_buy_resting(stack)
+    btc.trade("96900.00", "0.01000")
+    for update in btc.updates():
+        apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
+    btc.decider.answers.append(Decision(action="SELL", base_price=Decimal("99000"), confidence=0.9))
+    decided = consult(btc, f"{BTC}_c000001", Side.SELL, 1)
+    place_order(
+        btc,
+        cycle_id=f"{BTC}_c000001",
+        leg=Side.SELL,
+        attempt=1,
+        price=Decimal(decided["price"]),
+        quantity=Decimal(decided["quantity"]),
+        task_token="token-btc-sell",
+    )
+    item = stack.repos.cycles._m.get(f"{BTC}_c000001")  # type: ignore[attr-defined]
+    item.open_symbol = None
+    item.save()
+    assert stack.repos.cycles.open_cycles(BTC) == []
+    (sell,) = stack.repos.orders.open_orders(BTC)
+    # Then TRUMPUSDC's buy waits: the sell counts at its price
+    at_price = (sell.price * sell.quantity).quantize(Decimal("0.01"))
+    assert f"({at_price} held, 0.00 in buys)" in _cap_reason(stack)
 
 
 def test_the_base_a_closed_cycle_could_not_sell_is_carried_into_the_next(stack: Bot) -> None:

@@ -299,13 +299,14 @@ def test_given_a_stack_then_its_outputs_name_the_tables_that_are_read(
     assert source.symbol == "TRUMPUSDC"
     assert source.label == "stack flipbot-prod"
     assert len(source.books.trades) == len(dumped.trades) > 0
+
     # a stack of several symbols: each symbol's trades are read, and one symbol's kept
-    seen.clear()
-    several = load_stack(
-        "flipbot-prod",
-        cloudformation=_FakeCloudFormation(outputs, symbols="ETHUSDC,TRUMPUSDC"),
-        repositories=repositories,
-    )
+    def stack(**parameters: str) -> Any:
+        seen.clear()
+        fake = _FakeCloudFormation(outputs, **parameters)
+        return load_stack("flipbot-prod", cloudformation=fake, repositories=repositories)
+
+    several = stack(symbols="ETHUSDC,TRUMPUSDC")
     assert seen["symbols"] == ["TRUMPUSDC", "ETHUSDC"]
     assert (several.symbol, several.symbols) == ("TRUMPUSDC,ETHUSDC", ("TRUMPUSDC", "ETHUSDC"))
     assert len(several.only("TRUMPUSDC").books.trades) == len(dumped.trades)
@@ -314,12 +315,7 @@ def test_given_a_stack_then_its_outputs_name_the_tables_that_are_read(
     with pytest.raises(BooksUnavailable, match="--symbol SOLUSDC: not a symbol of stack"):
         several.only("SOLUSDC")
     # a symbol the stack no longer lists: its cycles are in the tables, its trades too
-    seen.clear()
-    moved = load_stack(
-        "flipbot-prod",
-        cloudformation=_FakeCloudFormation(outputs, symbol="ETHUSDC"),
-        repositories=repositories,
-    )
+    moved = stack(symbol="ETHUSDC")
     assert seen["symbols"] == ["ETHUSDC", "TRUMPUSDC"]
     assert moved.symbols == ("ETHUSDC", "TRUMPUSDC")
     assert len(moved.only("TRUMPUSDC").books.trades) == len(dumped.trades)

@@ -41,18 +41,23 @@ def _btc_buy_resting(stack: Bot, token: str = "token-btc") -> Bot:
     btc = stack.for_symbol(BTC)
     btc.market("97000.00", "97000.01")
     btc.decider.answers.append(Decision(action="BUY", base_price=Decimal("96990"), confidence=0.9))
-    decided = consult(btc, f"{BTC}_c000001", Side.BUY, 1)
+    _place_decided(btc, Side.BUY, token)
+    return btc
+
+
+def _place_decided(btc: Bot, leg: Side, token: str) -> None:
+    """BTCUSDC's first cycle consults its ``leg`` and places what it decided."""
+    decided = consult(btc, f"{BTC}_c000001", leg, 1)
     assert decided["action"] == ConsultAction.PLACE, decided["reason"]
     place_order(
         btc,
         cycle_id=f"{BTC}_c000001",
-        leg=Side.BUY,
+        leg=leg,
         attempt=1,
         price=Decimal(decided["price"]),
         quantity=Decimal(decided["quantity"]),
         task_token=token,
     )
-    return btc
 
 
 def test_a_symbol_s_cycle_and_orders_carry_its_name_and_stay_on_its_book(stack: Bot) -> None:
@@ -244,14 +249,20 @@ def test_a_buy_that_would_pass_the_portfolio_cap_waits(stack: Bot) -> None:
     assert consult(stack, "c000001", Side.BUY, 1)["action"] == ConsultAction.PLACE
 
 
-def test_the_portfolio_cap_counts_a_position_held_with_no_sell_on_the_book(stack: Bot) -> None:
-    # Given BTCUSDC's buy filled and its cycle holds the base, its sell not placed (yet)
+def _btc_bought_under_a_cap(stack: Bot) -> Bot:
+    """A 15 USDC portfolio cap; BTCUSDC's first buy filled, its model to answer SELL."""
     stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
     btc = _btc_buy_resting(stack)
     btc.trade("96900.00", "0.01000")
     for update in btc.updates():
         apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
     btc.decider.answers.append(Decision(action="SELL", base_price=Decimal("99000"), confidence=0.9))
+    return btc
+
+
+def test_the_portfolio_cap_counts_a_position_held_with_no_sell_on_the_book(stack: Bot) -> None:
+    # Given BTCUSDC's buy filled and its cycle holds the base, its sell not placed (yet)
+    btc = _btc_bought_under_a_cap(stack)
     assert consult(btc, f"{BTC}_c000001", Side.SELL, 1)["action"] == ConsultAction.PLACE
     assert stack.repos.orders.open_orders(BTC) == []
     (cycle,) = stack.repos.cycles.open_cycles(BTC)
@@ -307,22 +318,8 @@ def test_the_portfolio_cap_counts_a_resting_sell_of_a_cycle_stored_before_the_in
 ) -> None:
     # Given BTCUSDC's sell rests and its cycle item was written before the open-cycles
     # index existed (no open_symbol: the index does not show it)
-    stack.settings = stack.settings.model_copy(update={"portfolio_quote_cap": Decimal("15")})
-    btc = _btc_buy_resting(stack)
-    btc.trade("96900.00", "0.01000")
-    for update in btc.updates():
-        apply_order_update(update, btc.repos, btc.workflow, btc.clock.now)
-    btc.decider.answers.append(Decision(action="SELL", base_price=Decimal("99000"), confidence=0.9))
-    decided = consult(btc, f"{BTC}_c000001", Side.SELL, 1)
-    place_order(
-        btc,
-        cycle_id=f"{BTC}_c000001",
-        leg=Side.SELL,
-        attempt=1,
-        price=Decimal(decided["price"]),
-        quantity=Decimal(decided["quantity"]),
-        task_token="token-btc-sell",
-    )
+    btc = _btc_bought_under_a_cap(stack)
+    _place_decided(btc, Side.SELL, "token-btc-sell")
     item = stack.repos.cycles._m.get(f"{BTC}_c000001")  # type: ignore[attr-defined]
     item.open_symbol = None
     item.save()

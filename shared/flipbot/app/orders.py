@@ -30,7 +30,7 @@ from flipbot.domain.errors import (
     OrderRejected,
     UnknownOrderOutcome,
 )
-from flipbot.domain.model import OrderRequest, OrderState, Side
+from flipbot.domain.model import OrderRequest, OrderState, OrderStatus, Side
 from flipbot.domain.order_ids import client_order_id
 from flipbot.domain.stop_loss import stop_loss_evidence
 from flipbot.ports import ExchangePort, Services
@@ -59,7 +59,7 @@ def place_order(
     exit_reason = ""
     if leg is Side.SELL and price < floor:
         exit_reason = _below_floor_reason(services, coid, cycle, price, consultation_id)
-    order = repos.orders.create(
+    order = existing or repos.orders.create(
         OrderRecord(
             client_order_id=coid,
             symbol=s.symbol,
@@ -73,12 +73,15 @@ def place_order(
             updated_ms=now,
             floor_price=floor,
             exit_reason=exit_reason,
+            task_token=task_token,
+            token_state=TokenState.WAITING,
         )
     )
-    # A redelivery or retry brings a new task token: the latest one is the live one.
-    order = order.evolve(task_token=task_token, token_state=TokenState.WAITING, updated_ms=now)
-    repos.orders.put(order)
-    _link_order(services, cycle_id, leg, coid, now)
+    if order.task_token != task_token:
+        # A redelivery or retry brings a new task token: the latest one is the live one.
+        order = order.evolve(task_token=task_token, token_state=TokenState.WAITING, updated_ms=now)
+        repos.orders.put(order)
+    _link_order(services, cycle, leg, coid, now)
 
     if order.order_id == 0 and order.status in (BotOrderStatus.PENDING, BotOrderStatus.UNKNOWN):
         if leg is Side.BUY and services.kill_switch.engaged(s.symbol):
@@ -90,6 +93,10 @@ def place_order(
             return _rejected(services, order, rejected, now)
         order = order_from_state(order, state, now)
         repos.orders.put(order)
+        if order.status == OrderStatus.NEW and state.executed_qty <= 0:
+            # Resting untouched: its token was written before it was placed, so the
+            # update of its first fill (or of its end) resumes the task.
+            return {"client_order_id": coid, "order_id": order.order_id, "status": order.status}
     # The fill may already be known (a taker fill, or a retry after the fill arrived).
     fills = repos.fills.for_order(coid)
     order = repos.orders.get(coid) or order
@@ -238,9 +245,10 @@ def _rejected(
     }
 
 
-def _link_order(services: Services, cycle_id: str, leg: Side, coid: str, now: int) -> None:
+def _link_order(services: Services, cycle: Cycle | None, leg: Side, coid: str, now: int) -> None:
+    """Add the order to its cycle (as read when the placement began: a cycle that moved
+    since fails the save, and the placement is retried)."""
     repos = services.repos
-    cycle = repos.cycles.get(cycle_id)
     if cycle is None:
         return
     if leg is Side.BUY and coid not in cycle.buy_order_ids:

@@ -69,6 +69,53 @@ def test_given_an_intent_when_placed_then_the_order_item_and_token_exist_before_
     assert len(bot.paper.open_orders("TRUMPUSDC")) == 1
 
 
+def _dynamodb_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The DynamoDB requests made from now on, by operation, in order."""
+    from pynamodb.connection.base import Connection
+
+    made: list[str] = []
+    call = Connection._make_api_call
+
+    def counted(self: Connection, operation: str, kwargs: Any) -> Any:
+        made.append(operation)
+        return call(self, operation, kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", counted)
+    return made
+
+
+def test_given_a_buy_that_rests_untouched_then_placing_it_makes_six_dynamodb_requests(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    made = _dynamodb_requests(monkeypatch)
+    assert _place_buy(bot)["status"] == "NEW"
+    # the cycle and the order read; the order (with its token) created; the cycle linked;
+    # the order's exchange view written (read before, to keep its token and revision)
+    assert made == ["GetItem", "GetItem", "PutItem", "PutItem", "GetItem", "PutItem"]
+    order = bot.repos.orders.get("fb-c000001-B1")
+    assert order is not None
+    assert (order.task_token, order.token_state, order.order_id > 0) == ("token-1", "WAITING", True)
+    cycle = bot.repos.cycles.get("c000001")
+    assert cycle is not None
+    assert cycle.buy_order_ids == ("fb-c000001-B1",)
+
+
+def test_given_a_buy_that_fills_as_it_is_placed_then_the_task_is_resumed_at_once(
+    bot: Bot,
+) -> None:
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    # a buy above the ask takes the book: filled as it is placed
+    result = _place_buy(bot, price="25.97")
+    assert result["status"] == "FILLED"
+    for update in bot.updates():
+        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
+    successes = [c for c in bot.workflow.calls if c[0] == "success"]
+    assert len(successes) == 1
+
+
 def test_given_a_response_lost_after_accept_when_placed_then_the_order_is_found_not_resent(
     bot: Bot,
 ) -> None:

@@ -351,8 +351,14 @@ def sync_order_fills(
 
 def fills_seen(order: OrderRecord, exchange: ExchangePort, repos: Repositories) -> list[Fill]:
     """The order's fills as recorded, plus any the exchange has that are not (yet): a
-    read-only view, for sizing a sell; recording them is the book keepers' job."""
+    read-only view, for sizing a sell; recording them is the book keepers' job. An order
+    the books hold as ended, with fills recorded for all it executed, has nothing more
+    on the exchange: it is not asked for (a sell consultation reads every order of its
+    cycle, and a re-priced sell's cycle has many)."""
     recorded = repos.fills.for_order(order.client_order_id)
+    ended = order.status == OrderStatus.FILLED or order.status in _ENDED
+    if ended and sum((f.qty for f in recorded), ZERO) >= order.executed_qty:
+        return recorded
     state = exchange.get_order(order.symbol, order.client_order_id)
     if state is None:
         return recorded

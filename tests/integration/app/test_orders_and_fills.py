@@ -348,6 +348,28 @@ def test_given_a_buy_fill_no_event_delivered_then_the_sell_is_sized_with_it_and_
     assert bot.repos.orders.get("fb-c000001-B1") == order_before
 
 
+def test_given_a_buy_filled_and_booked_then_the_sell_is_sized_without_asking_the_exchange(
+    bot: Bot,
+) -> None:
+    # Given: the buy filled and its update was applied (order FILLED, its fill recorded)
+    _cycle(bot)
+    bot.market("25.95", "25.96")
+    _place_buy(bot, price="25.90", qty="0.385")
+    bot.trade("25.80", "1.000")
+    _apply_all(bot, bot.updates())
+    asked: list[str] = []
+    bot.faults[0] = lambda method, path, _: asked.append(f"{method} {path}")
+    bot.decider.answers.append(
+        Decision(action="SELL", base_price=Decimal("26.40"), confidence=0.95)
+    )
+    # When: the sell leg is consulted
+    result = consult(bot, "c000001", Side.SELL, 1)
+    # Then: it sells what was bought, and asked the exchange nothing about the buy
+    assert result["action"] == "PLACE"
+    assert Decimal(result["quantity"]) == Decimal("0.384")
+    assert not [a for a in asked if a.endswith(("/api/v3/order", "/api/v3/myTrades"))], asked
+
+
 def test_given_the_kill_switch_when_consulting_a_buy_then_the_cycle_waits(bot: Bot) -> None:
     bot.market("25.95", "25.96")
     bot.kill_switch.value = True

@@ -228,6 +228,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
     from flipbot import composition
     from flipbot.adapters.aws import EventBridgePublisher
     from flipbot.adapters.dynamodb import repositories
+    from flipbot.app.contracts import CycleInput
     from flipbot.domain.cycle import cycle_id_for
     from flipbot.domain.indicators import MarketIndicators
     from flipbot.events import SOURCE
@@ -574,7 +575,7 @@ def run_replay(config: ReplayConfig, out: TextIO = sys.stdout) -> dict[str, Any]
                 sfn.start_execution(
                     stateMachineArn=cloud.state_machine_arn,
                     name=first,
-                    input=json.dumps({"cycle_id": first, "attempt": 1, "sell_attempt": 1}),
+                    input=json.dumps(CycleInput.first(settings.symbol_part(symbol))),
                 )
                 started_cycles.add(symbol)
             scheduler.settle()

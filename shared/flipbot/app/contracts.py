@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flipbot.domain.cycle import CYCLE_ID_PATTERN
+from flipbot.domain.cycle import CYCLE_ID_PATTERN, cycle_id_for
 from flipbot.domain.errors import InvalidEvent
 from flipbot.domain.model import Side
 
@@ -281,6 +281,13 @@ class CycleInput(_Kept):
     sell_decision: DecisionKept | None = None
     started_by: str | None = Field(default=None, alias="AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
     lineage: Lineage | None = None
+
+    @classmethod
+    def first(cls, symbol_part: str) -> dict[str, Any]:
+        """The input of a chain's first execution (``symbol_part``: ``""`` for the stack's
+        ``Symbol``, the symbol for another's): its first cycle, from its first attempts."""
+        first = cls(cycle_id=cycle_id_for(1, symbol_part), attempt=1, sell_attempt=1)
+        return first.model_dump(exclude_none=True)
 
 
 class CycleDocument(CycleInput):

@@ -19,7 +19,7 @@ from typing import Any
 from flipbot.app.contracts import FillSummary
 from flipbot.domain.entities import ZERO, BotOrderStatus, OrderRecord, TokenState
 from flipbot.domain.errors import OrderCanceled, TaskNotWaiting
-from flipbot.domain.model import Fill, OrderState, OrderStatus, Origin, Side
+from flipbot.domain.model import FINAL_STATUSES, Fill, OrderState, OrderStatus, Origin, Side
 from flipbot.domain.order_ids import (
     DEFAULT_PREFIX,
     is_system_client_order_id,
@@ -356,8 +356,8 @@ def fills_seen(order: OrderRecord, exchange: ExchangePort, repos: Repositories) 
     on the exchange: it is not asked for (a sell consultation reads every order of its
     cycle, and a re-priced sell's cycle has many)."""
     recorded = repos.fills.for_order(order.client_order_id)
-    ended = order.status == OrderStatus.FILLED or order.status in _ENDED
-    if ended and sum((f.qty for f in recorded), ZERO) >= order.executed_qty:
+    booked = sum((f.qty for f in recorded), ZERO)
+    if order.status in FINAL_STATUSES and booked >= order.executed_qty:
         return recorded
     state = exchange.get_order(order.symbol, order.client_order_id)
     if state is None:

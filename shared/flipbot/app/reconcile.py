@@ -162,9 +162,8 @@ def start_added_chains(services: Services, running: set[str]) -> list[str]:
         first = cycle_id_for(1, s.symbol_part(symbol))
         if repos.cycles.get(first) is not None:
             continue  # it traded: a chain that ended is not restarted
-        cycle_input = CycleInput(cycle_id=first, attempt=1, sell_attempt=1)
         try:
-            services.workflow.start_cycle(first, cycle_input.model_dump(exclude_none=True))
+            services.workflow.start_cycle(first, CycleInput.first(s.symbol_part(symbol)))
         except ExecutionExists:
             continue  # started by another run, or its first execution ended before a cycle
         started.append(first)

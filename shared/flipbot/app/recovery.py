@@ -28,7 +28,7 @@ from flipbot.app.contracts import ConsultAction, CycleInput, Resume, ResumeAt
 from flipbot.app.fills import order_from_state
 from flipbot.app.reconcile import cycle_of_execution
 from flipbot.app.trades import record_trade
-from flipbot.domain.cycle import CycleState, cycle_id_for, cycle_sequence, next_cycle_id
+from flipbot.domain.cycle import CycleState, cycle_sequence, next_cycle_id
 from flipbot.domain.entities import ZERO, Cycle, OrderRecord
 from flipbot.domain.errors import OrderNotFound
 from flipbot.domain.fees import profit_floor
@@ -199,11 +199,7 @@ def _has_trade(services: Services, cycle_id: str) -> bool:
 def _resume_input(services: Services, cycle: Cycle | None, rules: Any, now: int) -> dict[str, Any]:
     s, repos = services.settings, services.repos
     if cycle is None:
-        return {
-            "cycle_id": cycle_id_for(1, s.symbol_part(s.symbol)),
-            "attempt": 1,
-            "sell_attempt": 1,
-        }
+        return CycleInput.first(s.symbol_part(s.symbol))
     orders = [repos.orders.get(c) for c in cycle.buy_order_ids + cycle.sell_order_ids]
     live = [o for o in orders if o is not None and o.status in _LIVE]
     sells = len(cycle.sell_order_ids)

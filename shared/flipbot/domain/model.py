@@ -27,10 +27,10 @@ class OrderStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in _FINAL_STATUSES
+        return self in FINAL_STATUSES
 
 
-_FINAL_STATUSES = frozenset(
+FINAL_STATUSES = frozenset(
     {
         OrderStatus.FILLED,
         OrderStatus.CANCELED,

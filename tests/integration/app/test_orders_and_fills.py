@@ -110,8 +110,7 @@ def test_given_a_buy_that_fills_as_it_is_placed_then_the_task_is_resumed_at_once
     # a buy above the ask takes the book: filled as it is placed
     result = _place_buy(bot, price="25.97")
     assert result["status"] == "FILLED"
-    for update in bot.updates():
-        apply_order_update(update, bot.repos, bot.workflow, bot.clock.now)
+    _apply_all(bot, bot.updates())
     successes = [c for c in bot.workflow.calls if c[0] == "success"]
     assert len(successes) == 1
 
